@@ -1,0 +1,36 @@
+"""pix2pix as a Hugging Face model package: U-Net/ResNet generators, PatchGAN, and the ``Pix2Pix`` translator.
+
+Importing this package pulls in torch, huggingface_hub and safetensors only; training (accelerate, datasets)
+and the Space (gradio) live behind their own imports.
+"""
+
+from .models import (
+    PatchDiscriminator,
+    ResnetGenerator,
+    UNetGenerator,
+    build_discriminator,
+    build_generator,
+    init_weights,
+    resnet_6blocks,
+    resnet_9blocks,
+    unet_128,
+    unet_256,
+)
+from .pipeline import Pix2Pix
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PatchDiscriminator",
+    "Pix2Pix",
+    "ResnetGenerator",
+    "UNetGenerator",
+    "__version__",
+    "build_discriminator",
+    "build_generator",
+    "init_weights",
+    "resnet_6blocks",
+    "resnet_9blocks",
+    "unet_128",
+    "unet_256",
+]

@@ -1,0 +1,82 @@
+"""Conversions between PIL images, numpy arrays and model tensors in [-1, 1].
+
+One place that knows the odd image modes (palette, RGBA, CMYK, 16-bit, 1-bit), shared by inference and data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def check_channels(channels: int, name: str = "channels") -> str:
+    """The PIL mode for a channel count, or a ValueError naming the accepted counts."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"{name}={channels} is not supported; use 1 (grayscale), 3 (RGB) or 4 (RGBA).")
+    return CHANNEL_MODES[channels]
+
+
+def convert_image(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL image to the model's channel count.
+
+    16-bit images are scaled (not clipped) to 8 bits; RGBA and LA are composited on white when the alpha
+    channel is dropped; palette, CMYK and 1-bit images go through RGB/L.
+    """
+    mode = check_channels(channels)
+    if image.mode == mode:
+        return image
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if image.mode != "F" and array.max(initial=0) > 255 else 1.0
+        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") and mode != "RGBA":
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert(mode)
+
+
+def image_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
+    """PIL image -> float tensor ``(channels, H, W)`` in [-1, 1]."""
+    array = np.asarray(convert_image(image, channels), dtype=np.uint8)
+    return uint8_to_tensor(array)
+
+
+def uint8_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W)`` or ``(H, W, C)`` array -> float tensor ``(C, H, W)`` in [-1, 1]."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    tensor = torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1)
+    return tensor.float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """Float tensor ``(C, H, W)`` in [-1, 1] -> uint8 array ``(H, W, C)`` (``(H, W)`` for one channel)."""
+    array = tensor.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    array = array.permute(1, 2, 0).cpu().numpy()
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor ``(C, H, W)`` in [-1, 1] -> PIL image (L, RGB or RGBA)."""
+    return Image.fromarray(tensor_to_uint8(tensor))
+
+
+def make_grid(rows: list[list[Image.Image]], pad: int = 4, background: int = 255) -> Image.Image:
+    """Paste rows of images into one picture (input | output | target rows); cells take the largest size."""
+    cell_w = max(image.width for row in rows for image in row)
+    cell_h = max(image.height for row in rows for image in row)
+    columns = max(len(row) for row in rows)
+    grid = Image.new(
+        "RGB", (columns * (cell_w + pad) + pad, len(rows) * (cell_h + pad) + pad), (background,) * 3
+    )
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            grid.paste(image.convert("RGB"), (pad + c * (cell_w + pad), pad + r * (cell_h + pad)))
+    return grid

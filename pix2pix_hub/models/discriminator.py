@@ -1,0 +1,99 @@
+"""Conditional PatchGAN discriminator (pix2pix paper, section 3.2.2): it judges (input, output) pairs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .hub import HubModel
+from .layers import conv_bias, init_weights, norm_layer
+
+
+class PatchDiscriminator(HubModel):
+    """Classifies each NxN patch of ``cat(input, output)`` as real or fake; returns raw logits.
+
+    ``n_layers`` sets the receptive field: 0 is the 1x1 PixelGAN, 1 is 16x16, 3 is the paper's 70x70
+    (30x30 logits for a 256x256 input), 5 is 286x286. ``whole_image=True`` averages the logits into one
+    score per image (the paper's ImageGAN when the receptive field covers the image).
+
+    Input ``(N, in_channels, H, W)`` where ``in_channels`` = input channels + output channels (6 for RGB to RGB);
+    output ``(N, 1, H', W')`` logits, or ``(N, 1, 1, 1)`` with ``whole_image``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 6,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "batch",
+        whole_image: bool = False,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if n_layers < 0:
+            raise ValueError(f"n_layers={n_layers} must be 0 (PixelGAN) or more; 3 is the 70x70 PatchGAN.")
+        self.in_channels = in_channels
+        self.n_layers = n_layers
+        self.whole_image = whole_image
+        bias = conv_bias(norm)
+        if n_layers == 0:
+            layers = [
+                nn.Conv2d(in_channels, ndf, 1),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+                norm_layer(norm, ndf * 2),
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+            ]
+        else:
+            layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+            width = ndf
+            for n in range(1, n_layers + 1):
+                next_width = ndf * min(2**n, 8)
+                stride = 2 if n < n_layers else 1
+                layers += [
+                    nn.Conv2d(width, next_width, 4, stride, 1, bias=bias),
+                    norm_layer(norm, next_width),
+                    nn.LeakyReLU(0.2),
+                ]
+                width = next_width
+            layers.append(nn.Conv2d(width, 1, 4, 1, 1))
+        self.layers = nn.Sequential(*layers)
+        init_weights(self, init_type, init_gain)
+
+    @property
+    def receptive_field(self) -> int:
+        """Side, in input pixels, of the patch one output logit sees."""
+        if self.n_layers == 0:
+            return 1
+        field = 4 + 3  # the two stride-1 4x4 convs at the top
+        for _ in range(self.n_layers):
+            field = (field - 1) * 2 + 4
+        return field
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        if pair.ndim != 4 or pair.shape[1] != self.in_channels:
+            raise ValueError(
+                f"PatchDiscriminator expects cat(input, output) of shape (N, {self.in_channels}, H, W); "
+                f"got {tuple(pair.shape)}."
+            )
+        logits = self.layers(pair)
+        if self.whole_image:
+            return logits.mean(dim=(2, 3), keepdim=True)
+        return logits
+
+
+def pixelgan(**kwargs) -> PatchDiscriminator:
+    """1x1 PixelGAN: judges each pixel's colour only."""
+    return PatchDiscriminator(n_layers=0, **kwargs)
+
+
+def patchgan_70(**kwargs) -> PatchDiscriminator:
+    """The paper's 70x70 PatchGAN."""
+    return PatchDiscriminator(n_layers=3, **kwargs)
+
+
+def imagegan(**kwargs) -> PatchDiscriminator:
+    """286x286 receptive field averaged to one logit per image: the paper's whole-image GAN."""
+    return PatchDiscriminator(n_layers=5, whole_image=True, **kwargs)

@@ -1,0 +1,120 @@
+"""``HubModel``: the PyTorchModelHubMixin base of every pix2pix network, hardened for safe loading.
+
+What it adds to the mixin (see ../shared/notes/verified-stack.md for the traps it closes):
+- ``config.json`` also records ``_class_name``, so loading a discriminator into a generator fails loudly;
+- unknown config keys are an error, not silently dropped;
+- weights load with ``strict=True`` and only from ``model.safetensors``; pickled weights are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
+CONFIG_NAME = constants.CONFIG_NAME  # "config.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+PAPER_URL = "https://arxiv.org/abs/1611.07004"
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A model folder or repo has no ``model.safetensors`` (perhaps only refused pickle weights)."""
+
+
+def pickle_refusal(location: str, pickles: list[str]) -> str:
+    names = ", ".join(sorted(pickles)) or "pytorch_model.bin"
+    return (
+        f"{location} holds no {WEIGHTS_NAME}, only pickled weights ({names}). pix2pix_hub loads safetensors "
+        "only: unpickling a downloaded file can run arbitrary code. If you trust the file, convert it yourself: "
+        "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`."
+    )
+
+
+def resolve_weights(model_id: str, **download_kwargs: Any) -> str:
+    """Return a local path to ``model.safetensors`` of a folder or Hub repo, refusing pickle-only repos."""
+    if os.path.isdir(model_id):
+        path = os.path.join(model_id, WEIGHTS_NAME)
+        if os.path.isfile(path):
+            return path
+        pickles = [name for name in os.listdir(model_id) if name.endswith(PICKLE_SUFFIXES)]
+        if pickles:
+            raise WeightsNotFoundError(pickle_refusal(f"Folder {model_id}", pickles))
+        raise WeightsNotFoundError(
+            f"Folder {model_id} has no {WEIGHTS_NAME}. Point to a folder written by save_pretrained()."
+        )
+    try:
+        return hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, **download_kwargs)
+    except EntryNotFoundError as error:
+        raise WeightsNotFoundError(pickle_refusal(f"Hub repo {model_id}", [])) from error
+
+
+class HubModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="pix2pix-hub",
+    paper_url=PAPER_URL,
+    pipeline_tag="image-to-image",
+    license="mit",
+    tags=["pix2pix", "image-to-image", "gan"],
+):
+    """Base class: an ``nn.Module`` whose constructor arguments are its config.json."""
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_model(self, str(save_directory / WEIGHTS_NAME))
+        config = {**(self._hub_mixin_config or {}), "_class_name": type(self).__name__}
+        (save_directory / CONFIG_NAME).write_text(json.dumps(config, sort_keys=True, indent=2))
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any] | None, source: str) -> None:
+        """Refuse configs of another class or with keys this class does not take."""
+        if config is None:
+            raise FileNotFoundError(f"{source} has no {CONFIG_NAME}; cannot rebuild {cls.__name__}.")
+        saved_class = config.get("_class_name")
+        if saved_class is not None and saved_class != cls.__name__:
+            raise ValueError(
+                f"{source}/{CONFIG_NAME} describes a {saved_class}, not a {cls.__name__}: "
+                f"load it with {saved_class}.from_pretrained()."
+            )
+        accepted = set(cls._hub_mixin_init_parameters) - {"self"}
+        unknown = sorted(key for key in config if not key.startswith("_") and key not in accepted)
+        if unknown:
+            raise ValueError(
+                f"{source}/{CONFIG_NAME} has keys {cls.__name__} does not accept: {', '.join(unknown)}. "
+                f"Accepted keys: {', '.join(sorted(accepted))}."
+            )
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> HubModel:
+        cls.check_config(config, model_id)
+        weights = resolve_weights(
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
+        model = cls(**model_kwargs)
+        load_model(model, weights, strict=strict, device=str(torch.device(map_location)))
+        return model.eval()

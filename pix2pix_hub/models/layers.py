@@ -1,0 +1,56 @@
+"""Building blocks shared by the generators and the discriminator: norm layers and weight init."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a ValueError naming the argument and the accepted values."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(choices)}.")
+
+
+def norm_layer(norm: str, num_features: int) -> nn.Module:
+    """The paper's normalisation: BatchNorm (affine, running stats), InstanceNorm (no affine) or none."""
+    check_choice("norm", norm, NORMS)
+    if norm == "batch":
+        return nn.BatchNorm2d(num_features)
+    if norm == "instance":
+        return nn.InstanceNorm2d(num_features, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+def conv_bias(norm: str) -> bool:
+    """BatchNorm has its own shift, so the conv before it needs no bias (as in the authors' code)."""
+    return norm != "batch"
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
+    """Initialise conv/linear weights in place, as the authors' ``init_weights``.
+
+    ``normal``: N(0, gain); ``xavier``/``orthogonal``: with gain; ``kaiming``: fan-in. Biases are zeroed and
+    BatchNorm weights drawn from N(1, gain). Returns ``model`` for chaining.
+    """
+    check_choice("init_type", init_type, INIT_TYPES)
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if init_type == "normal":
+                nn.init.normal_(layer.weight, 0.0, init_gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(layer.weight, gain=init_gain)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(layer.weight, gain=init_gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, init_gain)
+            nn.init.zeros_(layer.bias)
+    return model

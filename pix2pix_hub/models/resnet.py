@@ -1,0 +1,87 @@
+"""ResNet-block generator (Johnson et al. 2016 as used by the pix2pix/CycleGAN authors)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .hub import HubModel
+from .layers import conv_bias, init_weights, norm_layer
+from .unet import check_input
+
+
+class ResnetBlock(nn.Module):
+    """``x + conv-norm-relu-(dropout)-conv-norm(x)`` with reflection padding; shape preserved."""
+
+    def __init__(self, width: int, norm: str, dropout: float) -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=bias), norm_layer(norm, width), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=bias), norm_layer(norm, width)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(HubModel):
+    """``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out`` with a Tanh output.
+
+    Input ``(N, in_channels, H, W)`` with H and W divisible by 4; output ``(N, out_channels, H, W)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks={n_blocks} must be 0 or more (the presets use 6 and 9).")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        bias = conv_bias(norm)
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), norm_layer(norm, ngf), nn.ReLU()]
+        for mult in (1, 2):
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, ngf * mult * 2),
+                nn.ReLU(),
+            ]
+        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, ngf * mult // 2),
+                nn.ReLU(),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.layers = nn.Sequential(*layers)
+        init_weights(self, init_type, init_gain)
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this (two stride-2 downsamplings)."""
+        return 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_channels, self.size_multiple, "ResnetGenerator")
+        return self.layers(x)
+
+
+def resnet_6blocks(**kwargs) -> ResnetGenerator:
+    """Six residual blocks: the authors' choice for 128x128 images."""
+    return ResnetGenerator(n_blocks=6, **kwargs)
+
+
+def resnet_9blocks(**kwargs) -> ResnetGenerator:
+    """Nine residual blocks: the authors' choice for 256x256 images and larger."""
+    return ResnetGenerator(n_blocks=9, **kwargs)

@@ -1,0 +1,110 @@
+"""U-Net generator with skip connections (pix2pix paper, section 3.1.1 and appendix 6.1.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .hub import HubModel
+from .layers import conv_bias, init_weights, norm_layer
+
+
+class UNetGenerator(HubModel):
+    """Encoder-decoder with a skip connection between mirrored layers.
+
+    Encoder ``C64-C128-C256-C512-C512-...`` (4x4 stride-2 convs, LeakyReLU 0.2, no norm on the first),
+    decoder mirrors it with 4x4 transposed convs, ReLU and dropout in the ``num_dropout`` innermost decoder blocks;
+    the output is Tanh in [-1, 1].
+
+    Input ``(N, in_channels, H, W)`` with H and W divisible by ``2 ** num_downs``; output
+    ``(N, out_channels, H, W)``. ``num_downs=8`` turns a 256x256 image into a 1x1 bottleneck.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        num_dropout: int = 3,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if num_downs < 2:
+            raise ValueError(f"num_downs={num_downs} is too shallow; use at least 2 (the paper uses 7 or 8).")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_downs = num_downs
+        bias = conv_bias(norm)
+        widths = [ngf * min(2**i, 8) for i in range(num_downs)]
+
+        # The outermost and innermost encoder convs have no norm after them, so they keep their bias.
+        encoders = [nn.Conv2d(in_channels, widths[0], 4, 2, 1)]
+        for i in range(1, num_downs - 1):
+            encoders.append(
+                nn.Sequential(
+                    nn.LeakyReLU(0.2),
+                    nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=bias),
+                    norm_layer(norm, widths[i]),
+                )
+            )
+        encoders.append(nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(widths[-2], widths[-1], 4, 2, 1)))
+        self.encoders = nn.ModuleList(encoders)
+
+        decoders = []
+        for depth, i in enumerate(range(num_downs - 1, 0, -1)):
+            in_width = widths[i] if i == num_downs - 1 else 2 * widths[i]
+            layers = [
+                nn.ReLU(),
+                nn.ConvTranspose2d(in_width, widths[i - 1], 4, 2, 1, bias=bias),
+                norm_layer(norm, widths[i - 1]),
+            ]
+            if depth < num_dropout and dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            decoders.append(nn.Sequential(*layers))
+        decoders.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh()))
+        self.decoders = nn.ModuleList(decoders)
+        init_weights(self, init_type, init_gain)
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this."""
+        return 2**self.num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_channels, self.size_multiple, f"UNetGenerator(num_downs={self.num_downs})")
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+        x = skips.pop()
+        for decoder in self.decoders:
+            x = decoder(x)
+            if skips:
+                x = torch.cat([skips.pop(), x], dim=1)
+        return x
+
+
+def check_input(x: torch.Tensor, channels: int, multiple: int, who: str) -> None:
+    """Clear errors for the two ways an input can fail a generator: channels and spatial size."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{who} expects input of shape (N, {channels}, H, W); got {tuple(x.shape)}.")
+    height, width = x.shape[-2:]
+    if height % multiple or width % multiple:
+        raise ValueError(
+            f"{who} needs height and width divisible by {multiple}; got {height}x{width}. "
+            "Crop or resize the input, or call it through Pix2Pix, which pads any size."
+        )
+
+
+def unet_128(**kwargs) -> UNetGenerator:
+    """The authors' ``unet_128``: 7 downsamplings, for 128x128 crops."""
+    return UNetGenerator(num_downs=7, **kwargs)
+
+
+def unet_256(**kwargs) -> UNetGenerator:
+    """The paper's generator: 8 downsamplings, for 256x256 crops (54,414,531 parameters at ngf=64, batch norm)."""
+    return UNetGenerator(num_downs=8, **kwargs)

@@ -1,0 +1,320 @@
+"""``Pix2Pix``: the one-line user object. Load a translator, call it on images, save and share it.
+
+Repo layout (one folder, readable by ``UNetGenerator.from_pretrained`` too):
+
+    config.json, model.safetensors          the generator (its constructor arguments + weights)
+    discriminator/config.json, .safetensors  the discriminator, when kept for fine-tuning
+    README.md                               model card from model_card.md
+    samples.png                             a sample grid, when given
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import HfApi, snapshot_download
+from PIL import Image
+from torch import nn
+
+from .imaging import image_to_tensor, tensor_to_image, tensor_to_uint8, uint8_to_tensor
+from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
+from .models.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, pickle_refusal
+
+ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
+GENERATOR_CLASSES = {cls.__name__: cls for cls in (UNetGenerator, ResnetGenerator)}
+DISCRIMINATOR_DIR = "discriminator"
+SAMPLES_NAME = "samples.png"
+SIZE_MODES = ("pad", "resize")
+DEFAULT_MAX_PIXELS = 4096 * 4096
+# Only these files are ever fetched from a Hub repo: pickles are never even downloaded.
+ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png", f"{DISCRIMINATOR_DIR}/*"]
+
+
+class Pix2Pix:
+    """A trained pix2pix translator: a generator, optionally its discriminator, and image handling.
+
+    Call it on a PIL image, a numpy array (``(H, W)`` / ``(H, W, C)``, uint8 or float in [0, 1]), a tensor
+    (``(C, H, W)`` / ``(N, C, H, W)`` in [-1, 1]) or a list of them; it returns the same kind and size.
+    Sides that are not multiples of the generator's ``size_multiple`` are handled by ``size_mode``:
+    ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the nearest multiple and
+    back). Images above ``max_pixels`` are refused rather than exhausting memory.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: PatchDiscriminator | None = None,
+        *,
+        size_mode: str = "pad",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        batch_size: int = 8,
+    ) -> None:
+        if size_mode not in SIZE_MODES:
+            raise ValueError(f"size_mode={size_mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.size_mode = size_mode
+        self.max_pixels = max_pixels
+        self.batch_size = batch_size
+
+    # ----- loading and saving -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        device: str | torch.device = "cpu",
+        load_discriminator: bool = True,
+        **options: Any,
+    ) -> Pix2Pix:
+        """Load from a local folder or a Hub repo id; the architecture comes from ``config.json``."""
+        folder = Path(model_id)
+        if not folder.is_dir():
+            folder = Path(
+                snapshot_download(
+                    str(model_id),
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    token=token,
+                    local_files_only=local_files_only,
+                    allow_patterns=ALLOWED_PATTERNS,
+                )
+            )
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+            if pickles:
+                raise WeightsNotFoundError(pickle_refusal(str(model_id), pickles))
+            raise FileNotFoundError(f"{model_id} has no {CONFIG_NAME}: it is not a folder written by save_pretrained().")
+        class_name = json.loads(config_path.read_text()).get("_class_name", "UNetGenerator")
+        if class_name not in GENERATOR_CLASSES:
+            raise ValueError(
+                f"{config_path} describes a {class_name!r}; a generator is one of {', '.join(GENERATOR_CLASSES)}."
+            )
+        generator = GENERATOR_CLASSES[class_name].from_pretrained(folder, map_location=str(device))
+        discriminator = None
+        if load_discriminator and (folder / DISCRIMINATOR_DIR / WEIGHTS_NAME).is_file():
+            discriminator = PatchDiscriminator.from_pretrained(folder / DISCRIMINATOR_DIR, map_location=str(device))
+        return cls(generator, discriminator, **options)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        card: str | None = None,
+        sample_grid: Image.Image | None = None,
+    ) -> Path:
+        """Write the repo folder (see module docstring). ``card`` is the README text; one is rendered if None.
+
+        The folder is assembled next to its destination and moved in at the end, so an interrupted save never
+        leaves a half-written model behind.
+        """
+        destination = Path(save_directory)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+        try:
+            self.generator.save_pretrained(staging)
+            if self.discriminator is not None:
+                self.discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
+                (staging / DISCRIMINATOR_DIR / "README.md").unlink(missing_ok=True)
+            if sample_grid is not None:
+                sample_grid.save(staging / SAMPLES_NAME)
+            if card is None:
+                from .model_card import render_model_card
+
+                card = render_model_card(self, sample_grid=SAMPLES_NAME if sample_grid is not None else None)
+            (staging / "README.md").write_text(card, encoding="utf-8")
+            replace_directory(staging, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return destination
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        commit_message: str = "Upload pix2pix model",
+        card: str | None = None,
+        sample_grid: Image.Image | None = None,
+    ) -> str:
+        """Create ``repo_id`` if needed and upload the folder ``save_pretrained`` writes; returns the commit URL."""
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "repo", card=card, sample_grid=sample_grid)
+            commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
+        return str(getattr(commit, "commit_url", commit))
+
+    # ----- inference ----------------------------------------------------------------------------------
+    @property
+    def in_channels(self) -> int:
+        return self.generator.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.generator.out_channels
+
+    @property
+    def size_multiple(self) -> int:
+        return self.generator.size_multiple
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def to(self, device: str | torch.device) -> Pix2Pix:
+        self.generator.to(device)
+        if self.discriminator is not None:
+            self.discriminator.to(device)
+        return self
+
+    def __call__(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        *,
+        size_mode: str | None = None,
+        dropout_at_test: bool = False,
+    ) -> Any:
+        """Translate one image or a list; returns the same kind, size and (for lists) order.
+
+        ``dropout_at_test=True`` keeps dropout on and uses batch statistics, as the paper does at test time
+        (outputs then vary between calls); the default is the deterministic eval mode.
+        """
+        if isinstance(images, (list, tuple)):
+            return self._translate_many(list(images), size_mode, dropout_at_test)
+        return self._translate_many([images], size_mode, dropout_at_test)[0]
+
+    def translate_tensor(
+        self, batch: torch.Tensor, *, size_mode: str | None = None, dropout_at_test: bool = False
+    ) -> torch.Tensor:
+        """``(N, in_channels, H, W)`` in [-1, 1], any H and W -> ``(N, out_channels, H, W)`` in [-1, 1]."""
+        mode = size_mode or self.size_mode
+        if mode not in SIZE_MODES:
+            raise ValueError(f"size_mode={mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
+        if batch.ndim != 4 or batch.shape[1] != self.in_channels:
+            raise ValueError(
+                f"This model takes {self.in_channels}-channel images; got a tensor of shape {tuple(batch.shape)}."
+            )
+        height, width = batch.shape[-2:]
+        if height * width > self.max_pixels:
+            raise ValueError(
+                f"Image of {width}x{height} pixels is larger than max_pixels={self.max_pixels}; "
+                "downscale it or raise max_pixels if you have the memory."
+            )
+        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode)
+        with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
+            outputs = [self.generator(chunk) for chunk in fitted.split(self.batch_size)]
+        return restore(torch.cat(outputs))
+
+    def _translate_many(self, images: list[ImageLike], size_mode: str | None, dropout_at_test: bool) -> list:
+        tensors, kinds = zip(*(self._to_tensor(image) for image in images)) if images else ((), ())
+        outputs: list[torch.Tensor | None] = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
+        for indices in by_size.values():
+            batch = torch.stack([tensors[i] for i in indices])
+            result = self.translate_tensor(batch, size_mode=size_mode, dropout_at_test=dropout_at_test)
+            for i, output in zip(indices, result):
+                outputs[i] = output
+        return [self._from_tensor(output, kind, image) for output, kind, image in zip(outputs, kinds, images)]
+
+    def _to_tensor(self, image: ImageLike) -> tuple[torch.Tensor, str]:
+        if isinstance(image, Image.Image):
+            return image_to_tensor(image, self.in_channels), "pil"
+        if isinstance(image, np.ndarray):
+            array = image if image.ndim == 3 else image[:, :, None] if image.ndim == 2 else None
+            if array is None or array.shape[2] != self.in_channels:
+                raise ValueError(
+                    f"This model takes {self.in_channels}-channel images; got an array of shape {image.shape} "
+                    "(expected (H, W) or (H, W, C))."
+                )
+            if array.dtype == np.uint8:
+                return uint8_to_tensor(array), "uint8"
+            return torch.from_numpy(np.asarray(array, dtype=np.float32)).permute(2, 0, 1) * 2 - 1, "float"
+        if isinstance(image, torch.Tensor):
+            if image.ndim == 3:
+                return image, "tensor"
+            raise ValueError(
+                f"Tensors must be (C, H, W) in a list, or call translate_tensor() with (N, C, H, W); "
+                f"got shape {tuple(image.shape)}."
+            )
+        raise TypeError(f"Cannot translate a {type(image).__name__}; pass a PIL image, numpy array or tensor.")
+
+    def _from_tensor(self, output: torch.Tensor, kind: str, original: ImageLike) -> ImageLike:
+        if kind == "pil":
+            return tensor_to_image(output)
+        if kind == "uint8":
+            return tensor_to_uint8(output)
+        if kind == "float":
+            array = output.float().add(1).div(2).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            return array[:, :, 0] if array.shape[2] == 1 else array
+        return output.to(original.device)
+
+
+def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str):
+    """Pad or resize ``batch`` so H and W are multiples of ``multiple``; returns it and a function undoing it."""
+    height, width = batch.shape[-2:]
+    if mode == "resize":
+        target = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
+        if target == (height, width):
+            return batch, lambda out: out
+        resized = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
+        return resized, lambda out: F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return batch, lambda out: out
+    top, left = pad_h // 2, pad_w // 2
+    padding = (left, pad_w - left, top, pad_h - top)
+    # Reflection needs the pad to be smaller than the side; tiny images fall back to edge replication.
+    reflect = max(padding[:2]) < width and max(padding[2:]) < height
+    padded = F.pad(batch, padding, mode="reflect" if reflect else "replicate")
+    return padded, lambda out: out[..., top : top + height, left : left + width]
+
+
+@contextlib.contextmanager
+def generator_mode(generator: nn.Module, dropout_at_test: bool) -> Iterator[None]:
+    """Eval mode by default; with ``dropout_at_test`` train mode whose batch norms leave their stats untouched."""
+    was_training = generator.training
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
+    generator.train(dropout_at_test)
+    if dropout_at_test:
+        for norm in norms:
+            norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, tracked) in zip(norms, saved):
+            norm.momentum = momentum
+            if tracked is not None:
+                norm.num_batches_tracked.copy_(tracked)
+        generator.train(was_training)
+
+
+def replace_directory(source: Path, destination: Path) -> None:
+    """Move ``source`` to ``destination``, replacing an existing folder with as short a gap as possible."""
+    if destination.exists():
+        old = destination.with_name(f".{destination.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(destination, old)
+        os.replace(source, destination)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, destination)
