@@ -1,0 +1,134 @@
+"""The networks themselves: sizes, parameter counts, receptive fields, init, and input errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from pix2pix_hub import PatchDiscriminator, ResnetGenerator, UNetGenerator, build_discriminator, build_generator
+from pix2pix_hub.models import GENERATOR_PRESETS, init_weights
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_unet_256_has_the_published_parameter_count():
+    assert n_params(build_generator("unet_256", ngf=64, norm="batch")) == 54_414_531
+
+
+@pytest.mark.parametrize("preset", sorted(GENERATOR_PRESETS))
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_every_generator_preset_runs_on_1_3_4_channels(preset, channels):
+    generator = build_generator(preset, in_channels=channels, out_channels=channels, ngf=4).eval()
+    size = generator.size_multiple if preset.startswith("unet") else 32
+    x = torch.rand(2, channels, size, size) * 2 - 1
+    with torch.no_grad():
+        y = generator(x)
+    assert y.shape == x.shape
+    assert y.min() >= -1 and y.max() <= 1  # Tanh output
+
+
+def test_unet_dropout_sits_in_the_three_innermost_decoder_blocks():
+    generator = UNetGenerator(num_downs=8, ngf=4)
+    with_dropout = [any(isinstance(m, nn.Dropout) for m in block.modules()) for block in generator.decoders]
+    assert with_dropout == [True, True, True, False, False, False, False, False]
+    assert all(m.p == 0.5 for m in generator.modules() if isinstance(m, nn.Dropout))
+
+
+def test_resnet_generator_block_counts():
+    assert len(build_generator("resnet_9blocks").layers) - len(build_generator("resnet_6blocks").layers) == 3
+    assert any(isinstance(m, nn.ReflectionPad2d) for m in ResnetGenerator(ngf=4).modules())
+
+
+def receptive_window(discriminator: PatchDiscriminator, size: int) -> tuple[int, int, bool]:
+    """Height and width of the input region that one central logit depends on, and whether it is all non-zero."""
+    discriminator.eval()  # train-mode batch norm would make every logit depend on every pixel
+    x = torch.randn(1, discriminator.in_channels, size, size, requires_grad=True)
+    logits = discriminator(x)
+    h, w = logits.shape[-2:]
+    logits[0, 0, h // 2, w // 2].backward()
+    nonzero = x.grad.abs().sum(1)[0] > 0
+    rows = nonzero.any(1).nonzero().flatten()
+    cols = nonzero.any(0).nonzero().flatten()
+    window = nonzero[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return len(rows), len(cols), bool(window.all())
+
+
+@pytest.mark.parametrize(("n_layers", "field"), [(0, 1), (1, 16), (2, 34), (3, 70)])
+def test_patch_discriminator_receptive_field_is_exact(n_layers, field):
+    discriminator = PatchDiscriminator(in_channels=6, ndf=8, n_layers=n_layers)
+    assert discriminator.receptive_field == field
+    assert receptive_window(discriminator, 256) == (field, field, True)
+
+
+def test_patchgan_70_gives_30x30_logits_and_whole_image_gives_one():
+    pair = torch.randn(2, 6, 256, 256)
+    assert build_discriminator("basic", ndf=8)(pair).shape == (2, 1, 30, 30)
+    assert build_discriminator("pixel", ndf=8)(pair).shape == (2, 1, 256, 256)
+    image_d = build_discriminator("image", ndf=8)
+    assert image_d(pair).shape == (2, 1, 1, 1)
+    assert image_d.receptive_field >= 256
+
+
+def test_discriminator_is_conditioned_on_the_input_pair():
+    discriminator = PatchDiscriminator(in_channels=4, ndf=8).eval()  # 1-channel input + 3-channel output
+    output = torch.randn(1, 3, 64, 64)
+    a, b = torch.randn(1, 1, 64, 64), torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(discriminator(torch.cat([a, output], 1)), discriminator(torch.cat([b, output], 1)))
+    with pytest.raises(ValueError, match=r"cat\(input, output\).*\(N, 4, H, W\)"):
+        discriminator(torch.randn(1, 6, 64, 64))
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_norm_choices_and_conv_bias(norm):
+    generator = UNetGenerator(num_downs=3, ngf=4, norm=norm)
+    kinds = {type(m).__name__ for m in generator.modules()}
+    assert ("BatchNorm2d" in kinds) == (norm == "batch")
+    assert ("InstanceNorm2d" in kinds) == (norm == "instance")
+    middle_conv = generator.encoders[1][1]
+    assert (middle_conv.bias is None) == (norm == "batch")
+
+
+def test_normal_init_matches_the_paper():
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=6, ngf=16)
+    conv_weights = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, nn.Conv2d)])
+    bn_weights = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(conv_weights.mean()) < 1e-3 and abs(conv_weights.std() - 0.02) < 1e-3
+    assert abs(bn_weights.mean() - 1) < 5e-3 and abs(bn_weights.std() - 0.02) < 5e-3
+
+
+@pytest.mark.parametrize("init_type", ["xavier", "kaiming", "orthogonal"])
+def test_other_inits_change_the_weights(init_type):
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=3, ngf=8)
+    before = generator.encoders[1][1].weight.std().item()
+    init_weights(generator, init_type)
+    assert generator.encoders[1][1].weight.std().item() != pytest.approx(before, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: build_generator("unet_512"), r"Unknown generator preset 'unet_512'; choose one of unet_128"),
+        (lambda: build_discriminator("huge"), r"Unknown discriminator preset 'huge'"),
+        (lambda: UNetGenerator(norm="group"), r"norm='group' is not supported; choose one of batch, instance, none"),
+        (lambda: ResnetGenerator(norm="layer"), r"norm='layer'"),
+        (lambda: PatchDiscriminator(norm="x"), r"norm='x'"),
+        (lambda: UNetGenerator(init_type="uniform"), r"init_type='uniform'.*normal, xavier, kaiming, orthogonal"),
+    ],
+)
+def test_bad_names_list_the_accepted_values(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_generator_input_errors_name_the_expected_shape():
+    generator = UNetGenerator(num_downs=8, ngf=4)
+    with pytest.raises(ValueError, match=r"divisible by 256; got 128x128.*Pix2Pix"):
+        generator(torch.zeros(1, 3, 128, 128))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\); got \(1, 4, 256, 256\)"):
+        generator(torch.zeros(1, 4, 256, 256))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ResnetGenerator(ngf=4, n_blocks=1)(torch.zeros(1, 3, 30, 30))
