@@ -73,9 +73,7 @@ def make_grid(rows: list[list[Image.Image]], pad: int = 4, background: int = 255
     cell_w = max(image.width for row in rows for image in row)
     cell_h = max(image.height for row in rows for image in row)
     columns = max(len(row) for row in rows)
-    grid = Image.new(
-        "RGB", (columns * (cell_w + pad) + pad, len(rows) * (cell_h + pad) + pad), (background,) * 3
-    )
+    grid = Image.new("RGB", (columns * (cell_w + pad) + pad, len(rows) * (cell_h + pad) + pad), (background,) * 3)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             grid.paste(image.convert("RGB"), (pad + c * (cell_w + pad), pad + r * (cell_h + pad)))

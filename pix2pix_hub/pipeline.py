@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from .imaging import image_to_tensor, tensor_to_image, tensor_to_uint8, uint8_to
 from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from .models.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, pickle_refusal
 
-ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
+ImageLike = Image.Image | np.ndarray | torch.Tensor
 GENERATOR_CLASSES = {cls.__name__: cls for cls in (UNetGenerator, ResnetGenerator)}
 DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
@@ -99,7 +99,9 @@ class Pix2Pix:
             pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
             if pickles:
                 raise WeightsNotFoundError(pickle_refusal(str(model_id), pickles))
-            raise FileNotFoundError(f"{model_id} has no {CONFIG_NAME}: it is not a folder written by save_pretrained().")
+            raise FileNotFoundError(
+                f"{model_id} has no {CONFIG_NAME}: it is not a folder written by save_pretrained()."
+            )
         class_name = json.loads(config_path.read_text()).get("_class_name", "UNetGenerator")
         if class_name not in GENERATOR_CLASSES:
             raise ValueError(

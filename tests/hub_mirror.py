@@ -94,10 +94,12 @@ class HubMirror:
                 self.process.kill()
 
 
-def run_python(code: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter with extra environment variables; raises with its output on failure."""
+def run_python(code: str, timeout: float = 300, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (in ``cwd``) with extra environment variables; raises on failure."""
     full_env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", **env}
-    result = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
     if result.returncode != 0:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

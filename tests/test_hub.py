@@ -1,0 +1,273 @@
+"""Saving and loading through the Hub mixin: safetensors round trips, offline cache, HTTP mirror, push, refusals."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hub_mirror import HubMirror, run_python
+
+from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
+from pix2pix_hub.models import WeightsNotFoundError
+
+LOAD_AND_TRANSLATE = """
+import numpy as np, torch
+from pix2pix_hub import Pix2Pix
+pix2pix = Pix2Pix.from_pretrained("some-user/some-repo")
+x = torch.from_numpy(np.load({inputs!r}))
+np.save({outputs!r}, pix2pix.translate_tensor(x).numpy())
+print(type(pix2pix.generator).__name__, pix2pix.discriminator is not None)
+"""
+
+
+def perturb_batch_norm(model: torch.nn.Module) -> None:
+    """Give running stats non-default values so a round trip that dropped buffers would show."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [
+        (UNetGenerator(num_downs=5, ngf=8, in_channels=1, out_channels=3, norm="batch"), (2, 1, 64, 64)),
+        (ResnetGenerator(ngf=8, n_blocks=2, norm="instance"), (2, 3, 32, 32)),
+        (PatchDiscriminator(in_channels=6, ndf=8, n_layers=2), (2, 6, 64, 64)),
+    ],
+    ids=["unet", "resnet", "discriminator"],
+)
+def test_save_then_load_reproduces_outputs_exactly(tmp_path, model, shape):
+    perturb_batch_norm(model)
+    model.eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        expected = model(x)
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["_class_name"] == type(model).__name__
+    loaded = type(model).from_pretrained(tmp_path)
+    assert not loaded.training  # from_pretrained returns eval mode
+    with torch.no_grad():
+        assert torch.equal(loaded(x), expected)
+
+
+def test_config_carries_every_constructor_argument(tmp_path):
+    UNetGenerator(in_channels=4, out_channels=1, num_downs=6, ngf=16, norm="instance", dropout=0.2).save_pretrained(
+        tmp_path
+    )
+    loaded = UNetGenerator.from_pretrained(tmp_path)  # no flags needed
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert {k: config[k] for k in ("in_channels", "out_channels", "num_downs", "ngf", "norm", "dropout")} == {
+        "in_channels": 4,
+        "out_channels": 1,
+        "num_downs": 6,
+        "ngf": 16,
+        "norm": "instance",
+        "dropout": 0.2,
+    }
+    assert loaded(torch.zeros(1, 4, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_loading_a_discriminator_as_a_generator_fails_loudly(tmp_path):
+    PatchDiscriminator(ndf=8).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="describes a PatchDiscriminator, not a UNetGenerator"):
+        UNetGenerator.from_pretrained(tmp_path)
+
+
+def test_config_with_unknown_keys_is_refused(tmp_path):
+    UNetGenerator(num_downs=3, ngf=4).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "use_attention": True}))
+    with pytest.raises(ValueError, match=r"config.json has keys UNetGenerator does not accept: use_attention"):
+        UNetGenerator.from_pretrained(tmp_path)
+
+
+def test_mismatched_weights_are_refused_strictly(tmp_path):
+    UNetGenerator(num_downs=3, ngf=4).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "ngf": 8}))
+    with pytest.raises(RuntimeError):
+        UNetGenerator.from_pretrained(tmp_path)
+
+
+def test_pickle_only_repo_is_refused_without_unpickling(tmp_path):
+    generator = UNetGenerator(num_downs=3, ngf=4)
+    generator.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(generator.state_dict(), tmp_path / "pytorch_model.bin")
+    for load in (UNetGenerator.from_pretrained, Pix2Pix.from_pretrained):
+        with pytest.raises(WeightsNotFoundError, match=r"only pickled weights \(pytorch_model.bin\).*arbitrary code"):
+            load(tmp_path)
+
+
+def test_folder_without_weights_or_config_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        Pix2Pix.from_pretrained(tmp_path)
+    UNetGenerator(num_downs=3, ngf=4).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(WeightsNotFoundError, match="has no model.safetensors"):
+        Pix2Pix.from_pretrained(tmp_path)
+
+
+def tiny_pix2pix() -> Pix2Pix:
+    generator = unet_128(ngf=8)
+    discriminator = PatchDiscriminator(in_channels=6, ndf=8)
+    perturb_batch_norm(generator)
+    return Pix2Pix(generator.eval(), discriminator.eval())
+
+
+def test_pix2pix_repo_is_also_a_plain_generator_repo(tmp_path):
+    pix2pix = tiny_pix2pix()
+    pix2pix.save_pretrained(tmp_path / "repo")
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    generator = UNetGenerator.from_pretrained(tmp_path / "repo")
+    with torch.no_grad():
+        assert torch.equal(generator(x), pix2pix.generator(x))
+    again = Pix2Pix.from_pretrained(tmp_path / "repo")
+    assert again.discriminator is not None
+    assert torch.equal(again.translate_tensor(x), pix2pix.translate_tensor(x))
+    assert Pix2Pix.from_pretrained(tmp_path / "repo", load_discriminator=False).discriminator is None
+
+
+def test_model_card_has_real_metadata(tmp_path):
+    from PIL import Image
+
+    from pix2pix_hub.model_card import render_model_card
+
+    pix2pix = tiny_pix2pix()
+    card = render_model_card(
+        pix2pix,
+        repo_id="me/facades",
+        dataset="huggan/facades",
+        direction="BtoA",
+        training_config={"lambda_l1": 100.0, "lr": 0.0002},
+        metrics={"l1": 0.21, "psnr": 13.2, "ssim": 0.31},
+        sample_grid="samples.png",
+    )
+    pix2pix.save_pretrained(tmp_path, card=card, sample_grid=Image.new("RGB", (30, 10)))
+    text = (tmp_path / "README.md").read_text()
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert metadata["library_name"] == "pix2pix-hub"
+    assert metadata["pipeline_tag"] == "image-to-image"
+    assert metadata["datasets"] == ["huggan/facades"]
+    assert metadata["metrics"] == ["l1", "psnr", "ssim"]
+    assert "pix2pix" in metadata["tags"] and metadata["license"]
+    assert 'Pix2Pix.from_pretrained("me/facades")' in text
+    assert "| lambda_l1 | `100.0` |" in text and "| psnr | 13.2000 |" in text
+    assert "![samples](samples.png)" in text and (tmp_path / "samples.png").is_file()
+
+
+def test_model_card_snippet_runs(tmp_path):
+    from PIL import Image
+
+    pix2pix = tiny_pix2pix()
+    pix2pix.save_pretrained(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    snippet = card.split("```python\n")[1].split("```")[0]
+    snippet = snippet.replace('"user/pix2pix-model"', repr(str(tmp_path / "model")))
+    Image.new("RGB", (200, 150), (90, 30, 200)).save(tmp_path / "input.png")
+    run_python(snippet, cwd=tmp_path)
+    assert Image.open(tmp_path / "output.png").size == (200, 150)
+
+
+def write_offline_cache(hf_home: Path, repo_id: str, folder: Path) -> None:
+    """A Hugging Face cache entry made by hand: refs/main points at a snapshot holding the files."""
+    repo_dir = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    shutil.copytree(folder, repo_dir / "snapshots" / revision)
+
+
+@pytest.fixture
+def saved_repo(tmp_path):
+    pix2pix = tiny_pix2pix()
+    pix2pix.save_pretrained(tmp_path / "repo")
+    inputs = torch.rand(2, 3, 96, 160) * 2 - 1
+    import numpy as np
+
+    np.save(tmp_path / "inputs.npy", inputs.numpy())
+    return pix2pix, tmp_path, pix2pix.translate_tensor(inputs)
+
+
+def assert_subprocess_translation(tmp_path: Path, expected: torch.Tensor, **env: str) -> str:
+    import numpy as np
+
+    code = LOAD_AND_TRANSLATE.format(inputs=str(tmp_path / "inputs.npy"), outputs=str(tmp_path / "outputs.npy"))
+    result = run_python(code, **env)
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "outputs.npy")), expected)
+    return result.stdout
+
+
+def test_hub_id_loads_offline_from_a_populated_cache(saved_repo):
+    _, tmp_path, expected = saved_repo
+    write_offline_cache(tmp_path / "hf", "some-user/some-repo", tmp_path / "repo")
+    stdout = assert_subprocess_translation(tmp_path, expected, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    assert "UNetGenerator True" in stdout
+
+
+def test_hub_id_offline_and_not_cached_fails_clearly(tmp_path):
+    code = "from pix2pix_hub import Pix2Pix; Pix2Pix.from_pretrained('some-user/missing')"
+    with pytest.raises(AssertionError, match="LocalEntryNotFoundError|offline"):
+        run_python(code, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+
+
+@pytest.mark.slow
+def test_hub_id_downloads_over_http_from_a_local_mirror_and_never_fetches_pickles(saved_repo):
+    pix2pix, tmp_path, expected = saved_repo
+    torch.save({}, tmp_path / "repo" / "pytorch_model.bin")  # a booby trap: must never be downloaded
+    with HubMirror(tmp_path / "hub") as hub:
+        hub.add_model("some-user/some-repo", tmp_path / "repo")
+        stdout = assert_subprocess_translation(
+            tmp_path, expected, HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf")
+        )
+    assert "UNetGenerator True" in stdout
+    downloaded = {p.name for p in (tmp_path / "hf" / "hub").rglob("*") if p.is_file()}
+    assert "model.safetensors" in downloaded and "pytorch_model.bin" not in downloaded
+
+
+class FakeHfApi:
+    """Stands in for HfApi: uploads land in a local folder that the test then serves."""
+
+    uploads: dict[str, Path] = {}
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        destination = self.uploads[repo_id]
+        shutil.copytree(folder_path, destination, dirs_exist_ok=True)
+        return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1"})()
+
+
+@pytest.mark.slow
+def test_push_to_hub_uploads_a_repo_that_loads_back_over_http(saved_repo, monkeypatch):
+    pix2pix, tmp_path, expected = saved_repo
+    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    FakeHfApi.uploads = {"some-user/some-repo": tmp_path / "pushed"}
+    url = pix2pix.push_to_hub("some-user/some-repo")
+    assert url.endswith("/commit/1")
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in (tmp_path / "pushed").iterdir()}
+    assert not list((tmp_path / "pushed").rglob("*.bin"))
+    with HubMirror(tmp_path / "hub") as hub:
+        hub.add_model("some-user/some-repo", tmp_path / "pushed")
+        assert_subprocess_translation(tmp_path, expected, HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"))
+
+
+def test_single_model_push_goes_through_the_mixin(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.hub_mixin.HfApi", FakeHfApi)
+    FakeHfApi.uploads = {"me/d": tmp_path / "pushed"}
+    PatchDiscriminator(ndf=8).push_to_hub("me/d")
+    assert PatchDiscriminator.from_pretrained(tmp_path / "pushed").n_layers == 3
+
+
+def test_import_does_not_pull_training_or_ui_libraries():
+    code = "import sys, pix2pix_hub; print(sorted(m for m in ('gradio', 'datasets', 'accelerate') if m in sys.modules))"
+    assert run_python(code).stdout.strip() == "[]"

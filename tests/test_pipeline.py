@@ -1,0 +1,125 @@
+"""Calling Pix2Pix on images: kinds in = kinds out, any size, batches, channels, test-time dropout, limits."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_hub import Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
+from pix2pix_hub.imaging import convert_image
+
+
+@pytest.fixture(scope="module")
+def pix2pix() -> Pix2Pix:
+    torch.manual_seed(0)
+    return Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval())
+
+
+def random_image(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    array = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(array[:, :, 0] if channels == 1 else array, mode=mode)
+
+
+@pytest.mark.parametrize("size", [(600, 400), (33, 17), (1, 1), (32, 32)])
+@pytest.mark.parametrize("size_mode", ["pad", "resize"])
+def test_any_size_comes_back_the_same_size(pix2pix, size, size_mode):
+    output = pix2pix(random_image(*size), size_mode=size_mode)
+    assert isinstance(output, Image.Image) and output.size == size and output.mode == "RGB"
+
+
+def test_padding_does_not_change_an_already_fitting_image(pix2pix):
+    image = random_image(64, 32)
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        direct = pix2pix.generator(x)
+    assert torch.allclose(pix2pix.translate_tensor(x), direct, atol=1e-6)
+    assert torch.allclose(pix2pix.translate_tensor(x, size_mode="resize"), direct, atol=1e-6)
+
+
+def test_kinds_round_trip(pix2pix):
+    image = random_image(40, 24)
+    uint8 = np.asarray(image)
+    out_uint8 = pix2pix(uint8)
+    assert out_uint8.dtype == np.uint8 and out_uint8.shape == (24, 40, 3)
+    assert np.array_equal(out_uint8, np.asarray(pix2pix(image)))
+    out_float = pix2pix(uint8.astype(np.float32) / 255)
+    assert out_float.dtype == np.float32 and out_float.shape == (24, 40, 3)
+    assert 0 <= out_float.min() and out_float.max() <= 1
+    assert np.abs(out_float * 255 - out_uint8).max() <= 1.0
+    tensor = torch.from_numpy(uint8).permute(2, 0, 1).float() / 127.5 - 1
+    out_tensor = pix2pix(tensor)
+    assert out_tensor.shape == (3, 24, 40) and out_tensor.min() >= -1 and out_tensor.max() <= 1
+
+
+def test_lists_of_mixed_sizes_keep_order_and_match_single_calls(pix2pix):
+    images = [random_image(40, 24, seed=1), random_image(17, 50, seed=2), random_image(40, 24, seed=3)]
+    outputs = pix2pix(images)
+    assert [o.size for o in outputs] == [(40, 24), (17, 50), (40, 24)]
+    for image, output in zip(images, outputs):
+        assert np.array_equal(np.asarray(pix2pix(image)), np.asarray(output))
+
+
+def test_grayscale_and_four_channel_models():
+    gray = Pix2Pix(unet_128(in_channels=1, out_channels=3, ngf=4).eval())  # colorization: L -> RGB
+    out = gray(random_image(50, 30, "RGB"))  # RGB input is converted to L
+    assert out.mode == "RGB" and out.size == (50, 30)
+    assert gray(np.zeros((30, 50), np.uint8)).shape == (30, 50, 3)
+    rgba = Pix2Pix(ResnetGenerator(in_channels=4, out_channels=1, ngf=4, n_blocks=1).eval())
+    out = rgba(random_image(21, 13, "RGBA"))
+    assert out.mode == "L" and out.size == (21, 13)
+
+
+def test_wrong_channel_counts_are_clear_errors(pix2pix):
+    with pytest.raises(ValueError, match=r"takes 3-channel images; got an array of shape \(8, 8, 4\)"):
+        pix2pix(np.zeros((8, 8, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"takes 3-channel images; got a tensor of shape \(1, 1, 8, 8\)"):
+        pix2pix.translate_tensor(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(TypeError, match="Cannot translate a str"):
+        pix2pix("photo.png")
+
+
+def test_huge_images_are_refused_before_any_work():
+    small_limit = Pix2Pix(UNetGenerator(num_downs=3, ngf=4).eval(), max_pixels=100 * 100)
+    with pytest.raises(ValueError, match=r"101x100 pixels is larger than max_pixels=10000"):
+        small_limit(np.zeros((100, 101, 3), np.uint8))
+
+
+def test_bad_size_mode_is_named():
+    with pytest.raises(ValueError, match="size_mode='crop'.*pad, resize"):
+        Pix2Pix(UNetGenerator(num_downs=3, ngf=4), size_mode="crop")
+
+
+def test_dropout_at_test_varies_outputs_but_leaves_the_model_untouched(pix2pix):
+    image = random_image(32, 32)
+    state = {k: v.clone() for k, v in pix2pix.generator.state_dict().items()}
+    torch.manual_seed(1)
+    first = np.asarray(pix2pix(image, dropout_at_test=True))
+    second = np.asarray(pix2pix(image, dropout_at_test=True))
+    assert not np.array_equal(first, second)
+    assert not pix2pix.generator.training
+    for key, value in pix2pix.generator.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert np.array_equal(np.asarray(pix2pix(image)), np.asarray(pix2pix(image)))  # default is deterministic
+
+
+@pytest.mark.parametrize(
+    ("mode", "array"),
+    [
+        ("I;16", np.full((4, 4), 65535, np.uint16)),
+        ("CMYK", np.zeros((4, 4, 4), np.uint8)),
+        ("RGBA", np.zeros((4, 4, 4), np.uint8)),  # fully transparent -> composited on white
+    ],
+)
+def test_odd_image_modes_convert_to_rgb(mode, array):
+    image = Image.fromarray(array, mode=mode) if mode != "CMYK" else Image.frombytes("CMYK", (4, 4), array.tobytes())
+    converted = np.asarray(convert_image(image, 3))
+    assert converted.shape == (4, 4, 3)
+    assert converted.min() == 255  # white: full 16-bit, empty CMYK ink, transparent on white
+
+
+def test_palette_images_convert():
+    palette = Image.new("P", (4, 4))
+    palette.putpalette([255, 0, 0] * 256)
+    assert np.asarray(convert_image(palette, 3))[0, 0].tolist() == [255, 0, 0]
