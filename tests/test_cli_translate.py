@@ -1,0 +1,156 @@
+"""``pix2pix-hub translate``: sizes, folders, odd image modes and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub.cli import main
+from pix2pix_hub.imaging import convert_image
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    Pix2Pix(unet_128(ngf=8)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pix2pix(model_dir: Path) -> Pix2Pix:
+    return Pix2Pix.from_pretrained(model_dir)
+
+
+def noise(height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def write_rgb(path: Path, height: int, width: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(noise(height, width, seed)).save(path)
+    return path
+
+
+def run(*args: str | Path) -> int:
+    return main(["translate", *map(str, args), "--quiet"])
+
+
+@pytest.mark.parametrize("size_mode", ["pad", "resize"])
+def test_odd_sizes_round_trip_to_the_same_size_and_names(model_dir, tmp_path, size_mode):
+    sizes = {"a.png": (37, 53), "nested/deeper/b.png": (129, 131), "c.png": (128, 128), "d.png": (37, 53)}
+    for seed, (name, (height, width)) in enumerate(sizes.items()):
+        write_rgb(tmp_path / "in" / name, height, width, seed)
+    assert run(model_dir, tmp_path / "in", tmp_path / "out", "--size_mode", size_mode, "--batch_size", "3") == 0
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == sorted(sizes)
+    for name, (height, width) in sizes.items():
+        with Image.open(tmp_path / "out" / name) as output:
+            assert output.size == (width, height) and output.mode == "RGB"
+
+
+def test_outputs_equal_the_pipeline_and_dropout_at_test_changes_them(model_dir, pix2pix, tmp_path):
+    source = write_rgb(tmp_path / "photo.png", 40, 70)
+    assert run(model_dir, source, tmp_path / "eval.png") == 0
+    expected = np.asarray(pix2pix(Image.open(source).convert("RGB")))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "eval.png")), expected)
+    assert run(model_dir, source, tmp_path / "dropout.png", "--dropout_at_test") == 0
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "dropout.png")), expected)
+
+
+def test_single_image_into_a_folder_and_ext_override(model_dir, tmp_path):
+    source = write_rgb(tmp_path / "photo.jpg", 30, 20)
+    assert run(model_dir, source, tmp_path / "outdir") == 0
+    assert Image.open(tmp_path / "outdir" / "photo.jpg").format == "JPEG"
+    assert run(model_dir, source, tmp_path / "outdir", "--ext", "png") == 0
+    assert Image.open(tmp_path / "outdir" / "photo.png").format == "PNG"
+
+
+def test_folder_with_bad_files_writes_the_rest_and_exits_with_the_count(model_dir, tmp_path, capsys):
+    source = tmp_path / "in"
+    for seed, name in enumerate(["good1.png", "sub/good2.png", "good3.jpg"]):
+        write_rgb(source / name, 33, 47, seed)
+    jpeg = io.BytesIO()
+    Image.fromarray(noise(64, 64)).save(jpeg, format="JPEG")
+    (source / "corrupt.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (source / "text.png").write_bytes(b"this is not an image")
+    # 50 megapixels, refused from the header: a 1-bit constant image is a few KB on disk and 6 MB in memory.
+    Image.new("1", (7072, 7072)).save(source / "huge.png")
+    (source / "notes.txt").write_text("ignored: not an image suffix")
+
+    assert run(model_dir, source, tmp_path / "out") == 1
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == ["good1.png", "good3.jpg", "sub/good2.png"]
+    err = capsys.readouterr().err
+    assert "3 input(s) could not be translated" in err
+    assert "corrupt.jpg: corrupt or truncated image" in err
+    assert "text.png: not an image file" in err
+    assert "huge.png: 7072x7072 is 50.0 megapixels" in err and "--max_pixels" in err
+    assert "Ignoring 1 file(s)" in err
+
+
+def test_max_pixels_option_refuses_and_allows(model_dir, tmp_path, capsys):
+    source = write_rgb(tmp_path / "photo.png", 30, 40)
+    assert run(model_dir, source, tmp_path / "out.png", "--max_pixels", "1000") == 1
+    assert "above the limit" in capsys.readouterr().err and not (tmp_path / "out.png").exists()
+    assert run(model_dir, source, tmp_path / "out.png", "--max_pixels", "1200") == 0
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "cmyk", "rgba", "grayscale", "palette"])
+def test_odd_image_modes_are_converted_for_a_3_channel_model(model_dir, pix2pix, tmp_path, kind):
+    rgb = Image.fromarray(noise(24, 36))
+    image = {
+        "16-bit": Image.fromarray(noise(24, 36, channels=1).astype(np.uint16) * 257).convert("I;16"),
+        "cmyk": rgb.convert("CMYK"),
+        "rgba": Image.fromarray(noise(24, 36, channels=4)),
+        "grayscale": rgb.convert("L"),
+        "palette": rgb.convert("P"),
+    }[kind]
+    path = tmp_path / ("in.jpg" if kind == "cmyk" else "in.png")
+    image.save(path)
+    assert run(model_dir, path, tmp_path / "out.png") == 0
+    output = Image.open(tmp_path / "out.png")
+    assert output.size == (36, 24) and output.mode == "RGB"
+    expected = pix2pix(convert_image(Image.open(path), 3))
+    np.testing.assert_array_equal(np.asarray(output), np.asarray(expected))
+
+
+def test_a_1x1_image_is_translated_with_a_warning(model_dir, tmp_path, capsys):
+    source = write_rgb(tmp_path / "dot.png", 1, 1)
+    assert run(model_dir, source, tmp_path / "out.png") == 0
+    assert Image.open(tmp_path / "out.png").size == (1, 1)
+    assert "is only 1x1" in capsys.readouterr().err
+
+
+def test_output_folder_inside_the_input_is_not_translated_again(model_dir, tmp_path):
+    write_rgb(tmp_path / "in" / "a.png", 20, 20)
+    assert run(model_dir, tmp_path / "in", tmp_path / "in" / "out") == 0
+    assert run(model_dir, tmp_path / "in", tmp_path / "in" / "out") == 0
+    assert [p.name for p in (tmp_path / "in" / "out").rglob("*")] == ["a.png"]
+
+
+def test_model_folder_without_weights_is_a_clear_error(model_dir, tmp_path, capsys):
+    source = write_rgb(tmp_path / "a.png", 20, 20)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(empty, source, tmp_path / "out.png") == 2
+    assert "has no config.json" in capsys.readouterr().err
+    (empty / "config.json").write_text((model_dir / "config.json").read_text())
+    assert run(empty, source, tmp_path / "out.png") == 2
+    assert "has no model.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_missing_input_and_empty_folder_are_clear_errors(model_dir, tmp_path, capsys):
+    assert run(model_dir, tmp_path / "nothere", tmp_path / "out") == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run(model_dir, tmp_path / "empty", tmp_path / "out") == 2
+    assert "No images found" in capsys.readouterr().err
