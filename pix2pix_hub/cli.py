@@ -199,6 +199,42 @@ def load_job(job: Job, dataset: Any, channels: int, max_pixels: int) -> Any:
     return convert_image(image, channels)
 
 
+def pad_tiny(image: Any) -> tuple[Any, tuple[int, int, int, int] | None]:
+    """Edge-replicate an image with a side under ``TINY_SIDE`` up to it; returns the image and the crop box that
+    undoes it (None when untouched). Why: a ResNet generator (size_multiple 4) fails on inputs under 8x8, whose
+    bottleneck is too small for its reflection padding, and the pipeline passes them through."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = image.size
+    if min(width, height) >= TINY_SIDE:
+        return image, None
+    new_width, new_height = max(width, TINY_SIDE), max(height, TINY_SIDE)
+    left, top = (new_width - width) // 2, (new_height - height) // 2
+    array = np.asarray(image)
+    padding = ((top, new_height - height - top), (left, new_width - width - left)) + ((0, 0),) * (array.ndim - 2)
+    return Image.fromarray(np.pad(array, padding, mode="edge")), (left, top, left + width, top + height)
+
+
+def translate_batch(pix2pix: Any, images: list[Any], jobs: list[Job], args: argparse.Namespace, bad: list[str]) -> list:
+    """Outputs for ``images``; if the batch fails, each image alone, with None (and a warning) for those that fail,
+    so one image the model cannot take does not stop the run."""
+    options = {"size_mode": args.size_mode, "dropout_at_test": args.dropout_at_test}
+    try:
+        return pix2pix(images, **options)
+    except Exception:  # retried one by one below, where the failing image is named
+        pass
+    outputs = []
+    for job, image in zip(jobs, images):
+        try:
+            outputs.append(pix2pix(image, **options))
+        except Exception as error:
+            bad.append(f"{job.name}: translation failed ({type(error).__name__}: {error})")
+            warn(f"skipped {bad[-1]}")
+            outputs.append(None)
+    return outputs
+
+
 def batches(items: list[Job], size: int) -> Iterator[list[Job]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -246,16 +282,22 @@ def translate_command(args: argparse.Namespace) -> int:
             except BadImage as error:
                 bad.append(str(error))
                 warn(f"skipped {error}")
-        for job, image in zip(ready, images):
-            if min(image.size) < TINY_SIDE:
+        crops = []
+        for index, (job, image) in enumerate(zip(ready, images)):
+            images[index], box = pad_tiny(image)
+            crops.append(box)
+            if box is not None:
                 warn(
-                    f"{job.name} is only {image.width}x{image.height}: it is translated, but the model sees mostly "
-                    f"{'padding' if (args.size_mode or pix2pix.size_mode) == 'pad' else 'interpolation'}."
+                    f"{job.name} is only {image.width}x{image.height}: it is edge-padded to at least {TINY_SIDE} "
+                    "pixels a side, translated and cropped back; the model sees almost nothing but padding."
                 )
         if images:
-            outputs = pix2pix(images, size_mode=args.size_mode, dropout_at_test=args.dropout_at_test)
-            for job, output in zip(ready, outputs):
+            outputs = translate_batch(pix2pix, images, ready, args, bad)
+            for job, output, box in zip(ready, outputs, crops):
+                if output is None:
+                    continue
                 try:
+                    output = output if box is None else output.crop(box)
                     save_output(output, job.output)
                     written += 1
                 except OSError as error:

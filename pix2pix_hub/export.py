@@ -50,7 +50,9 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     multiple = int(generator.size_multiple)
-    shapes = [(1, generator.in_channels, multiple, multiple), (2, generator.in_channels, multiple, 2 * multiple)]
+    # At least 64 pixels: a ResNet generator's size_multiple (4) leaves too small a bottleneck for its padding.
+    side = multiple * -(-64 // multiple)
+    shapes = [(1, generator.in_channels, side, side), (2, generator.in_channels, side, 2 * side)]
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:

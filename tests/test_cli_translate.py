@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
 from pix2pix_hub.cli import main
 from pix2pix_hub.imaging import convert_image
 
@@ -122,11 +122,17 @@ def test_odd_image_modes_are_converted_for_a_3_channel_model(model_dir, pix2pix,
     np.testing.assert_array_equal(np.asarray(output), np.asarray(expected))
 
 
-def test_a_1x1_image_is_translated_with_a_warning(model_dir, tmp_path, capsys):
-    source = write_rgb(tmp_path / "dot.png", 1, 1)
-    assert run(model_dir, source, tmp_path / "out.png") == 0
-    assert Image.open(tmp_path / "out.png").size == (1, 1)
-    assert "is only 1x1" in capsys.readouterr().err
+@pytest.mark.parametrize("generator", ["unet", "resnet"])
+def test_tiny_images_are_translated_with_a_warning(model_dir, tmp_path, capsys, generator):
+    if generator == "resnet":  # size_multiple 4: the pipeline alone fails below 8x8
+        model_dir = Pix2Pix(resnet_6blocks(ngf=8)).save_pretrained(tmp_path / "resnet")
+    write_rgb(tmp_path / "in" / "dot.png", 1, 1)
+    write_rgb(tmp_path / "in" / "sliver.png", 3, 40)
+    assert run(model_dir, tmp_path / "in", tmp_path / "out") == 0
+    assert Image.open(tmp_path / "out" / "dot.png").size == (1, 1)
+    assert Image.open(tmp_path / "out" / "sliver.png").size == (40, 3)
+    err = capsys.readouterr().err
+    assert "dot.png is only 1x1" in err and "sliver.png is only 40x3" in err
 
 
 def test_output_folder_inside_the_input_is_not_translated_again(model_dir, tmp_path):

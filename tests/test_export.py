@@ -1,0 +1,63 @@
+"""ONNX export: parity with torch, dynamic batch and spatial size, metadata, the CLI and failure handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
+from pix2pix_hub import export as export_module
+from pix2pix_hub.cli import main
+from pix2pix_hub.export import ParityError, export_onnx, onnx_session
+
+
+@pytest.mark.parametrize(
+    "build", [lambda: unet_128(ngf=8), lambda: resnet_6blocks(ngf=8, in_channels=1)], ids=["unet", "resnet"]
+)
+def test_export_matches_torch_on_new_batch_and_spatial_sizes(tmp_path, build):
+    torch.manual_seed(0)
+    generator = build().eval()
+    report = export_onnx(generator, tmp_path / "g.onnx")
+    assert report["max_abs_diff"] <= 1e-4
+    multiple = generator.size_multiple
+    session = onnx_session(tmp_path / "g.onnx")
+    # Neither the export example nor the parity check used this batch size or shape.
+    height, width = (3 * multiple, multiple) if multiple >= 64 else (68, 36)
+    batch = torch.rand(3, generator.in_channels, height, width) * 2 - 1
+    with torch.inference_mode():
+        expected = generator(batch).numpy()
+    actual = session.run(["output"], {"input": batch.numpy()})[0]
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= 1e-4
+    metadata = {entry.key: entry.value for entry in onnx.load(tmp_path / "g.onnx").metadata_props}
+    assert metadata["size_multiple"] == str(multiple)
+    assert metadata["in_channels"] == str(generator.in_channels)
+    assert json.loads(metadata["config"])["ngf"] == 8
+
+
+def test_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_module, "parity_check", lambda *args, **kwargs: 0.5)
+    with pytest.raises(ParityError, match="differs from torch by up to 0.5"):
+        export_onnx(unet_128(ngf=8), tmp_path / "g.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_onnx_cli_reports_the_difference(tmp_path, capsys):
+    Pix2Pix(unet_128(ngf=8)).save_pretrained(tmp_path / "model")
+    assert main(["export-onnx", str(tmp_path / "model"), str(tmp_path / "out" / "model.onnx")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["max_abs_diff"] <= 1e-4 and report["checked_shapes"] == ["1x3x128x128", "2x3x128x256"]
+    assert "Parity with torch: max abs diff" in captured.err
+    assert (tmp_path / "out" / "model.onnx").stat().st_size == report["bytes"]
+
+
+def test_export_onnx_cli_without_weights_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "model").mkdir()
+    assert main(["export-onnx", str(tmp_path / "model"), str(tmp_path / "model.onnx")]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()
