@@ -1,0 +1,194 @@
+"""pix2pix Space: translate an uploaded image, or paint a facade label map and see the photo.
+
+Run locally: ``MODEL_ID=path/to/folder python spaces_app/app.py`` (serves on 127.0.0.1:7860; ``GRADIO_SERVER_NAME``
+and ``GRADIO_SERVER_PORT`` change that). Settings are environment variables, see ``model_service.Settings``.
+The API endpoints are ``/translate`` (image file -> PNG of the same size) and ``/translate_drawing``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+# Spaces run this file as a script from the Space root; make the helpers importable however it is started.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from facade_palette import FACADE_CLASSES, draw_facade, legend_html, snap_to_palette, to_hex  # noqa: E402
+from model_service import (  # noqa: E402
+    LoadedModel,
+    Settings,
+    load_model,
+    open_upload,
+    translate_drawing,
+    translate_image,
+)
+
+EXAMPLES = [(0, 256, 256), (1, 256, 256), (2, 256, 256), (3, 256, 256), (4, 384, 256)]
+CANVAS = (256, 256)
+CSS = "#status {padding: 8px 12px; border-radius: 8px; background: var(--block-background-fill);}"
+
+
+def friendly_decode_errors(image: gr.Image) -> gr.Image:
+    """Make ``image``'s upload decoding failures (a text file, a broken file) friendly errors; returns it.
+
+    Gradio opens the upload before our function runs and would answer a bare "Error". The instance's
+    ``preprocess`` is wrapped rather than subclassing ``gr.Image``: a subclass makes Gradio write a ``.pyi`` stub
+    next to this file at every start.
+    """
+    preprocess = image.preprocess
+
+    def checked_preprocess(payload):  # noqa: ANN001, ANN202 - same signature as gr.Image.preprocess
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as error:  # noqa: BLE001
+            name = getattr(payload, "orig_name", None) or "The upload"
+            raise gr.Error(
+                f"{name} is not an image this app can read. Upload a PNG, JPEG or WebP image.", title="Not an image"
+            ) from error
+
+    image.preprocess = checked_preprocess
+    return image
+
+
+def write_examples(folder: Path) -> list[str]:
+    """Draw the example label maps as PNGs (atomic writes: several app processes may share the folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed, width, height in EXAMPLES:
+        path = folder / f"facade_{seed}_{width}x{height}.png"
+        if not path.is_file():
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            Image.fromarray(draw_facade(seed, width, height)).save(temporary, format="PNG")
+            os.replace(temporary, path)
+        paths.append(str(path))
+    return paths
+
+
+def editor_value(label_map: np.ndarray) -> dict:
+    return {"background": label_map, "layers": [], "composite": None}
+
+
+def blank_wall() -> dict:
+    return editor_value(np.broadcast_to(np.array(FACADE_CLASSES["wall"], np.uint8), (*CANVAS, 3)).copy())
+
+
+def random_facade() -> dict:
+    return editor_value(draw_facade(int(np.random.default_rng().integers(1 << 31)), *CANVAS))
+
+
+def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> gr.Blocks:
+    """The page: a status line, an upload tab and a drawing tab, each with a before/after slider."""
+
+    def translate(image_path: str | None) -> Image.Image:
+        """Translate an uploaded image; returns a PNG of the same size."""
+        return translate_image(model, open_upload(image_path, settings.max_pixels))
+
+    def compare(image_path: str | None, output: Image.Image | None) -> tuple[Image.Image, Image.Image] | None:
+        if image_path is None or output is None:
+            return None
+        return Image.open(image_path).convert("RGB"), output
+
+    def translate_canvas(value: dict | None) -> tuple[Image.Image, tuple[Image.Image, Image.Image]]:
+        """Translate the painted canvas: colours are snapped to the facade palette first."""
+        composite = None if value is None else value.get("composite")
+        if composite is None or np.asarray(composite).size == 0:
+            raise gr.Error("Paint a label map first (or press “Random facade”).", title="Empty canvas")
+        label_map = snap_to_palette(np.asarray(composite, dtype=np.uint8))
+        output = translate_drawing(model, label_map)
+        return output, (Image.fromarray(label_map), output)
+
+    with gr.Blocks(title="pix2pix") as demo:
+        gr.Markdown(
+            "# pix2pix: image-to-image translation\n"
+            "A conditional GAN ([Isola et al., 2017](https://arxiv.org/abs/1611.07004)) served with "
+            "pix2pix-hub. Any image size works: the output has the input's size."
+        )
+        gr.Markdown(model.status, elem_id="status")
+        with gr.Tab("Translate an image"):
+            with gr.Row():
+                source = friendly_decode_errors(
+                    gr.Image(
+                        label="Input", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=320
+                    )
+                )
+                result = gr.Image(
+                    label="Output", type="pil", format="png", interactive=False, height=320, elem_id="output"
+                )
+            run = gr.Button("Translate", variant="primary")
+            slider = gr.ImageSlider(label="Compare: input | output", type="pil", format="png", max_height=400)
+            gr.Examples(
+                examples=examples,
+                inputs=source,
+                label="Facade label maps drawn by the app (for a labels → photo model)",
+            )
+            run.click(translate, source, result, api_name="translate").success(
+                compare, [source, result], slider, api_visibility="private"
+            )
+        with gr.Tab("Draw a facade"):
+            gr.Markdown(
+                "Paint a label map with the facade classes (pick a colour in the brush menu) and translate it. "
+                "The eraser paints *background*. Colours are snapped to the nearest class before translating."
+            )
+            gr.HTML(legend_html())
+            with gr.Row():
+                canvas = gr.ImageEditor(
+                    elem_id="canvas",
+                    value=editor_value(draw_facade(0, *CANVAS)),
+                    label="Label map",
+                    type="numpy",
+                    image_mode="RGBA",
+                    sources=["upload"],
+                    brush=gr.Brush(
+                        colors=[to_hex(rgb) for rgb in FACADE_CLASSES.values()],
+                        default_color=to_hex(FACADE_CLASSES["window"]),
+                        color_mode="fixed",
+                        default_size=10,
+                    ),
+                    eraser=gr.Eraser(default_size=16),
+                    transforms=(),
+                    layers=False,
+                    canvas_size=CANVAS,
+                    fixed_canvas=True,
+                    format="png",  # the canvas must keep exact palette colours; webp would blur them
+                    height=420,
+                )
+                drawn_output = gr.Image(
+                    label="Output", type="pil", format="png", interactive=False, height=420, elem_id="drawn-output"
+                )
+            with gr.Row():
+                gr.Button("Random facade").click(random_facade, None, canvas, api_visibility="private")
+                gr.Button("Blank wall").click(blank_wall, None, canvas, api_visibility="private")
+                draw_run = gr.Button("Translate drawing", variant="primary")
+            drawn_slider = gr.ImageSlider(label="Compare: label map | output", type="pil", format="png", max_height=400)
+            draw_run.click(translate_canvas, canvas, [drawn_output, drawn_slider], api_name="translate_drawing")
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    model = load_model(settings)
+    examples_dir = Path(tempfile.gettempdir()) / "pix2pix_space_examples"
+    demo = build_demo(settings, model, write_examples(examples_dir))
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency_limit)
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
+        max_file_size=settings.max_file_size,
+        allowed_paths=[str(examples_dir)],
+        css=CSS,
+        footer_links=["api"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The CMP facade label palette of the pix2pix facades images, and label maps drawn by code.
+
+The colours were sampled from the label halves (B, right) of ``facades/train/*.jpg``: for each class, the median of
+the pixels nearest to it (JPEG noise removed), so a drawn map looks like what the model was trained on. Label maps
+are ``(H, W, 3)`` uint8 RGB arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# Name -> RGB, in the order the brush offers them. "background" is what surrounds the building (sky, street).
+FACADE_CLASSES: dict[str, tuple[int, int, int]] = {
+    "wall": (0, 48, 254),
+    "window": (5, 125, 255),
+    "door": (174, 0, 1),
+    "balcony": (192, 254, 65),
+    "window sill": (113, 250, 156),
+    "window head": (39, 251, 228),
+    "shutter": (251, 239, 17),
+    "cornice": (252, 81, 3),
+    "trim": (254, 159, 7),
+    "column": (239, 5, 9),
+    "entrance / shop": (3, 206, 255),
+    "background": (0, 0, 222),
+}
+PALETTE = np.array(list(FACADE_CLASSES.values()), dtype=np.uint8)  # (12, 3)
+
+
+def to_hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def legend_html() -> str:
+    """A row of colour swatches with class names, shown next to the drawing canvas."""
+    items = "".join(
+        f'<span style="display:inline-flex;align-items:center;margin:2px 10px 2px 0">'
+        f'<span style="width:14px;height:14px;border:1px solid #888;margin-right:4px;background:{to_hex(rgb)}">'
+        f"</span>{name}</span>"
+        for name, rgb in FACADE_CLASSES.items()
+    )
+    return f'<div style="display:flex;flex-wrap:wrap">{items}</div>'
+
+
+def snap_to_palette(image: np.ndarray, background: tuple[int, int, int] = FACADE_CLASSES["background"]) -> np.ndarray:
+    """Map every pixel of a painted ``(H, W, 3|4)`` uint8 image to the nearest palette colour -> ``(H, W, 3)``.
+
+    Brush strokes are anti-aliased, so their edges hold blends that are no class at all; transparent pixels
+    (erased, or never painted) become ``background``.
+    """
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    rgb = image[:, :, :3].astype(np.float32)
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = rgb * alpha + np.array(background, dtype=np.float32) * (1.0 - alpha)
+    distances = ((rgb[:, :, None, :] - PALETTE[None, None].astype(np.float32)) ** 2).sum(axis=3)
+    return PALETTE[distances.argmin(axis=2)]
+
+
+def draw_facade(seed: int, width: int = 256, height: int = 256) -> np.ndarray:
+    """A plausible facade label map ``(height, width, 3)`` uint8: floors of windows, balconies, a door, a cornice.
+
+    Deterministic for a given seed and size, so the app's examples are the same on every start.
+    """
+    rng = np.random.default_rng(seed)
+    c = FACADE_CLASSES
+    image = Image.new("RGB", (width, height), c["background"])
+    draw = ImageDraw.Draw(image)
+
+    def box(x0: float, y0: float, x1: float, y1: float, name: str) -> None:
+        draw.rectangle([int(x0), int(y0), max(int(x0), int(x1) - 1), max(int(y0), int(y1) - 1)], fill=c[name])
+
+    # The building fills most of the frame; a strip of sky above, sometimes a neighbour's edge at the sides.
+    left = width * rng.uniform(0.0, 0.06)
+    right = width * (1 - rng.uniform(0.0, 0.06))
+    top = height * rng.uniform(0.04, 0.14)
+    box(left, top, right, height, "wall")
+    cornice_h = height * rng.uniform(0.03, 0.05)
+    box(left, top, right, top + cornice_h, "cornice")
+
+    floors = int(rng.integers(3, 6))
+    columns = int(rng.integers(3, 6))
+    ground_h = (height - top) * rng.uniform(0.18, 0.26)
+    floor_h = (height - top - cornice_h - ground_h) / floors
+    bay_w = (right - left) / columns
+    has_shutters = rng.random() < 0.5
+    for floor in range(floors):
+        y = top + cornice_h + floor * floor_h
+        box(left, y + floor_h - 3, right, y + floor_h, "trim")
+        balcony = floor > 0 and rng.random() < 0.4
+        for column in range(columns):
+            x = left + column * bay_w
+            wx0, wx1 = x + bay_w * 0.3, x + bay_w * 0.7
+            wy0, wy1 = y + floor_h * 0.25, y + floor_h * 0.8
+            box(wx0, wy0 - floor_h * 0.08, wx1, wy0, "window head")
+            box(wx0, wy0, wx1, wy1, "window")
+            box(wx0 - 2, wy1, wx1 + 2, wy1 + floor_h * 0.06, "window sill")
+            if has_shutters:
+                box(wx0 - bay_w * 0.12, wy0, wx0, wy1, "shutter")
+                box(wx1, wy0, wx1 + bay_w * 0.12, wy1, "shutter")
+            if balcony:
+                box(x + bay_w * 0.2, wy1 - floor_h * 0.12, x + bay_w * 0.8, wy1 + floor_h * 0.08, "balcony")
+
+    # Ground floor: shop fronts between columns, one door.
+    ground = height - ground_h
+    door_column = int(rng.integers(0, columns))
+    for column in range(columns):
+        x = left + column * bay_w
+        box(x, ground, x + bay_w * 0.12, height, "column")
+        if column == door_column:
+            box(x + bay_w * 0.35, ground + ground_h * 0.2, x + bay_w * 0.65, height, "door")
+        else:
+            box(x + bay_w * 0.2, ground + ground_h * 0.25, x + bay_w * 0.9, height - ground_h * 0.1, "entrance / shop")
+    return np.asarray(image, dtype=np.uint8).copy()

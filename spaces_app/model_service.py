@@ -1,0 +1,167 @@
+"""What the Space does besides drawing its page: settings, loading the model, checking uploads, translating.
+
+Every failure a user can cause (no model, a non-image, a huge image) becomes a ``gr.Error`` with a message that
+says what to do; nothing here lets an exception escape into the Gradio worker unexplained.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pix2pix_hub import Pix2Pix
+
+LOGGER = logging.getLogger("pix2pix_space")
+DEFAULT_MODEL_ID = "user/facades"
+# What each (dataset, direction) pair means to a person looking at the page.
+KNOWN_DIRECTIONS = {
+    ("facades", "BtoA"): "label map → photo (CMP facade labels to a building photo)",
+    ("facades", "AtoB"): "photo → label map (a building photo to CMP facade labels)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The Space's knobs, all from environment variables so a Space's "Variables" tab can set them."""
+
+    model_id: str = DEFAULT_MODEL_ID
+    direction: str | None = None  # AtoB / BtoA; read from the model card when unset
+    concurrency_limit: int = 1  # one CPU model: parallel calls only fight over the same cores
+    queue_size: int = 100
+    max_pixels: int = 2048 * 2048  # ~20 s on 2 CPU cores with the paper model; refuse beyond
+    max_file_size: str = "10mb"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            model_id=env.get("MODEL_ID") or DEFAULT_MODEL_ID,
+            direction=env.get("DIRECTION") or None,
+            concurrency_limit=int(env.get("CONCURRENCY_LIMIT", cls.concurrency_limit)),
+            queue_size=int(env.get("QUEUE_SIZE", cls.queue_size)),
+            max_pixels=int(env.get("MAX_PIXELS", cls.max_pixels)),
+            max_file_size=env.get("MAX_FILE_SIZE", cls.max_file_size),
+        )
+
+
+@dataclass
+class LoadedModel:
+    """The translator, or the reason there is none; ``status`` is the Markdown shown at the top of the page."""
+
+    model_id: str
+    pix2pix: Pix2Pix | None
+    status: str
+    direction: str
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Load ``settings.model_id`` (local folder or Hub id); on any failure keep going and explain it in the page."""
+    model_id = settings.model_id
+    try:
+        pix2pix = Pix2Pix.from_pretrained(model_id, load_discriminator=False, max_pixels=settings.max_pixels)
+    except Exception as error:  # noqa: BLE001 - any failure must leave a page that explains it
+        LOGGER.warning("Could not load model %r: %s", model_id, error)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        status = (
+            f"### ⚠️ Could not load the model `{model_id}`\n\n"
+            f"{type(error).__name__}: {reason}\n\n"
+            "Point the app at a model and restart it: `MODEL_ID=path/to/folder python spaces_app/app.py` "
+            "(a folder written by `Pix2Pix.save_pretrained`, e.g. a training run's output), or "
+            "`MODEL_ID=user/repo` for a Hub repo (needs the network, or the repo in the local Hugging Face cache)."
+        )
+        return LoadedModel(model_id, None, status, describe_direction(settings.direction, None))
+    dataset, card_direction = read_card_facts(model_id)
+    direction = describe_direction(settings.direction or card_direction, dataset)
+    generator = type(pix2pix.generator).__name__
+    params = sum(p.numel() for p in pix2pix.generator.parameters())
+    status = (
+        f"**Model:** `{model_id}` ({generator}, {params / 1e6:.1f} M parameters, "
+        f"{pix2pix.in_channels} → {pix2pix.out_channels} channels) · **Direction:** {direction}"
+    )
+    return LoadedModel(model_id, pix2pix, status, direction)
+
+
+def read_card_facts(model_id: str) -> tuple[str | None, str | None]:
+    """(dataset, direction) as the training script wrote them into the model card, if it did."""
+    card = Path(model_id) / "README.md"
+    if not card.is_file():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            # from_pretrained already fetched the card into the cache: this never touches the network.
+            card = Path(hf_hub_download(model_id, "README.md", local_files_only=True))
+        except Exception:  # noqa: BLE001 - no card is a normal case
+            return None, None
+    text = card.read_text(encoding="utf-8", errors="replace")
+    dataset = re.search(r"Trained on `([^`]+)`", text)
+    direction = re.search(r"direction `(AtoB|BtoA)`", text)
+    return (dataset.group(1) if dataset else None), (direction.group(1) if direction else None)
+
+
+def describe_direction(direction: str | None, dataset: str | None) -> str:
+    if direction is None:
+        return "not recorded in the model card (set DIRECTION=AtoB or BtoA to show it)"
+    name = "facades" if dataset is None or "facades" in dataset.lower() else dataset
+    known = KNOWN_DIRECTIONS.get((name, direction))
+    return f"{direction}: {known}" if known else f"{direction} ({'A → B' if direction == 'AtoB' else 'B → A'})"
+
+
+def open_upload(path: str | None, max_pixels: int) -> Image.Image:
+    """Open an uploaded file as an upright PIL image, refusing non-images and huge images before decoding."""
+    if path is None:
+        raise gr.Error("Upload an image first (PNG, JPEG or WebP).", title="No image")
+    name = Path(path).name
+    try:
+        image = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+    except (UnidentifiedImageError, OSError) as error:
+        raise gr.Error(
+            f"{name} is not an image this app can read. Upload a PNG, JPEG or WebP image.", title="Not an image"
+        ) from error
+    check_size(image.width, image.height, max_pixels)
+    try:
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001 - truncated files, bombs: tell the user, keep the worker
+        raise gr.Error(f"{name} could not be decoded ({error}). Is the file complete?", title="Broken image") from error
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        side = int(max_pixels**0.5)
+        raise gr.Error(
+            f"The image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); this Space translates images "
+            f"up to {max_pixels / 1e6:.1f} MP (about {side}x{side}). Downscale it and try again.",
+            title="Image too large",
+        )
+
+
+def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
+    """Translate one PIL image; the output has the input's size."""
+    if model.pix2pix is None:
+        raise gr.Error(
+            f"No model is loaded: `{model.model_id}` could not be loaded. Restart the app with "
+            "MODEL_ID=path/to/folder (or a Hub repo id).",
+            title="No model",
+        )
+    check_size(image.width, image.height, model.pix2pix.max_pixels)
+    try:
+        return model.pix2pix(image)
+    except (ValueError, TypeError) as error:
+        raise gr.Error(str(error), title="Cannot translate this image") from error
+    except MemoryError as error:
+        raise gr.Error("Out of memory on this image; try a smaller one.", title="Image too large") from error
+    except Exception as error:  # noqa: BLE001 - log the details, show the user a message, keep the worker
+        LOGGER.exception("Translation failed")
+        raise gr.Error(f"Translation failed: {type(error).__name__}: {error}", title="Translation failed") from error
+
+
+def translate_drawing(model: LoadedModel, label_map: np.ndarray) -> Image.Image:
+    """Translate a snapped ``(H, W, 3)`` uint8 label map."""
+    return translate_image(model, Image.fromarray(label_map))

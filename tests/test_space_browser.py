@@ -1,0 +1,94 @@
+"""The Space in a real browser: Debian's chromium driven by Playwright uploads, clicks, paints and sees outputs.
+
+Screenshots are kept as test artifacts in ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver"
+    ),
+]
+pytest.importorskip("gradio")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+sys.path.insert(0, str(ROOT / "spaces_app"))
+from facade_palette import draw_facade  # noqa: E402
+from local_server import running_app  # noqa: E402
+
+from pix2pix_hub import Pix2Pix, unet_128  # noqa: E402
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def output_image(page, elem_id: str, timeout_ms: int = 60_000) -> Image.Image:
+    """Wait for the output component ``elem_id`` to show a served image; return that image as downloaded."""
+    image = page.locator(f"#{elem_id} img[src*='gradio_api/file=']").first
+    image.wait_for(state="visible", timeout=timeout_ms)
+    with urllib.request.urlopen(image.get_attribute("src")) as response:
+        return Image.open(BytesIO(response.read()))
+
+
+def test_upload_translate_and_draw_in_chromium(tmp_path):
+    model_dir = tmp_path / "tiny"
+    Pix2Pix(unet_128(ngf=8), None).save_pretrained(model_dir)
+    upload = tmp_path / "facade.png"
+    Image.fromarray(draw_facade(11, 320, 240)).save(upload)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with running_app({"MODEL_ID": str(model_dir), "DIRECTION": "BtoA"}) as url, playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.goto(url, wait_until="domcontentloaded")
+            translate = page.get_by_role("button", name="Translate", exact=True)
+            translate.wait_for(timeout=60_000)
+            assert page.get_by_text("BtoA: label map → photo").is_visible()
+
+            page.locator("input[type=file]").first.set_input_files(str(upload))
+            page.locator("img[src*='facade.png']").first.wait_for(timeout=30_000)  # the upload is shown
+            translate.click()
+            assert output_image(page, "output").size == (320, 240)
+            # The comparison slider fills after the translation: input and output, both served.
+            page.locator("img[src*='gradio_api/file=']").nth(3).wait_for(timeout=30_000)
+            assert page.locator(".toast-body").count() == 0, "an error toast appeared"
+            page.screenshot(path=str(ARTIFACTS / "space_translate.png"), full_page=True)
+
+            page.get_by_role("tab", name="Draw a facade").click()
+            canvas = page.locator("#canvas canvas").first
+            canvas.wait_for(timeout=30_000)
+            box = canvas.bounding_box()
+            x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for step in range(20):
+                page.mouse.move(x + step * 6, y + step * 3)
+            page.mouse.up()
+            page.get_by_role("button", name="Translate drawing").click()
+            assert output_image(page, "drawn-output").size == (256, 256)
+            page.screenshot(path=str(ARTIFACTS / "space_draw.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "space_translate.png").stat().st_size > 10_000

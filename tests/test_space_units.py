@@ -1,0 +1,157 @@
+"""The Space's pieces in process: palette, drawn label maps, upload checks, model loading, the Space metadata."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+
+SPACE = Path(__file__).resolve().parents[1] / "spaces_app"
+sys.path.insert(0, str(SPACE))
+
+from facade_palette import FACADE_CLASSES, PALETTE, draw_facade, snap_to_palette  # noqa: E402
+from model_service import (  # noqa: E402
+    DEFAULT_MODEL_ID,
+    Settings,
+    load_model,
+    open_upload,
+    translate_image,
+)
+
+from pix2pix_hub import Pix2Pix, unet_128  # noqa: E402
+
+FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades" / "train"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("space") / "tiny"
+    Pix2Pix(unet_128(ngf=8), None).save_pretrained(folder)
+    return folder
+
+
+# ----- palette and drawn label maps ---------------------------------------------------------------------
+@pytest.mark.skipif(not FACADES.is_dir(), reason=f"facades data not found at {FACADES}")
+def test_palette_colours_occur_in_the_real_facade_label_maps():
+    rng = np.random.default_rng(0)
+    files = sorted(FACADES.glob("*.jpg"))[:80]
+    pixels = np.concatenate(
+        [np.asarray(Image.open(f).convert("RGB"))[:, 256:].reshape(-1, 3)[rng.choice(256 * 256, 4000)] for f in files]
+    ).astype(np.float32)
+    for name, rgb in FACADE_CLASSES.items():
+        near = (np.linalg.norm(pixels - np.array(rgb, np.float32), axis=1) < 30).mean()
+        assert near > 0.002, f"{name} {rgb} is not a colour of the facades label maps ({near:.4%} of pixels)"
+
+
+def test_palette_colours_are_distinct():
+    distances = np.linalg.norm(PALETTE[:, None].astype(float) - PALETTE[None].astype(float), axis=2)
+    assert distances[~np.eye(len(PALETTE), dtype=bool)].min() > 40
+
+
+def test_draw_facade_is_deterministic_sized_and_uses_only_palette_colours():
+    first = draw_facade(3, 384, 256)
+    assert first.shape == (256, 384, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, draw_facade(3, 384, 256))
+    assert not np.array_equal(draw_facade(1), draw_facade(2))
+    colours = {tuple(c) for c in first.reshape(-1, 3)}
+    assert colours <= set(FACADE_CLASSES.values())
+    assert {FACADE_CLASSES["wall"], FACADE_CLASSES["window"], FACADE_CLASSES["door"]} <= colours
+
+
+def test_snap_to_palette_fixes_blends_and_makes_transparency_background():
+    painted = np.zeros((4, 4, 4), np.uint8)
+    painted[..., :3] = FACADE_CLASSES["door"]
+    painted[..., 3] = 255
+    painted[0, 0, :3] = (170, 10, 10)  # anti-aliased edge of a door stroke
+    painted[1, 1, 3] = 0  # erased
+    snapped = snap_to_palette(painted)
+    assert snapped.shape == (4, 4, 3) and snapped.dtype == np.uint8
+    assert tuple(snapped[0, 0]) == FACADE_CLASSES["door"]
+    assert tuple(snapped[1, 1]) == FACADE_CLASSES["background"]
+    drawn = draw_facade(5)
+    assert np.array_equal(snap_to_palette(drawn), drawn)
+
+
+# ----- uploads ------------------------------------------------------------------------------------------
+def test_open_upload_refuses_non_images_and_broken_files(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(gr.Error, match="notes.png is not an image"):
+        open_upload(str(text), 10**6)
+    full = tmp_path / "full.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(full)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])  # header intact, pixels cut off
+    with pytest.raises(gr.Error, match="broken.jpg could not be decoded"):
+        open_upload(str(broken), 10**6)
+    with pytest.raises(gr.Error, match="Upload an image"):
+        open_upload(None, 10**6)
+
+
+def test_open_upload_refuses_huge_images_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    with pytest.raises(gr.Error, match=r"300x200 pixels.*Downscale"):
+        open_upload(str(path), 100 * 100)
+    assert open_upload(str(path), 300 * 200).size == (300, 200)
+
+
+def test_open_upload_applies_exif_orientation(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees": phones store portrait photos like this
+    Image.new("RGB", (40, 20)).save(path, exif=exif)
+    assert open_upload(str(path), 10**6).size == (20, 40)
+
+
+# ----- model loading ------------------------------------------------------------------------------------
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    assert Settings.from_env().model_id == DEFAULT_MODEL_ID
+    monkeypatch.setenv("MODEL_ID", "some/folder")
+    monkeypatch.setenv("CONCURRENCY_LIMIT", "3")
+    monkeypatch.setenv("MAX_PIXELS", "1000")
+    settings = Settings.from_env()
+    assert (settings.model_id, settings.concurrency_limit, settings.max_pixels) == ("some/folder", 3, 1000)
+
+
+def test_missing_model_leaves_an_explaining_page_and_friendly_errors(tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    model = load_model(Settings(model_id=missing))
+    assert model.pix2pix is None
+    assert missing in model.status and "MODEL_ID=path/to/folder" in model.status
+    with pytest.raises(gr.Error, match="No model is loaded"):
+        translate_image(model, Image.new("RGB", (8, 8)))
+
+
+def test_loaded_model_translates_any_size_and_shows_the_card_direction(tiny_model_dir):
+    card = tiny_model_dir / "README.md"
+    card.write_text(card.read_text() + "\nTrained on `huggan/facades`, direction `BtoA`.\n")
+    model = load_model(Settings(model_id=str(tiny_model_dir), max_pixels=200 * 200))
+    assert model.pix2pix is not None
+    assert "label map → photo" in model.direction and "label map → photo" in model.status
+    assert translate_image(model, Image.new("RGB", (77, 45))).size == (77, 45)
+    with pytest.raises(gr.Error, match="too large|Downscale"):
+        translate_image(model, Image.new("RGB", (300, 300)))
+    override = load_model(Settings(model_id=str(tiny_model_dir), direction="AtoB"))
+    assert override.direction.startswith("AtoB: photo → label map")
+
+
+# ----- the Space folder ---------------------------------------------------------------------------------
+def test_space_readme_front_matter_matches_the_tested_stack():
+    text = (SPACE / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    front = text.split("---\n")[1]
+    fields = dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
+    assert fields["sdk"] == "gradio"
+    assert fields["sdk_version"] == gr.__version__
+    assert (SPACE / fields["app_file"]).is_file()
+    assert f"  - {DEFAULT_MODEL_ID}" in front.splitlines()
+    requirements = (SPACE / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("pix2pix-hub") for line in requirements)
+    assert not any(line.startswith("gradio") for line in requirements), "sdk_version installs gradio on Spaces"
