@@ -1,0 +1,46 @@
+"""Paired data for pix2pix on 🤗 datasets: sources, paired transforms, torch datasets, fail-fast checks.
+
+    pairs = load_pairs("huggan/facades", direction="BtoA")        # or a folder, A/ B/ folders, parquet, ...
+    check_pairs(pairs)                                              # every row decodes, sizes match
+    train, val = split_pairs(pairs, val_size=0.1)
+    data = PairedDataset(train, PairedTransform(286, 256), seed=0)  # {"input", "target", "index"} in [-1, 1]
+    loader = DataLoader(data, batch_size=1, shuffle=True, num_workers=2, collate_fn=collate_pairs)
+
+Importing this module imports ``datasets``; ``import pix2pix_hub`` alone never does.
+"""
+
+from .checks import BadSampleError, PairsReport, check_pairs, open_image, scan_pairs
+from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
+from .sources import (
+    DIRECTIONS,
+    DatasetUnavailableError,
+    PairsSourceError,
+    SourceInfo,
+    load_pairs,
+    open_source,
+    select_pairs,
+    split_pairs,
+)
+from .transforms import PREPROCESS_MODES, PairedTransform
+
+__all__ = [
+    "DIRECTIONS",
+    "PREPROCESS_MODES",
+    "BadSampleError",
+    "DatasetUnavailableError",
+    "PairedDataset",
+    "PairedIterableDataset",
+    "PairedTransform",
+    "PairsReport",
+    "PairsSourceError",
+    "SourceInfo",
+    "check_pairs",
+    "collate_pairs",
+    "load_pairs",
+    "open_image",
+    "open_source",
+    "sample_seed",
+    "scan_pairs",
+    "select_pairs",
+    "split_pairs",
+]

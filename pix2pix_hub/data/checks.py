@@ -1,0 +1,163 @@
+"""Decoding one stored image, and the fail-fast check that every pair of a dataset decodes.
+
+Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here, so an error can name the
+row and the file, which ``datasets``' own decoder cannot.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageOps
+
+# Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+# A source that cannot split a file into a pair (an aligned A|B image of odd width, say) stores this prefix and
+# the reason instead of image bytes, so the row fails here with that reason, and can be skipped like any other.
+BAD_IMAGE_PREFIX = b"pix2pix-hub unreadable image: "
+MAX_LISTED = 10
+
+
+class BadSampleError(ValueError):
+    """A pair that cannot be decoded or transformed; the message names the row and the file(s)."""
+
+
+def bad_image_bytes(reason: str) -> bytes:
+    """Placeholder bytes for a row whose file could not be turned into an image; ``open_image`` raises ``reason``."""
+    return BAD_IMAGE_PREFIX + reason.encode("utf-8", "replace")
+
+
+def image_file(value: Any) -> str | None:
+    """The file name stored with an image value, when there is one."""
+    return value.get("path") if isinstance(value, dict) else getattr(value, "filename", None) or None
+
+
+def open_image(value: Any) -> Image.Image:
+    """Decode a stored image value (``{"bytes", "path"}`` dict, a path, or a PIL image) fully, upright per EXIF.
+
+    Raises PIL's own errors (OSError, SyntaxError, ...) on corrupt data; ``ValueError`` for placeholders.
+    """
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, str):
+        value = {"bytes": None, "path": value}
+    if not isinstance(value, dict) or (value.get("bytes") is None and not value.get("path")):
+        raise ValueError(f"not an image: {type(value).__name__}")
+    data = value.get("bytes")
+    if data is not None and data.startswith(BAD_IMAGE_PREFIX):
+        raise ValueError(data[len(BAD_IMAGE_PREFIX) :].decode("utf-8", "replace"))
+    image = Image.open(io.BytesIO(data) if data is not None else value["path"])
+    image.load()  # decode now: truncated files fail here, not somewhere inside the transform
+    # Same upright view as datasets' Image feature gives.
+    if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+        image = ImageOps.exif_transpose(image)
+    return image
+
+
+def describe_row(index: int, row: dict[str, Any]) -> str:
+    """``row 7 (input a/7.jpg, target b/7.jpg)``: how errors name a pair."""
+    files = [(name, image_file(row.get(name))) for name in ("input", "target")]
+    named = [(name, file) for name, file in files if file]
+    if not named:
+        return f"row {index}"
+    if len(named) == 2 and named[0][1] == named[1][1]:
+        return f"row {index} ({named[0][1]})"
+    return f"row {index} (" + ", ".join(f"{name} {file}" for name, file in named) + ")"
+
+
+def open_pair(index: int, row: dict[str, Any]) -> tuple[Image.Image, Image.Image]:
+    """Decode both images of a raw row; a ``BadSampleError`` names the row, the side and the file."""
+    images = []
+    for name in ("input", "target"):
+        try:
+            images.append(open_image(row[name]))
+        except DECODE_ERRORS as error:
+            file = image_file(row[name])
+            where = f"{name} image" + (f" {file}" if file else "")
+            raise BadSampleError(f"row {index}: cannot read the {where}: {error}") from error
+    return images[0], images[1]
+
+
+def raw_rows(pairs: Any) -> Any:
+    """The same pairs with decoding switched off: rows of ``{"bytes", "path"}`` dicts."""
+    import datasets
+
+    if isinstance(pairs, datasets.IterableDataset):
+        return pairs.decode(False)
+    missing = [name for name in ("input", "target") if name not in pairs.column_names]
+    if missing:
+        raise ValueError(
+            f"the dataset has no {' and no '.join(repr(m) for m in missing)} column (columns: "
+            f"{', '.join(pairs.column_names)}); build it with pix2pix_hub.data.load_pairs."
+        )
+    for name in ("input", "target"):
+        if isinstance(pairs.features[name], datasets.Image):
+            pairs = pairs.cast_column(name, datasets.Image(decode=False))
+    return pairs
+
+
+@dataclass
+class PairsReport:
+    """What ``scan_pairs`` found: row count, problems (``"row 3 (a.jpg): reason"``), size and mode counts."""
+
+    rows: int = 0
+    bad: list[str] = field(default_factory=list)
+    input_sizes: Counter = field(default_factory=Counter)
+    target_sizes: Counter = field(default_factory=Counter)
+    modes: Counter = field(default_factory=Counter)
+
+
+def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> PairsReport:
+    """Decode every pair (or the first ``max_rows``) and collect what is wrong instead of stopping at the first.
+
+    Checked per row: both images decode completely, input and target have the same size, and, with a
+    ``PairedTransform``, that it accepts the size (``crop`` mode needs images at least ``crop_size``).
+    """
+    report = PairsReport()
+    for index, row in enumerate(raw_rows(pairs)):
+        if max_rows is not None and index >= max_rows:
+            break
+        report.rows += 1
+        try:
+            source, target = open_pair(index, row)
+        except BadSampleError as error:
+            report.bad.append(str(error))
+            continue
+        report.input_sizes[source.size] += 1
+        report.target_sizes[target.size] += 1
+        report.modes[(source.mode, target.mode)] += 1
+        where = describe_row(index, row)
+        if source.size != target.size:
+            report.bad.append(
+                f"{where}: input is {source.width}x{source.height} but target is {target.width}x{target.height}; "
+                "the two images of a pair must have the same size"
+            )
+        elif transform is not None:
+            try:
+                transform.check_size(source.size)
+            except ValueError as error:
+                report.bad.append(f"{where}: {error}")
+    return report
+
+
+def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> None:
+    """Fail fast before training: raise ``BadSampleError`` listing every bad row (and file) of ``pairs``.
+
+    Decodes each pair once (about 1 s per 400 facades pairs). ``pairs`` is what ``load_pairs`` returns; a
+    streaming dataset is read to the end unless ``max_rows`` stops it.
+    """
+    report = scan_pairs(pairs, transform=transform, max_rows=max_rows)
+    if report.rows == 0:
+        raise BadSampleError("the dataset has no pairs.")
+    if report.bad:
+        listed = "\n  ".join(report.bad[:MAX_LISTED])
+        more = f"\n  ... and {len(report.bad) - MAX_LISTED} more" if len(report.bad) > MAX_LISTED else ""
+        raise BadSampleError(
+            f"{len(report.bad)} of {report.rows} pairs cannot be used:\n  {listed}{more}\n"
+            "Fix or remove these files, or skip them while training with --skip_bad_samples "
+            "(PairedDataset(skip_bad_samples=True))."
+        )

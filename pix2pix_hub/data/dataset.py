@@ -1,0 +1,158 @@
+"""torch datasets over ``load_pairs`` output: decode, paired transform, reproducible per-sample seeds.
+
+A sample's randomness comes from ``(seed, epoch, index)`` only, so the same sample gets the same crop and flip
+whatever the DataLoader worker or process that draws it. Bad samples raise with the row and file named, or,
+with ``skip_bad_samples``, come back as ``None`` (dropped by ``collate_pairs``) and are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate, get_worker_info
+
+from .checks import BadSampleError, describe_row, open_pair, raw_rows
+from .transforms import PairedTransform
+
+logger = logging.getLogger(__name__)
+# One counter slot per DataLoader worker (slot 0: the main process), each written by one process only, so the
+# shared count needs no lock. Worker ids beyond this wrap around (a lost count there is possible, not a crash).
+COUNTER_SLOTS = 64
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 32-bit seed for one sample of one epoch (independent of worker and process)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class SkipCounter:
+    """How many bad samples were skipped, summed over DataLoader workers (shared memory) of this process."""
+
+    def __init__(self) -> None:
+        self.slots = torch.zeros(COUNTER_SLOTS, dtype=torch.int64).share_memory_()
+        self.rows: list[str] = []  # this process's skipped rows, for the log
+
+    def add(self, where: str) -> None:
+        worker = get_worker_info()
+        self.slots[0 if worker is None else 1 + worker.id % (COUNTER_SLOTS - 1)] += 1
+        self.rows.append(where)
+
+    @property
+    def count(self) -> int:
+        return int(self.slots.sum())
+
+
+class _PairsBase:
+    def __init__(self, pairs: Any, transform: PairedTransform, seed: int, skip_bad_samples: bool) -> None:
+        if not callable(transform):
+            raise TypeError(f"transform must be a PairedTransform (or a callable like it), not {transform!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+        self.transform = transform
+        self.seed = int(seed)
+        self.epoch = 0
+        self.skip_bad_samples = bool(skip_bad_samples)
+        self.skipped = SkipCounter()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use a new set of random crops and flips (call before each epoch, in every process)."""
+        self.epoch = int(epoch)
+
+    @property
+    def skipped_count(self) -> int:
+        """Bad samples skipped so far by this process and its DataLoader workers."""
+        return self.skipped.count
+
+    def _make(self, index: int, row: dict[str, Any], seed: int) -> dict[str, Any] | None:
+        try:
+            source, target = open_pair(index, row)
+            x, y = self.transform(source, target, seed=seed)
+        except BadSampleError as error:
+            return self._bad(str(error), error)
+        except ValueError as error:
+            return self._bad(f"{describe_row(index, row)}: {error}", error)
+        return {"input": x, "target": y, "index": index}
+
+    def _bad(self, message: str, error: Exception) -> None:
+        if not self.skip_bad_samples:
+            raise BadSampleError(
+                f"{message}\nRun `python -m pix2pix_hub.data SOURCE` to list every bad pair, or skip them with "
+                "--skip_bad_samples."
+            ) from error
+        self.skipped.add(message)
+        logger.warning("skipping bad sample: %s", message)
+        return None
+
+
+class PairedDataset(_PairsBase, torch.utils.data.Dataset):
+    """Map-style pairs: ``dataset[i] -> {"input": (input_nc, H, W), "target": (output_nc, H, W), "index": i}``.
+
+    ``pairs`` is a ``datasets.Dataset`` with ``input``/``target`` image columns (``load_pairs``). Tensors are in
+    [-1, 1]; the crop and flip of sample ``i`` depend only on ``(seed, epoch, i)``.
+    """
+
+    def __init__(
+        self, pairs: Any, transform: PairedTransform, *, seed: int = 0, skip_bad_samples: bool = False
+    ) -> None:
+        import datasets
+
+        if isinstance(pairs, datasets.IterableDataset):
+            raise TypeError("PairedDataset needs a map-style dataset; wrap a streaming one in PairedIterableDataset.")
+        super().__init__(pairs, transform, seed, skip_bad_samples)
+        self.pairs = pairs
+        self.rows = raw_rows(pairs)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} pairs")
+        index %= len(self)
+        return self._make(index, self.rows[index], sample_seed(self.seed, self.epoch, index))
+
+
+class PairedIterableDataset(_PairsBase, torch.utils.data.IterableDataset):
+    """Streaming pairs (``load_pairs(..., streaming=True)``): yields the same dicts as ``PairedDataset``.
+
+    DataLoader workers read disjoint shards of the stream (``datasets`` shards it itself); ``index`` counts
+    within a worker's shard, and the seed is drawn from ``(seed, epoch, worker id, rank, index)``, so a run
+    is reproducible with the same number of workers and processes. Split a stream between processes with
+    ``datasets.distributed.split_dataset_by_node`` before wrapping it.
+    """
+
+    def __init__(
+        self, pairs: Any, transform: PairedTransform, *, seed: int = 0, skip_bad_samples: bool = False
+    ) -> None:
+        super().__init__(pairs, transform, seed, skip_bad_samples)
+        self.pairs = pairs
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.pairs, "set_epoch"):
+            self.pairs.set_epoch(epoch)  # reshuffles a shuffled stream
+
+    def __iter__(self):
+        worker = get_worker_info()
+        worker_id = 0 if worker is None else worker.id
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        for index, row in enumerate(raw_rows(self.pairs)):
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, worker_id, rank, index]).generate_state(1)[0])
+            item = self._make(index, row, seed)
+            if item is not None:
+                yield item
+
+
+def collate_pairs(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Stack samples into ``{"input": (N, C, H, W), "target": (N, C, H, W), "index": (N,)}``, dropping ``None``.
+
+    Returns ``None`` when every sample of the batch was skipped: a training loop then moves on to the next batch.
+    """
+    kept = [item for item in items if item is not None]
+    if not kept:
+        return None
+    return default_collate(kept)

@@ -1,0 +1,196 @@
+"""PairedDataset / check_pairs: reproducible seeds across DataLoader workers, every bad input named by row and
+file (fail fast) or skipped and counted, 16-bit and CMYK files read correctly, collate_pairs."""
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from pix2pix_hub.data import (
+    BadSampleError,
+    PairedDataset,
+    PairedIterableDataset,
+    PairedTransform,
+    check_pairs,
+    collate_pairs,
+    load_pairs,
+)
+
+SMALL = PairedTransform(load_size=40, crop_size=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def datasets_cache(tmp_path_factory):
+    """Keep this module's Arrow caches out of ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-datasets")))
+        yield
+
+
+def noise(width: int, height: int, seed: int) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def folder_pairs(root, count: int = 6, size: tuple[int, int] = (48, 40)):
+    """A/ and B/ folders with ``count`` PNG pairs named 0..count-1; returns the folder."""
+    for i in range(count):
+        for side, seed in (("A", i), ("B", 100 + i)):
+            (root / side).mkdir(parents=True, exist_ok=True)
+            noise(*size, seed).save(root / side / f"{i}.png")
+    return root
+
+
+def stack(items):
+    return torch.stack([item["input"] for item in items]), torch.stack([item["target"] for item in items])
+
+
+# ----- reproducibility --------------------------------------------------------------------------------------
+def test_items_are_seeded_by_seed_epoch_and_index(tmp_path):
+    pairs = load_pairs(folder_pairs(tmp_path))
+    data = PairedDataset(pairs, SMALL, seed=7)
+    first = data[2]
+    assert set(first) == {"input", "target", "index"} and first["index"] == 2
+    assert first["input"].shape == first["target"].shape == (3, 32, 32)
+    assert torch.equal(first["input"], data[2]["input"])
+    assert torch.equal(first["input"], PairedDataset(pairs, SMALL, seed=7)[2]["input"])  # a fresh process's view
+    assert not torch.equal(first["input"], PairedDataset(pairs, SMALL, seed=8)[2]["input"])
+    data.set_epoch(1)
+    assert not torch.equal(first["input"], data[2]["input"])
+    data.set_epoch(0)
+    assert torch.equal(first["input"], data[2]["input"])
+
+
+def test_two_workers_give_exactly_what_one_process_gives(tmp_path):
+    data = PairedDataset(load_pairs(folder_pairs(tmp_path)), SMALL, seed=3)
+    data.set_epoch(2)
+    serial = stack([data[i] for i in range(len(data))])
+    loader = DataLoader(data, batch_size=2, num_workers=2, collate_fn=collate_pairs)
+    batches = list(loader)
+    assert torch.cat([b["index"] for b in batches]).tolist() == list(range(6))
+    assert torch.equal(torch.cat([b["input"] for b in batches]), serial[0])
+    assert torch.equal(torch.cat([b["target"] for b in batches]), serial[1])
+
+
+def test_streaming_pairs_through_the_iterable_dataset(tmp_path):
+    pairs = load_pairs(folder_pairs(tmp_path, count=3), streaming=True)
+    items = list(PairedIterableDataset(pairs, SMALL, seed=0))
+    assert [item["index"] for item in items] == [0, 1, 2]
+    again = list(PairedIterableDataset(pairs, SMALL, seed=0))
+    assert torch.equal(stack(items)[0], stack(again)[0])
+
+
+# ----- bad input: one folder with one bad pair of each kind -------------------------------------------------
+def jpeg(image: Image.Image, path, **kwargs):
+    image.save(path, format="JPEG", **kwargs)
+    return path
+
+
+@pytest.fixture
+def bad_folder(tmp_path):
+    """A/ B/ folders: rows 0 and 5 good, then truncated, corrupt, non-image, different sizes (rows 1-4)."""
+    root = tmp_path / "bad"
+    for side in "AB":
+        (root / side).mkdir(parents=True)
+    for name in ("0", "5"):
+        noise(48, 40, 1).save(root / "A" / f"{name}.png")
+        noise(48, 40, 2).save(root / "B" / f"{name}.png")
+    full = jpeg(noise(48, 40, 3), root / "A" / "1.jpg").read_bytes()
+    (root / "A" / "1.jpg").write_bytes(full[: len(full) // 2])  # truncated
+    (root / "A" / "2.jpg").write_bytes(np.random.default_rng(0).bytes(3000))  # corrupt: random bytes
+    (root / "A" / "3.png").write_text("this is a text file, not an image\n")  # non-image with an image name
+    noise(40, 40, 4).save(root / "A" / "4.png")  # wrong size for its partner
+    for name in ("1", "2", "3", "4"):
+        noise(48, 40, 5).save(root / "B" / f"{name}.png")
+    return root
+
+
+EXPECTED_BAD = {1: "1.jpg", 2: "2.jpg", 3: "3.png", 4: "4.png"}
+
+
+def test_check_pairs_names_every_bad_row_and_file(bad_folder):
+    pairs = load_pairs(bad_folder)
+    with pytest.raises(BadSampleError) as caught:
+        check_pairs(pairs)
+    message = str(caught.value)
+    assert "4 of 6 pairs cannot be used" in message and "--skip_bad_samples" in message
+    for row, name in EXPECTED_BAD.items():
+        line = next(line for line in message.splitlines() if f"row {row}" in line)
+        assert name in line
+    assert "truncated" in message
+    assert "input is 40x40 but target is 48x40" in message
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"), [(1, "truncated"), (2, "cannot identify"), (3, "cannot identify"), (4, "40x40")]
+)
+def test_each_bad_pair_fails_with_its_row_and_file(bad_folder, row, reason):
+    data = PairedDataset(load_pairs(bad_folder), SMALL)
+    assert data[0] is not None
+    with pytest.raises(BadSampleError) as caught:
+        data[row]
+    message = str(caught.value)
+    assert f"row {row}" in message and EXPECTED_BAD[row] in message and reason in message
+
+
+def test_odd_width_side_by_side_file_is_named(tmp_path):
+    noise(16, 8, 0).save(tmp_path / "even.png")
+    noise(17, 8, 0).save(tmp_path / "odd.png")
+    pairs = load_pairs(tmp_path)  # loading works: the bad file becomes a row that fails with its reason
+    with pytest.raises(BadSampleError, match=r"row 1: .*odd.png is 17x8: a side-by-side A\|B image needs an even"):
+        check_pairs(pairs)
+    data = PairedDataset(pairs, SMALL, skip_bad_samples=True)
+    assert data[0] is not None and data[1] is None and data.skipped_count == 1
+
+
+def test_image_smaller_than_the_crop_is_named(tmp_path):
+    pairs = load_pairs(folder_pairs(tmp_path, count=2, size=(20, 20)))
+    crop_only = PairedTransform(crop_size=32, preprocess="crop")
+    with pytest.raises(BadSampleError, match=r"row 0 \(input .*0.png, target .*0.png\): image is 20x20, smaller"):
+        check_pairs(pairs, transform=crop_only)
+    with pytest.raises(BadSampleError, match=r"row 1 .*1.png.*smaller than crop_size=32"):
+        PairedDataset(pairs, crop_only)[1]
+    assert PairedDataset(pairs, SMALL)[1]["input"].shape == (3, 32, 32)  # resize_and_crop resizes up instead
+
+
+def test_skip_bad_samples_counts_across_dataloader_workers(bad_folder):
+    data = PairedDataset(load_pairs(bad_folder), SMALL, skip_bad_samples=True)
+    loader = DataLoader(data, batch_size=3, num_workers=2, collate_fn=collate_pairs)
+    batches = list(loader)
+    kept = [index for batch in batches if batch is not None for index in batch["index"].tolist()]
+    assert kept == [0, 5]
+    assert data.skipped_count == 4  # counted in the workers, read in the main process
+    data[1]
+    assert data.skipped_count == 5
+
+
+def test_collate_pairs_drops_none_and_stacks():
+    item = {"input": torch.zeros(3, 4, 4), "target": torch.ones(1, 4, 4), "index": 3}
+    batch = collate_pairs([None, item, item])
+    assert batch["input"].shape == (2, 3, 4, 4) and batch["target"].shape == (2, 1, 4, 4)
+    assert batch["index"].tolist() == [3, 3]
+    assert collate_pairs([None, None]) is None
+
+
+def test_missing_columns_are_listed():
+    plain = datasets.Dataset.from_dict({"photo": ["a.png"], "label": ["b.png"]})
+    with pytest.raises(ValueError, match=r"no 'input' and no 'target' column \(columns: photo, label\)"):
+        PairedDataset(plain, SMALL)
+
+
+# ----- deep and odd color files are read, not refused -------------------------------------------------------
+def test_16_bit_and_cmyk_files_are_converted(tmp_path):
+    for side in "AB":
+        (tmp_path / side).mkdir()
+    Image.fromarray(np.full((32, 32), 65535, dtype=np.uint16)).save(tmp_path / "A" / "deep.png")
+    Image.new("CMYK", (32, 32), (0, 0, 0, 0)).save(tmp_path / "A" / "print.jpg", format="JPEG")
+    Image.new("RGB", (32, 32), (255, 255, 255)).save(tmp_path / "B" / "deep.png")
+    Image.new("RGB", (32, 32), (0, 0, 0)).save(tmp_path / "B" / "print.png")
+    pairs = load_pairs(tmp_path)
+    check_pairs(pairs)
+    data = PairedDataset(pairs, PairedTransform(preprocess="none", flip=False))
+    deep, cmyk = data[0], data[1]
+    assert torch.equal(deep["input"], torch.ones(3, 32, 32))  # 16-bit white stays white (scaled, not clipped)
+    assert cmyk["input"].min() > 0.95  # CMYK with no ink is white in RGB
+    assert torch.equal(cmyk["target"], -torch.ones(3, 32, 32))
