@@ -28,10 +28,6 @@ EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2
 TINY_SIDE = 16
 
 
-class BadImage(Exception):
-    """An input file that cannot be translated; the message says why and what to do."""
-
-
 class CommandError(Exception):
     """A fatal error for the whole command (usage or model); printed without a traceback, exit status 2."""
 
@@ -45,39 +41,33 @@ def image_extensions() -> set[str]:
 
 
 def read_header(path: Path, max_pixels: int) -> tuple[int, int]:
-    """``(width, height)`` from the file header, without decoding; ``BadImage`` for non-images and huge images."""
+    """``(width, height)`` from the file header, without decoding; ``UnreadableImage`` for non-images and huge
+    images."""
     from PIL import Image, UnidentifiedImageError
+
+    from .evaluation import UnreadableImage, check_size
 
     try:
         with Image.open(path) as image:
             size = image.size
     except UnidentifiedImageError:
-        raise BadImage(f"{path}: not an image file (PIL cannot identify its format).") from None
+        raise UnreadableImage(f"{path}: not an image file (PIL cannot identify its format).") from None
     except Image.DecompressionBombError as error:
-        raise BadImage(f"{path}: refused, too large to decode safely ({error}).") from None
+        raise UnreadableImage(f"{path}: refused, too large to decode safely ({error}).") from None
     except OSError as error:
-        raise BadImage(f"{path}: cannot read the file header ({error}).") from None
-    check_pixels(path, size, max_pixels)
+        raise UnreadableImage(f"{path}: cannot read the file header ({error}).") from None
+    check_size(size, max_pixels, str(path))
     return size
-
-
-def check_pixels(name: Any, size: tuple[int, int], max_pixels: int) -> None:
-    """Refuse images above ``max_pixels`` before they are decoded: a 50-megapixel RGB image is 150 MB as uint8
-    and several GB of activations in the generator."""
-    width, height = size
-    if width * height > max_pixels:
-        raise BadImage(
-            f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.1f} (max_pixels={max_pixels}). Downscale it, or pass --max_pixels N if you have "
-            "the memory (activations need roughly 1 KB per pixel at ngf=64)."
-        )
 
 
 def load_image(path: Path, channels: int, max_pixels: int) -> Any:
     """Decode ``path`` into a PIL image of the model's channel count (16-bit, CMYK, RGBA, palette and grayscale
     are converted by ``imaging.convert_image``; EXIF rotation is applied so outputs look like the inputs)."""
+    import struct
+
     from PIL import Image, ImageOps
 
+    from .evaluation import UnreadableImage
     from .imaging import convert_image
 
     read_header(path, max_pixels)
@@ -86,8 +76,8 @@ def load_image(path: Path, channels: int, max_pixels: int) -> Any:
             image.load()
             image = ImageOps.exif_transpose(image)
             return convert_image(image, channels)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise BadImage(f"{path}: corrupt or truncated image ({error}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
+        raise UnreadableImage(f"{path}: corrupt or truncated image ({error}).") from None
 
 
 def save_output(image: Any, path: Path) -> None:
@@ -151,11 +141,13 @@ def file_jobs(args: argparse.Namespace, max_pixels: int, bad: list[str]) -> list
         for path in paths:
             target = output / path.relative_to(source)
             pairs.append((path, target.with_suffix(suffix) if suffix else target))
+    from .evaluation import UnreadableImage
+
     jobs = []
     for path, target in pairs:
         try:
             jobs.append(Job(str(path), path, target, read_header(path, max_pixels)))
-        except BadImage as error:
+        except UnreadableImage as error:
             bad.append(str(error))
     # Same-size images next to each other fill whole batches.
     jobs.sort(key=lambda job: (job.size, job.name))
@@ -163,8 +155,10 @@ def file_jobs(args: argparse.Namespace, max_pixels: int, bad: list[str]) -> list
 
 
 def dataset_jobs(args: argparse.Namespace) -> tuple[Any, list[Job]]:
-    """The dataset (``input`` column) and one job per row, written as ``OUTPUT/00000.png``."""
-    dataset = open_dataset(args, args.input)
+    """The dataset (raw ``input`` bytes) and one job per row, written as ``OUTPUT/00000.png``."""
+    from .data.checks import raw_rows
+
+    dataset = raw_rows(open_dataset(args, args.input))
     output = Path(args.output)
     suffix = f".{args.ext.lstrip('.')}" if args.ext else ".png"
     jobs = [Job(f"row {index}", index, output / f"{index:05d}{suffix}") for index in range(len(dataset))]
@@ -189,14 +183,10 @@ def load_job(job: Job, dataset: Any, channels: int, max_pixels: int) -> Any:
     """Decode one job's image (file or dataset row) as a PIL image of ``channels`` channels."""
     if dataset is None:
         return load_image(job.source, channels, max_pixels)
+    from .evaluation import decode_image
     from .imaging import convert_image
 
-    try:
-        image = dataset[job.source]["input"]
-    except Exception as error:  # a row that does not decode is skipped like a corrupt file
-        raise BadImage(f"{job.name}: cannot decode ({type(error).__name__}: {error}).") from None
-    check_pixels(job.name, image.size, max_pixels)
-    return convert_image(image, channels)
+    return convert_image(decode_image(dataset[job.source]["input"], max_pixels, job.name), channels)
 
 
 def pad_tiny(image: Any) -> tuple[Any, tuple[int, int, int, int] | None]:
@@ -269,6 +259,8 @@ def translate_command(args: argparse.Namespace) -> int:
         jobs = file_jobs(args, pix2pix.max_pixels, bad)
     else:
         raise CommandError(f"INPUT {args.input} does not exist. To read a dataset (Hub id or folder), add --dataset.")
+    from .evaluation import UnreadableImage
+
     for message in bad:
         warn(f"skipped {message}")
     written = 0
@@ -279,7 +271,7 @@ def translate_command(args: argparse.Namespace) -> int:
             try:
                 images.append(load_job(job, dataset, pix2pix.in_channels, pix2pix.max_pixels))
                 ready.append(job)
-            except BadImage as error:
+            except UnreadableImage as error:
                 bad.append(str(error))
                 warn(f"skipped {error}")
         crops = []

@@ -15,6 +15,7 @@ local file only (nothing is downloaded); without them it is reported as unavaila
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import tempfile
@@ -74,6 +75,49 @@ def _fid_input(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
+class UnreadableImage(ValueError):
+    """A stored image that cannot be decoded or is too large; the message names the row and the file."""
+
+
+def decode_image(value: Any, max_pixels: int, where: str) -> Image.Image:
+    """A PIL image from a dataset value: a PIL image, or a raw ``{"bytes", "path"}`` dict (``Image(decode=False)``).
+
+    Raw values are checked against ``max_pixels`` from the header before decoding, so a huge image is refused
+    without being decoded.
+    """
+    if isinstance(value, Image.Image):
+        size = value.size
+    else:
+        from .data.checks import BAD_IMAGE_PREFIX, DECODE_ERRORS, image_file, open_image
+
+        file = image_file(value)
+        where = f"{where} ({file})" if file else where
+        data = value.get("bytes") if isinstance(value, dict) else None
+        try:
+            if data is None or not data.startswith(BAD_IMAGE_PREFIX):
+                with Image.open(io.BytesIO(data) if data is not None else image_file(value)) as header:
+                    check_size(header.size, max_pixels, where)
+            value = open_image(value)
+        except DECODE_ERRORS as error:
+            if isinstance(error, UnreadableImage):
+                raise
+            raise UnreadableImage(f"{where}: cannot read the image: {error}") from None
+        size = value.size
+    check_size(size, max_pixels, where)
+    return value
+
+
+def check_size(size: tuple[int, int], max_pixels: int, where: str) -> None:
+    """Refuse images above ``max_pixels`` (``Pix2Pix.max_pixels``) with a message saying what to do."""
+    width, height = size
+    if width * height > max_pixels:
+        raise UnreadableImage(
+            f"{where}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.1f} (max_pixels={max_pixels}). Downscale it, or pass --max_pixels N if you have "
+            "the memory."
+        )
+
+
 def evaluate(
     pix2pix: Pix2Pix,
     dataset: Sequence[dict[str, Any]],
@@ -127,16 +171,19 @@ def evaluate(
                 fid.update(_fid_input(output), real=False)
         pending.clear()
 
+    if hasattr(dataset, "cast_column"):  # a datasets.Dataset: read stored bytes, so errors can name the file
+        from .data.checks import raw_rows
+
+        dataset = raw_rows(dataset)
     for index in indices:
         try:
             row = dataset[index]
-            source = convert_image(row["input"], pix2pix.in_channels)
-            target = convert_image(row["target"], pix2pix.out_channels)
+            source, target = (
+                convert_image(decode_image(row[name], pix2pix.max_pixels, f"row {index} {name}"), channels)
+                for name, channels in (("input", pix2pix.in_channels), ("target", pix2pix.out_channels))
+            )
         except Exception as error:  # a row that does not decode is reported, not fatal
-            skipped.append({"index": index, "reason": f"cannot read row: {type(error).__name__}: {error}"})
-            continue
-        if source.width * source.height > pix2pix.max_pixels:
-            reason = f"input is {source.width}x{source.height}, above max_pixels={pix2pix.max_pixels}"
+            reason = str(error) if isinstance(error, UnreadableImage) else f"{type(error).__name__}: {error}"
             skipped.append({"index": index, "reason": reason})
             continue
         if source.size != target.size:

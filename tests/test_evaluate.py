@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from pix2pix_hub import Pix2Pix, unet_128
 from pix2pix_hub.cli import main
-from pix2pix_hub.evaluation import FidUnavailable, evaluate, fid_metric
+from pix2pix_hub.evaluation import FidUnavailable, UnreadableImage, decode_image, evaluate, fid_metric
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,16 @@ def test_evaluate_cli_with_unusable_inception_weights_is_an_error(model_dir, tmp
     code = main(["evaluate", str(model_dir), "--dataset", "x", "--inception_weights", str(tmp_path / "none.pth")])
     assert code == 2
     assert "is not a file" in capsys.readouterr().err
+
+
+def test_dataset_images_are_size_checked_from_the_header_before_decoding(pix2pix, tmp_path):
+    huge = io.BytesIO()
+    Image.new("1", (7072, 7072)).save(huge, format="PNG")  # 50 megapixels in a few KB
+    value = {"bytes": huge.getvalue(), "path": "photos/huge.png"}
+    with pytest.raises(UnreadableImage, match=r"row 0 input \(photos/huge.png\): 7072x7072 is 50.0 megapixels"):
+        decode_image(value, pix2pix.max_pixels, "row 0 input")
+    with pytest.raises(UnreadableImage, match=r"broken.png\): cannot read the image"):
+        decode_image({"bytes": b"\x89PNG\r\n\x1a\n broken", "path": "broken.png"}, pix2pix.max_pixels, "row 1 input")
+    small = io.BytesIO()
+    Image.new("RGB", (5, 3), (1, 2, 3)).save(small, format="PNG")
+    assert decode_image({"bytes": small.getvalue(), "path": None}, 100, "row 2").getpixel((4, 2)) == (1, 2, 3)
