@@ -168,9 +168,13 @@ def dataset_jobs(args: argparse.Namespace) -> tuple[Any, list[Job]]:
 def open_dataset(args: argparse.Namespace, source: str) -> Any:
     """``pix2pix_hub.data.load_pairs`` with the command's split, direction and column options."""
     try:
+        import datasets
+
         from .data import load_pairs
     except ImportError as error:
         raise CommandError(f"Reading datasets needs pix2pix_hub.data and `datasets` ({error}).") from None
+    if args.quiet:
+        datasets.disable_progress_bars()
     options = {"split": args.split, "direction": args.direction}
     options.update({key: getattr(args, key) for key in ("column_a", "column_b") if getattr(args, key)})
     try:
@@ -345,8 +349,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         fid=fid,
         fid_note=fid_note,
         progress=progress,
+        info={"model": str(args.model), "dataset": args.dataset, "split": args.split, "direction": args.direction},
     )
-    report = {"model": str(args.model), "dataset": args.dataset, "split": args.split, **report}
     print(json.dumps(report, indent=2))
     if report["fid_note"]:
         print(report["fid_note"], file=sys.stderr)

@@ -131,13 +131,15 @@ def evaluate(
     fid: Any = None,
     fid_note: str | None = None,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images).
 
     ``dataset`` is a ``datasets.Dataset`` from ``pix2pix_hub.data.load_pairs`` or a list of such dicts. Rows that
     cannot be read, are larger than ``pix2pix.max_pixels`` or whose target size differs from the input are
     skipped and listed under ``"skipped"``. ``fid`` is a ``fid_metric()`` (or None, with ``fid_note`` saying
-    why). Returns the ``metrics.json`` content.
+    why). ``info`` (e.g. model, dataset, split) heads the report and titles the page. Returns the
+    ``metrics.json`` content.
     """
     output_dir = Path(output_dir)
     (output_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -196,6 +198,7 @@ def evaluate(
         flush()
 
     report: dict[str, Any] = {
+        **(info or {}),
         "num_images": len(per_image),
         "mean": {
             name: (sum(row[name] for row in per_image) / len(per_image) if per_image else None) for name in METRIC_NAMES
@@ -215,9 +218,17 @@ def evaluate(
             report["fid_note"] = f"FID not computed: it needs at least 2 images, got {len(per_image)}."
     if grid:
         save_image_atomic(make_grid(grid), output_dir / "grid.png")
-    write_text_atomic(output_dir / "index.html", results_page(per_image, report))
+    write_text_atomic(output_dir / "index.html", results_page(per_image, report, page_title(info)))
     write_text_atomic(output_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def page_title(info: dict[str, Any] | None) -> str:
+    """``pix2pix results: model on dataset (split)`` from whichever of those ``info`` holds."""
+    info = info or {}
+    where = f" on {info['dataset']}" if info.get("dataset") else ""
+    split = f" ({info['split']})" if info.get("split") else ""
+    return f"pix2pix results: {info.get('model', 'model')}{where}{split}"
 
 
 def results_page(per_image: list[dict[str, Any]], report: dict[str, Any], title: str = "pix2pix results") -> str:

@@ -68,8 +68,12 @@ def test_evaluate_cli_known_case(model_dir, tmp_path, capsys):
     assert [row["l1"] for row in report["per_image"]] == [0.0, 0.0, 0.0]
     assert report["fid"] is None and "--inception_weights" in report["fid_note"]
     assert "FID not computed" in captured.err
-    assert json.loads((out / "metrics.json").read_text())["mean"] == report["mean"]
-    assert (out / "index.html").is_file() and (out / "grid.png").is_file()
+    assert json.loads((out / "metrics.json").read_text()) == report
+    assert report["model"] == str(model_dir) and report["direction"] == "AtoB"
+    assert (
+        f"<title>pix2pix results: {model_dir} on {tmp_path / 'data'} (test)</title>" in (out / "index.html").read_text()
+    )
+    assert (out / "grid.png").is_file()
     assert Image.open(out / "images" / "00001_output.png").size == (47, 33)
 
 
