@@ -26,6 +26,8 @@ from model_service import (  # noqa: E402
     Settings,
     load_model,
     open_upload,
+    output_folder,
+    save_png,
     translate_drawing,
     translate_image,
 )
@@ -88,23 +90,26 @@ def random_facade() -> dict:
 def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> gr.Blocks:
     """The page: a status line, an upload tab and a drawing tab, each with a before/after slider."""
 
-    def translate(image_path: str | None) -> Image.Image:
+    outputs = output_folder()
+
+    def translate(image_path: str | None) -> str:
         """Translate an uploaded image; returns a PNG of the same size."""
-        return translate_image(model, open_upload(image_path, settings.max_pixels))
+        return save_png(translate_image(model, open_upload(image_path, settings.max_pixels)), outputs)
 
-    def compare(image_path: str | None, output: Image.Image | None) -> tuple[Image.Image, Image.Image] | None:
-        if image_path is None or output is None:
+    def compare(image_path: str | None, output_path: str | None) -> tuple[str, str] | None:
+        """The slider's pair; the input is re-saved upright as PNG, as the model saw it (browsers show no TIFF)."""
+        if image_path is None or output_path is None:
             return None
-        return Image.open(image_path).convert("RGB"), output
+        return save_png(open_upload(image_path, settings.max_pixels).convert("RGB"), outputs), output_path
 
-    def translate_canvas(value: dict | None) -> tuple[Image.Image, tuple[Image.Image, Image.Image]]:
+    def translate_canvas(value: dict | None) -> tuple[str, tuple[str, str]]:
         """Translate the painted canvas: colours are snapped to the facade palette first."""
         composite = None if value is None else value.get("composite")
         if composite is None or np.asarray(composite).size == 0:
             raise gr.Error("Paint a label map first (or press “Random facade”).", title="Empty canvas")
         label_map = snap_to_palette(np.asarray(composite, dtype=np.uint8))
-        output = translate_drawing(model, label_map)
-        return output, (Image.fromarray(label_map), output)
+        output = save_png(translate_drawing(model, label_map), outputs)
+        return output, (save_png(Image.fromarray(label_map), outputs), output)
 
     with gr.Blocks(title="pix2pix") as demo:
         gr.Markdown(
@@ -121,10 +126,12 @@ def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> g
                     )
                 )
                 result = gr.Image(
-                    label="Output", type="pil", format="png", interactive=False, height=320, elem_id="output"
+                    label="Output", type="filepath", format="png", interactive=False, height=320, elem_id="output"
                 )
             run = gr.Button("Translate", variant="primary")
-            slider = gr.ImageSlider(label="Compare: input | output", type="pil", format="png", max_height=400)
+            slider = gr.ImageSlider(
+                label="Compare: input | output", type="filepath", format="png", max_height=400, elem_id="compare"
+            )
             gr.Examples(
                 examples=examples,
                 inputs=source,
@@ -162,13 +169,15 @@ def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> g
                     height=420,
                 )
                 drawn_output = gr.Image(
-                    label="Output", type="pil", format="png", interactive=False, height=420, elem_id="drawn-output"
+                    label="Output", type="filepath", format="png", interactive=False, height=420, elem_id="drawn-output"
                 )
             with gr.Row():
                 gr.Button("Random facade").click(random_facade, None, canvas, api_visibility="private")
                 gr.Button("Blank wall").click(blank_wall, None, canvas, api_visibility="private")
                 draw_run = gr.Button("Translate drawing", variant="primary")
-            drawn_slider = gr.ImageSlider(label="Compare: label map | output", type="pil", format="png", max_height=400)
+            drawn_slider = gr.ImageSlider(
+                label="Compare: label map | output", type="filepath", format="png", max_height=400
+            )
             draw_run.click(translate_canvas, canvas, [drawn_output, drawn_slider], api_name="translate_drawing")
     return demo
 
@@ -184,7 +193,7 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
         max_file_size=settings.max_file_size,
-        allowed_paths=[str(examples_dir)],
+        allowed_paths=[str(examples_dir), str(output_folder())],
         css=CSS,
         footer_links=["api"],
     )

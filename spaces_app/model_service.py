@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +168,32 @@ def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
 def translate_drawing(model: LoadedModel, label_map: np.ndarray) -> Image.Image:
     """Translate a snapped ``(H, W, 3)`` uint8 label map."""
     return translate_image(model, Image.fromarray(label_map))
+
+
+def output_folder() -> Path:
+    """Where translated images are written: inside Gradio's upload folder, which Gradio serves as it is."""
+    upload_folder = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
+    folder = Path(upload_folder).resolve() / "pix2pix_outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_png(image: Image.Image, folder: Path, max_age_s: float = 3600.0) -> str:
+    """Write ``image`` to a new, uniquely named PNG in ``folder`` and return its path; prune old outputs.
+
+    Returning a PIL image would make Gradio cache it under a name derived from its bytes, rewriting that file in
+    place: two requests with the same output (the same example, clicked twice) then race and one downloads a
+    truncated file. One file per request, written to a temporary name and renamed, cannot be read half-written.
+    """
+    path = folder / f"{uuid.uuid4().hex}.png"
+    temporary = folder / f".{path.name}.tmp"
+    image.save(temporary, format="PNG")
+    os.replace(temporary, path)
+    cutoff = time.time() - max_age_s
+    for old in folder.glob("*.png"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except FileNotFoundError:
+            pass  # another worker pruned it first
+    return str(path)

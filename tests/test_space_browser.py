@@ -72,7 +72,9 @@ def test_upload_translate_and_draw_in_chromium(tmp_path):
             translate.click()
             assert output_image(page, "output").size == (320, 240)
             # The comparison slider fills after the translation: input and output, both served.
-            page.locator("img[src*='gradio_api/file=']").nth(3).wait_for(timeout=30_000)
+            compared = page.locator("#compare img[src*='gradio_api/file=']")
+            compared.nth(1).wait_for(timeout=30_000)
+            assert compared.count() == 2
             assert page.locator(".toast-body").count() == 0, "an error toast appeared"
             page.screenshot(path=str(ARTIFACTS / "space_translate.png"), full_page=True)
 
