@@ -29,12 +29,14 @@ from torch import nn
 from .imaging import image_to_tensor, tensor_to_image, tensor_to_uint8, uint8_to_tensor
 from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from .models.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, pickle_refusal
+from .onnx_backend import OnnxGenerator, onnxruntime_available
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 GENERATOR_CLASSES = {cls.__name__: cls for cls in (UNetGenerator, ResnetGenerator)}
 DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
 SIZE_MODES = ("pad", "resize")
+BACKENDS = ("torch", "onnxruntime")
 DEFAULT_MAX_PIXELS = 4096 * 4096
 # Only these files are ever fetched from a Hub repo: pickles are never even downloaded.
 ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png", f"{DISCRIMINATOR_DIR}/*"]
@@ -47,7 +49,9 @@ class Pix2Pix:
     (``(C, H, W)`` / ``(N, C, H, W)`` in [-1, 1]) or a list of them; it returns the same kind and size.
     Sides that are not multiples of the generator's ``size_multiple`` are handled by ``size_mode``:
     ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the nearest multiple and
-    back). Images above ``max_pixels`` are refused rather than exhausting memory.
+    back). Images above ``max_pixels`` are refused rather than exhausting memory. ``backend="onnxruntime"`` runs the
+    generator through onnxruntime on CPU (exported on first use and whenever the weights change; outputs equal to
+    torch within 1e-4); ``dropout_at_test`` always runs in torch.
     """
 
     def __init__(
@@ -58,14 +62,21 @@ class Pix2Pix:
         size_mode: str = "pad",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 8,
+        backend: str = "torch",
     ) -> None:
         if size_mode not in SIZE_MODES:
             raise ValueError(f"size_mode={size_mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not supported; choose one of {', '.join(BACKENDS)}.")
+        if backend == "onnxruntime" and not onnxruntime_available():
+            raise ImportError("backend='onnxruntime' needs onnx and onnxruntime: pip install 'pix2pix-hub[onnx]'.")
         self.generator = generator
         self.discriminator = discriminator
         self.size_mode = size_mode
         self.max_pixels = max_pixels
         self.batch_size = batch_size
+        self.backend = backend
+        self._onnx = OnnxGenerator(generator) if backend == "onnxruntime" else None
 
     # ----- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -220,6 +231,8 @@ class Pix2Pix:
                 "downscale it or raise max_pixels if you have the memory."
             )
         fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode)
+        if self._onnx is not None and not dropout_at_test and self.device.type == "cpu":
+            return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
         with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
             outputs = [self.generator(chunk) for chunk in fitted.split(self.batch_size)]
         return restore(torch.cat(outputs))

@@ -123,3 +123,16 @@ def test_palette_images_convert():
     palette = Image.new("P", (4, 4))
     palette.putpalette([255, 0, 0] * 256)
     assert np.asarray(convert_image(palette, 3))[0, 0].tolist() == [255, 0, 0]
+
+
+def test_onnxruntime_backend_matches_torch_and_follows_weight_changes():
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=4, ngf=4).eval()
+    fast, reference = Pix2Pix(generator, backend="onnxruntime"), Pix2Pix(generator)
+    x = torch.rand(3, 3, 48, 40) * 2 - 1
+    assert (fast.translate_tensor(x) - reference.translate_tensor(x)).abs().max() < 1e-4
+    with torch.no_grad():
+        generator.decoders[-1][1].bias.add_(0.5)  # an in-place change, as an optimizer step makes
+    assert (fast.translate_tensor(x) - reference.translate_tensor(x)).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="backend='tensorrt'"):
+        Pix2Pix(generator, backend="tensorrt")
