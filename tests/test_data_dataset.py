@@ -81,6 +81,20 @@ def test_streaming_pairs_through_the_iterable_dataset(tmp_path):
     assert torch.equal(stack(items)[0], stack(again)[0])
 
 
+def test_streaming_pairs_are_shared_out_between_workers(tmp_path):
+    """Each of 2 workers reads its own shards: every pair arrives exactly once."""
+    pairs = load_pairs(folder_pairs(tmp_path, count=4, size=(32, 32)), streaming=True)
+    crop_free = PairedTransform(preprocess="none", flip=False)
+    loader = DataLoader(PairedIterableDataset(pairs, crop_free), batch_size=1, num_workers=2, collate_fn=collate_pairs)
+    received = sorted(to_key(batch["input"][0]) for batch in loader)
+    expected = sorted(to_key(crop_free(noise(32, 32, i), noise(32, 32, i))[0]) for i in range(4))
+    assert received == expected
+
+
+def to_key(tensor: torch.Tensor) -> bytes:
+    return tensor.numpy().tobytes()
+
+
 # ----- bad input: one folder with one bad pair of each kind -------------------------------------------------
 def jpeg(image: Image.Image, path, **kwargs):
     image.save(path, format="JPEG", **kwargs)

@@ -9,7 +9,7 @@
 Importing this module imports ``datasets``; ``import pix2pix_hub`` alone never does.
 """
 
-from .checks import BadSampleError, PairsReport, check_pairs, open_image, scan_pairs
+from .checks import BadSampleError, PairsReport, check_pairs, open_image, open_pair, raw_rows, scan_pairs
 from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
 from .sources import (
     DIRECTIONS,
@@ -38,7 +38,9 @@ __all__ = [
     "collate_pairs",
     "load_pairs",
     "open_image",
+    "open_pair",
     "open_source",
+    "raw_rows",
     "sample_seed",
     "scan_pairs",
     "select_pairs",

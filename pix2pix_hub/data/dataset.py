@@ -155,4 +155,15 @@ def collate_pairs(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     kept = [item for item in items if item is not None]
     if not kept:
         return None
-    return default_collate(kept)
+    if get_worker_info() is not None:
+        return default_collate(kept)  # in a worker: one thread, and it stacks straight into shared memory
+    # In the main process torch.stack wakes the intra-op thread pool, which cost 2-30 ms per batch on this busy
+    # 2-core machine (measured); numpy stacks the same floats in ~0.3 ms.
+    batch = {}
+    for key in kept[0]:
+        values = [item[key] for item in kept]
+        if isinstance(values[0], torch.Tensor) and not values[0].requires_grad:
+            batch[key] = torch.from_numpy(np.stack([value.numpy() for value in values]))
+        else:
+            batch[key] = default_collate(values)
+    return batch

@@ -39,6 +39,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 SPLIT_NAMES = ("train", "val", "validation", "test")
 # Bump when the stored form of split A|B halves changes, so old caches are not reused.
 ALIGNED_CACHE_VERSION = 2
+STREAM_SHARDS = 16
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOCAL_ALTERNATIVE = (
     "--dataset PATH (a folder of side-by-side A|B images, a folder with A/ and B/, a save_to_disk folder or a "
@@ -199,7 +200,7 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
         else:
             split = None
         info = SourceInfo("disk", str(root), split, list(loaded.column_names))
-        return (loaded.to_iterable_dataset() if streaming else loaded), info
+        return (_stream(loaded) if streaming else loaded), info
     kind, folders, used_split = _resolve_folder(root, split)
     if kind == "repo":
         try:
@@ -210,10 +211,15 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
     if kind == "folders":
         dataset = _folder_pairs(*folders)
         if streaming:
-            dataset = dataset.to_iterable_dataset()
+            dataset = _stream(dataset)
     else:
         dataset = _aligned_pairs(folders[0], streaming, cache_dir)
     return dataset, SourceInfo(kind, str(root), used_split, ["imageA", "imageB"])
+
+
+def _stream(dataset: Any) -> Any:
+    """A local dataset as an IterableDataset in shards, so DataLoader workers can each read their own."""
+    return dataset.to_iterable_dataset(num_shards=max(1, min(len(dataset), STREAM_SHARDS)))
 
 
 def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, tuple[Path, ...], str | None]:
