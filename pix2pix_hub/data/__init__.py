@@ -6,7 +6,7 @@
     data = PairedDataset(train, PairedTransform(286, 256), seed=0)  # {"input", "target", "index"} in [-1, 1]
     loader = DataLoader(data, batch_size=1, shuffle=True, num_workers=2, collate_fn=collate_pairs)
 
-Importing this module imports ``datasets``; ``import pix2pix_hub`` alone never does.
+``datasets`` is imported when a function needs it; ``import pix2pix_hub`` alone never imports this package.
 """
 
 from .checks import BadSampleError, PairsReport, check_pairs, open_image, open_pair, raw_rows, scan_pairs

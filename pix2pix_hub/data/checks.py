@@ -7,6 +7,7 @@ row and the file, which ``datasets``' own decoder cannot.
 from __future__ import annotations
 
 import io
+import os
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ def open_image(value: Any) -> Image.Image:
     data = value.get("bytes")
     if data is not None and data.startswith(BAD_IMAGE_PREFIX):
         raise ValueError(data[len(BAD_IMAGE_PREFIX) :].decode("utf-8", "replace"))
+    if data is None and "://" in value["path"] and not os.path.exists(value["path"]):
+        import datasets
+
+        # A remote file of a streamed dataset (hf://, zip://...::https://): datasets knows how to fetch it.
+        return datasets.Image().decode_example(value)
     image = Image.open(io.BytesIO(data) if data is not None else value["path"])
     image.load()  # decode now: truncated files fail here, not somewhere inside the transform
     # Same upright view as datasets' Image feature gives.

@@ -416,7 +416,7 @@ def select_pairs(dataset: Any, info: SourceInfo, *, column_a: str, column_b: str
         dataset = dataset.rename_columns({input_column: "__pix2pix_input", target_column: "__pix2pix_target"})
         dataset = dataset.rename_columns({"__pix2pix_input": "input", "__pix2pix_target": "target"})
     for name in ("input", "target"):
-        if dataset.features is None or dataset.features[name] != datasets.Image():
+        if dataset.features is not None and dataset.features[name] != datasets.Image():
             dataset = dataset.cast_column(name, datasets.Image())
     return dataset
 
