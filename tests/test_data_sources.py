@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from hub_mirror import HubMirror, run_python
 from PIL import Image
 
 from pix2pix_hub.data import (
@@ -272,9 +273,6 @@ def test_summary_command_as_module_lists_bad_pairs(tmp_path):
 # ----- a Hub id, through a local mirror, then from the offline cache ----------------------------------------
 @pytest.mark.slow
 def test_hub_id_downloads_through_a_mirror_then_loads_offline_from_the_cache(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from hub_mirror import HubMirror, run_python
-
     repo = tmp_path / "repo"
     (repo / "data").mkdir(parents=True)
     small_dataset(3).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
