@@ -8,8 +8,8 @@ MODEL is a folder written by ``save_pretrained`` or a Hub repo id. Exit status: 
 translated, 1 when some inputs were skipped (the good ones are still written; the count is printed last) or a
 check failed, 2 for a usage error or a model that cannot be loaded.
 
-Only the standard library is imported at the top so that ``pix2pix-hub --help`` is instant; torch, the
-pipeline, datasets and onnxruntime are imported by the command that needs them.
+This module imports only the standard library at the top; PIL, the pipeline, datasets and onnxruntime are
+imported by the command that needs them, so ``--help`` costs no more than ``import pix2pix_hub`` (torch).
 """
 
 from __future__ import annotations
@@ -435,8 +435,8 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="dataset split (default test)")
     parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="which side is the input")
-    parser.add_argument("--column_a", default=None, help="column holding the A images (default: detected)")
-    parser.add_argument("--column_b", default=None, help="column holding the B images (default: detected)")
+    parser.add_argument("--column_a", default=None, help="dataset column of the A images (default imageA)")
+    parser.add_argument("--column_b", default=None, help="dataset column of the B images (default imageB)")
 
 
 def build_parser() -> argparse.ArgumentParser:
