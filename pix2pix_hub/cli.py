@@ -400,8 +400,11 @@ def load_model(args: argparse.Namespace) -> Any:
         options["max_pixels"] = args.max_pixels
     if getattr(args, "size_mode", None):
         options["size_mode"] = args.size_mode
+    model = str(args.model)
+    if not Path(model).is_dir() and (model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model):
+        raise CommandError(f"Model folder {model} does not exist (and it is not a Hub repo id like user/name).")
     try:
-        return Pix2Pix.from_pretrained(args.model, device=device, load_discriminator=False, **options)
+        return Pix2Pix.from_pretrained(model, device=device, load_discriminator=False, **options)
     except Exception as error:  # folder without weights, unknown repo, offline cache miss, bad config...
         raise CommandError(f"Cannot load model {args.model}: {error}") from None
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +163,26 @@ def test_missing_input_and_empty_folder_are_clear_errors(model_dir, tmp_path, ca
     (tmp_path / "empty").mkdir()
     assert run(model_dir, tmp_path / "empty", tmp_path / "out") == 2
     assert "No images found" in capsys.readouterr().err
+
+
+def test_model_from_a_hub_id_in_the_offline_cache(model_dir, tmp_path):
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--user--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    shutil.copytree(model_dir, repo / "snapshots" / revision)
+    source = write_rgb(tmp_path / "a.png", 21, 35)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    command = [shutil.which("pix2pix-hub"), "translate", "user/tiny", str(source), str(tmp_path / "out.png"), "--quiet"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.png").size == (35, 21)
+    command[2] = "user/missing"
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Cannot load model user/missing" in result.stderr
+
+
+def test_a_mistyped_model_path_says_the_folder_does_not_exist(tmp_path, capsys):
+    source = write_rgb(tmp_path / "a.png", 20, 20)
+    assert run("./models/typo", source, tmp_path / "out.png") == 2
+    assert "Model folder ./models/typo does not exist" in capsys.readouterr().err
