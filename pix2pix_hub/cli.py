@@ -395,6 +395,8 @@ def load_model(args: argparse.Namespace) -> Any:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
     options: dict[str, Any] = {"batch_size": getattr(args, "batch_size", 8)}
     if getattr(args, "max_pixels", None):
         options["max_pixels"] = args.max_pixels

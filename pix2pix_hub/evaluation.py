@@ -152,9 +152,24 @@ def evaluate(
     grid: list[list[Image.Image]] = []
     pending: list[tuple[int, Image.Image, Image.Image]] = []
 
+    def translate(images: list[Image.Image]) -> list[Image.Image]:
+        return pix2pix(images, size_mode=size_mode, dropout_at_test=dropout_at_test)
+
     def flush() -> None:
-        outputs = pix2pix([item[1] for item in pending], size_mode=size_mode, dropout_at_test=dropout_at_test)
+        try:
+            outputs = translate([item[1] for item in pending])
+        except Exception:  # retried one by one, so that only the image the model cannot take is skipped
+            outputs = []
+            for index, source, _ in pending:
+                try:
+                    outputs.append(translate([source])[0])
+                except Exception as error:
+                    reason = f"translation failed on {source.width}x{source.height}: {type(error).__name__}: {error}"
+                    skipped.append({"index": index, "reason": reason})
+                    outputs.append(None)
         for (index, source, target), output in zip(pending, outputs):
+            if output is None:
+                continue
             try:
                 scores = image_metrics(
                     image_to_tensor(output, pix2pix.out_channels).unsqueeze(0),

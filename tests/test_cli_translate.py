@@ -157,6 +157,13 @@ def test_model_folder_without_weights_is_a_clear_error(model_dir, tmp_path, caps
     assert not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_cuda_is_a_clear_error(model_dir, tmp_path, capsys):
+    source = write_rgb(tmp_path / "a.png", 20, 20)
+    assert run(model_dir, source, tmp_path / "out.png", "--device", "cuda") == 2
+    assert "CUDA is not available on this machine; use --device cpu" in capsys.readouterr().err
+
+
 def test_missing_input_and_empty_folder_are_clear_errors(model_dir, tmp_path, capsys):
     assert run(model_dir, tmp_path / "nothere", tmp_path / "out") == 2
     assert "does not exist" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
 from pix2pix_hub.cli import main
 from pix2pix_hub.evaluation import FidUnavailable, UnreadableImage, decode_image, evaluate, fid_metric
 
@@ -142,3 +142,16 @@ def test_dataset_images_are_size_checked_from_the_header_before_decoding(pix2pix
     small = io.BytesIO()
     Image.new("RGB", (5, 3), (1, 2, 3)).save(small, format="PNG")
     assert decode_image({"bytes": small.getvalue(), "path": None}, 100, "row 2").getpixel((4, 2)) == (1, 2, 3)
+
+
+def test_an_image_the_model_cannot_take_is_skipped_not_fatal(tmp_path):
+    # A ResNet generator (size_multiple 4) fails on 4x4 inputs inside its reflection padding; the batch is then
+    # retried image by image and only that row is skipped.
+    pix2pix = Pix2Pix(resnet_6blocks(ngf=8))
+    rows = identity_rows(pix2pix, [(24, 24), (24, 24)])
+    rows.insert(1, {"input": noise_image(7, 4, 5), "target": noise_image(7, 4, 6)})
+    report = evaluate(pix2pix, rows, tmp_path, batch_size=3)
+    assert [row["index"] for row in report["per_image"]] == [0, 2]
+    assert report["mean"]["l1"] == 0.0
+    assert [item["index"] for item in report["skipped"]] == [1]
+    assert report["skipped"][0]["reason"].startswith("translation failed on 4x7: RuntimeError")
