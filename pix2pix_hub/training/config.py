@@ -1,0 +1,295 @@
+"""``TrainingConfig``: the one record of a training run's arguments.
+
+The command line is generated from its fields (``add_arguments``/``config_from_args``), checkpoints store it as
+``training_config.json``, and the model card prints it. Defaults are the paper's facades setup (Isola et al. 2017,
+section 4 and the authors' code): unet_256 + 70x70 PatchGAN, batch norm, N(0, 0.02) init, vanilla GAN loss,
+L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1, 286 -> 256 random crop + flip, 100 + 100 epochs (linear decay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
+DISCRIMINATORS = ("basic", "n_layers", "pixel", "image")
+NORMS = ("batch", "instance", "none")
+GAN_MODES = ("vanilla", "lsgan", "wgangp", "hinge")
+LR_POLICIES = ("linear", "step", "cosine", "constant")
+DIRECTIONS = ("AtoB", "BtoA")
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+TRACKERS = ("tensorboard", "trackio", "wandb", "none")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+# Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
+ARCHITECTURE_FIELDS = ("netG", "netD", "n_layers_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "no_dropout")
+FACADES_LOCAL = Path("..") / "shared" / "data" / "facades" / "train"
+
+
+def _arg(help: str, choices: tuple[str, ...] | None = None, **kwargs: Any) -> dict[str, Any]:
+    return {"help": help, "choices": choices, **kwargs}
+
+
+@dataclass
+class TrainingConfig:
+    """Every argument of a training run; the paper's facades setup by default (see module docstring)."""
+
+    # data
+    dataset: str = field(
+        default="huggan/facades",
+        metadata=_arg("Hub dataset id, aligned A|B image folder, A/ B/ folders, save_to_disk folder or parquet file."),
+    )
+    dataset_split: str = field(default="train", metadata=_arg("Split of --dataset to train on."))
+    validation_split: str | None = field(
+        default=None, metadata=_arg("Split to validate on (e.g. 'val'); unset: hold out --val_size training pairs.")
+    )
+    val_size: float = field(
+        default=16, metadata=_arg("Pairs held out of the training split for validation: a count (>= 1) or a fraction.")
+    )
+    direction: str = field(default="AtoB", metadata=_arg("AtoB or BtoA (facades labels -> photo is BtoA).", DIRECTIONS))
+    column_a: str = field(default="imageA", metadata=_arg("Dataset column holding the A images."))
+    column_b: str = field(default="imageB", metadata=_arg("Dataset column holding the B images."))
+    input_nc: int = field(default=3, metadata=_arg("Input channels: 1 (grayscale) or 3 (RGB)."))
+    output_nc: int = field(default=3, metadata=_arg("Output channels: 1 (grayscale) or 3 (RGB)."))
+    preprocess: str = field(default="resize_and_crop", metadata=_arg("Training augmentation.", PREPROCESS))
+    load_size: int = field(default=286, metadata=_arg("Resize images to this size before cropping."))
+    crop_size: int = field(default=256, metadata=_arg("Random crop size: the training resolution."))
+    no_flip: bool = field(default=False, metadata=_arg("Do not flip training pairs horizontally."))
+    skip_bad_samples: bool = field(default=False, metadata=_arg("Skip and count unreadable pairs instead of failing."))
+    dataloader_num_workers: int = field(default=2, metadata=_arg("DataLoader worker processes per training process."))
+    # networks
+    netG: str = field(default="unet_256", metadata=_arg("Generator preset.", GENERATORS))
+    netD: str = field(
+        default="basic",
+        metadata=_arg("basic: 70x70 PatchGAN; n_layers: --n_layers_D; pixel: 1x1; image: whole image.", DISCRIMINATORS),
+    )
+    n_layers_D: int = field(default=3, metadata=_arg("Discriminator depth when --netD n_layers."))
+    ngf: int = field(default=64, metadata=_arg("Generator filters in the first conv layer."))
+    ndf: int = field(default=64, metadata=_arg("Discriminator filters in the first conv layer."))
+    norm: str = field(default="batch", metadata=_arg("Normalisation layers.", NORMS))
+    no_dropout: bool = field(default=False, metadata=_arg("No dropout in the generator."))
+    init_type: str = field(default="normal", metadata=_arg("Weight initialisation.", INIT_TYPES))
+    init_gain: float = field(default=0.02, metadata=_arg("Scale of the normal/xavier/orthogonal init."))
+    # objective and optimisation
+    gan_mode: str = field(default="vanilla", metadata=_arg("GAN objective.", GAN_MODES))
+    lambda_l1: float = field(default=100.0, metadata=_arg("Weight of the L1 term in the generator loss."))
+    lambda_gp: float = field(default=10.0, metadata=_arg("Gradient penalty weight (wgangp only)."))
+    lr: float = field(default=2e-4, metadata=_arg("Adam learning rate of both networks."))
+    beta1: float = field(default=0.5, metadata=_arg("Adam beta1."))
+    beta2: float = field(default=0.999, metadata=_arg("Adam beta2."))
+    batch_size: int = field(default=1, metadata=_arg("Pairs per process per step."))
+    gradient_accumulation_steps: int = field(default=1, metadata=_arg("Micro-batches accumulated per update."))
+    n_epochs: int = field(default=100, metadata=_arg("Epochs at the initial learning rate."))
+    n_epochs_decay: int = field(default=100, metadata=_arg("Epochs of learning-rate decay after --n_epochs."))
+    lr_policy: str = field(default="linear", metadata=_arg("Learning-rate schedule.", LR_POLICIES))
+    lr_decay_iters: int = field(default=50, metadata=_arg("Epochs between x0.1 steps (--lr_policy step)."))
+    max_train_steps: int | None = field(
+        default=None, metadata=_arg("Stop after this many updates (overrides the epoch count).")
+    )
+    seed: int = field(default=0, metadata=_arg("Seed of weights, shuffling, augmentation and dropout."))
+    mixed_precision: str | None = field(
+        default=None,
+        metadata=_arg(
+            "no|fp16|bf16; unset: the launcher's choice (accelerate launch --mixed_precision).", MIXED_PRECISION
+        ),
+    )
+    # output, checkpoints, logging
+    output_dir: str = field(
+        default="outputs/pix2pix", metadata=_arg("Model folder; also holds checkpoints/ and logs/.")
+    )
+    checkpointing_steps: int = field(default=500, metadata=_arg("Save a resumable state every N updates."))
+    checkpoints_total_limit: int | None = field(default=3, metadata=_arg("Keep only the newest N checkpoints."))
+    overwrite_output_dir: bool = field(
+        default=False, metadata=_arg("Start afresh in an --output_dir that holds checkpoints, deleting them.")
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata=_arg("'latest' or a checkpoint folder to continue from.")
+    )
+    validation_steps: int = field(default=500, metadata=_arg("Validate (metrics + sample grid) every N updates."))
+    num_validation_images: int = field(default=4, metadata=_arg("Rows of the input | output | target grid."))
+    logging_steps: int = field(default=10, metadata=_arg("Log losses every N updates."))
+    report_to: str = field(default="tensorboard", metadata=_arg("Experiment tracker (all work offline).", TRACKERS))
+    tracker_project_name: str = field(default="pix2pix", metadata=_arg("Project/run name given to the tracker."))
+    push_to_hub: bool = field(default=False, metadata=_arg("Upload the final model folder to --hub_model_id."))
+    hub_model_id: str | None = field(default=None, metadata=_arg("Hub repo id, e.g. user/facades."))
+    quick: bool = field(default=False, metadata=_arg("Small fast CPU run on local facades (see docs/training.md)."))
+
+    def check(self) -> None:
+        """Refuse inconsistent arguments before any data or model work; each error names the flags to change."""
+        for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type"):
+            choices = fields_by_name()[name].metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"--{name} {getattr(self, name)!r} is not supported; choose one of {', '.join(choices)}."
+                )
+        if self.report_to not in TRACKERS:
+            raise ValueError(f"--report_to {self.report_to!r} is not supported; choose one of {', '.join(TRACKERS)}.")
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
+        for name in ("input_nc", "output_nc"):
+            if getattr(self, name) not in (1, 3, 4):
+                raise ValueError(
+                    f"--{name} {getattr(self, name)} is not supported; use 1 (grayscale), 3 (RGB) or 4 (RGBA)."
+                )
+        positive = ("load_size", "crop_size", "batch_size", "gradient_accumulation_steps", "checkpointing_steps")
+        for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1; got {getattr(self, name)}.")
+        for name in ("n_epochs", "n_epochs_decay", "dataloader_num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
+        if self.n_epochs + self.n_epochs_decay < 1 and self.max_train_steps is None:
+            raise ValueError(
+                "--n_epochs + --n_epochs_decay is 0: nothing to train. Raise one or set --max_train_steps."
+            )
+        if self.max_train_steps is not None and self.max_train_steps < 1:
+            raise ValueError(f"--max_train_steps must be at least 1; got {self.max_train_steps}.")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError("--checkpoints_total_limit must be at least 1 (or unset to keep all checkpoints).")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive; got {self.lr}.")
+        if self.validation_split is None and not self.val_size > 0:
+            raise ValueError("--val_size must be positive (a count or a fraction), or pass --validation_split.")
+        if self.val_size >= 1 and self.val_size != int(self.val_size):
+            raise ValueError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id user/name.")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise ValueError(
+                f"--crop_size {self.crop_size} is larger than --load_size {self.load_size}: the random crop must fit "
+                "in the resized image. Lower --crop_size or raise --load_size."
+            )
+        multiple = generator_size_multiple(self.netG)
+        if "crop" in self.preprocess and self.crop_size % multiple:
+            fitting = max(multiple, self.crop_size // multiple * multiple)
+            raise ValueError(
+                f"--netG {self.netG} halves the image {multiple.bit_length() - 1} times, so it needs sides divisible "
+                f"by {multiple}; --crop_size {self.crop_size} is not. Use --crop_size {fitting} "
+                f"or a shallower generator ({suggest_generator(self.crop_size)})."
+            )
+        if "crop" in self.preprocess and discriminator_output_size(self.crop_size, self.d_layers) < 1:
+            raise ValueError(
+                f"--netD {self.netD} with {self.d_layers} layers is too deep for --crop_size {self.crop_size}: "
+                "its output would be empty. Use a smaller --n_layers_D or a larger crop."
+            )
+
+    @property
+    def d_layers(self) -> int:
+        """The discriminator's ``n_layers`` for ``netD``: basic is the 70x70 PatchGAN (3), pixel 0, image 5."""
+        return {"basic": 3, "n_layers": self.n_layers_D, "pixel": 0, "image": 5}[self.netD]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        """Rebuild from ``asdict`` output (a checkpoint's ``training_config.json``); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown training arguments {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+        return cls(**values)
+
+
+def fields_by_name() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(TrainingConfig)}
+
+
+def generator_size_multiple(net_g: str) -> int:
+    """Sides the generator preset needs to divide: 2 ** num_downs for U-Nets, 4 for ResNets."""
+    return {"unet_128": 128, "unet_256": 256}.get(net_g, 4)
+
+
+def suggest_generator(crop_size: int) -> str:
+    fitting = [name for name in GENERATORS if crop_size % generator_size_multiple(name) == 0]
+    return "e.g. " + " or ".join(fitting) if fitting else "none of the presets fits; use a multiple of 4"
+
+
+def discriminator_output_size(size: int, n_layers: int) -> int:
+    """Side of the PatchGAN logit map for a ``size`` input (4x4 convs, padding 1; stride 2 then two stride 1)."""
+    if n_layers == 0:
+        return size
+    for _ in range(n_layers):
+        size = (size + 2 - 4) // 2 + 1
+    return size - 2
+
+
+def quick_overrides(repo_root: Path) -> dict[str, Any]:
+    """``--quick``: a small unet_128 at 128x128 on the local facades pairs that finishes in minutes on a CPU.
+
+    ``repo_root`` is the clone's root, so ``../shared/data/facades/train`` resolves from wherever the script
+    runs. Where that folder does not exist the Hub's ``huggan/facades`` is used.
+    """
+    local = (repo_root / FACADES_LOCAL).resolve()
+    return {
+        "dataset": str(local) if local.is_dir() else "huggan/facades",
+        "direction": "BtoA",
+        "netG": "unet_128",
+        "ngf": 32,
+        "ndf": 32,
+        "load_size": 143,
+        "crop_size": 128,
+        "max_train_steps": 300,
+        "val_size": 8,
+        "validation_steps": 100,
+        "checkpointing_steps": 150,
+        "checkpoints_total_limit": 1,
+        "logging_steps": 10,
+        "dataloader_num_workers": 1,
+        "output_dir": "outputs/facades-quick",
+        "overwrite_output_dir": True,  # the demo is meant to be run again and again
+    }
+
+
+# ----- command line -------------------------------------------------------------------------------------
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; plain types unchanged."""
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    return args[0] if args else annotation
+
+
+def _number(text: str) -> float:
+    """``--val_size``: ``16`` is a count, ``0.1`` a fraction."""
+    value = float(text)
+    return int(value) if value >= 1 and value == int(value) else value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """One ``--name`` per ``TrainingConfig`` field; booleans are switches; defaults are the dataclass's."""
+    hints = get_type_hints(TrainingConfig)
+    for f in fields(TrainingConfig):
+        kind = _base_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(f"--{f.name}", action="store_true", help=help_text)
+            continue
+        convert = _number if f.name == "val_size" else kind
+        default_note = " (default: %(default)s)"
+        parser.add_argument(
+            f"--{f.name}",
+            type=convert,
+            default=f.default,
+            choices=f.metadata.get("choices"),
+            metavar=None if f.metadata.get("choices") else f.name.upper(),
+            help=help_text + default_note,
+        )
+    return parser
+
+
+def config_from_args(argv: list[str] | None = None, *, repo_root: Path | None = None) -> TrainingConfig:
+    """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
+
+    Flags given explicitly always win over the ``--quick`` preset.
+    """
+    parser = add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick_overrides(repo_root or Path.cwd()))
+        args = parser.parse_args(argv)
+    config = TrainingConfig(**vars(args))
+    config.check()
+    return config

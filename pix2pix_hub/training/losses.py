@@ -1,0 +1,74 @@
+"""GAN objectives on the discriminator's raw logits, the pix2pix L1 term, and the WGAN-GP gradient penalty.
+
+All losses take logits of any shape ``(N, 1, H', W')`` (one per patch) and return a scalar mean over patches.
+The discriminator loss is halved, as in the paper ("we divide the objective by 2 while optimizing D").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GAN_MODES = ("vanilla", "lsgan", "wgangp", "hinge")
+
+
+class GANLoss:
+    """``vanilla`` (sigmoid cross-entropy on logits, the paper), ``lsgan`` (least squares to 1/0), ``wgangp``
+    (Wasserstein critic; add ``gradient_penalty``) or ``hinge``."""
+
+    def __init__(self, mode: str = "vanilla") -> None:
+        if mode not in GAN_MODES:
+            raise ValueError(f"gan_mode={mode!r} is not supported; choose one of {', '.join(GAN_MODES)}.")
+        self.mode = mode
+
+    def _towards(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        """How far ``logits`` are from the label ``real`` (vanilla/lsgan) or their signed mean (wgangp)."""
+        if self.mode == "vanilla":
+            target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+            return F.binary_cross_entropy_with_logits(logits, target)
+        if self.mode == "lsgan":
+            target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+            return F.mse_loss(logits, target)
+        return -logits.mean() if real else logits.mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """G wants D to call its outputs real: ``D(x, G(x))`` logits -> scalar."""
+        if self.mode == "hinge":
+            return -fake_logits.mean()
+        return self._towards(fake_logits, real=True)
+
+    def discriminator_terms(
+        self, real_logits: torch.Tensor, fake_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's loss on real pairs ``D(x, y)`` and on fake pairs ``D(x, G(x))``: two scalars, not yet halved."""
+        if self.mode == "hinge":
+            return F.relu(1 - real_logits).mean(), F.relu(1 + fake_logits).mean()
+        return self._towards(real_logits, real=True), self._towards(fake_logits, real=False)
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """``(loss on real + loss on fake) / 2`` -> scalar."""
+        real, fake = self.discriminator_terms(real_logits, fake_logits)
+        return 0.5 * (real + fake)
+
+
+def l1_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error between ``(N, C, H, W)`` images in [-1, 1] (the paper's L1 term, before ``lambda_l1``)."""
+    return F.l1_loss(fake, target)
+
+
+def gradient_penalty(
+    discriminator: nn.Module,
+    real_pairs: torch.Tensor,
+    fake_pairs: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): ``mean((||grad D(mix)|| - 1) ** 2)`` on random mixes of real and fake pairs.
+
+    ``real_pairs``/``fake_pairs``: ``(N, input_nc + output_nc, H, W)``; the fake ones should be detached.
+    """
+    alpha = torch.rand(real_pairs.shape[0], 1, 1, 1, device=real_pairs.device, generator=generator)
+    mixed = (alpha * real_pairs + (1 - alpha) * fake_pairs).requires_grad_(True)
+    logits = discriminator(mixed)
+    (grads,) = torch.autograd.grad(logits.sum(), mixed, create_graph=True)
+    return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -1,0 +1,80 @@
+"""Validation during training: L1/PSNR/SSIM over the held-out pairs, and an input | output | target grid.
+
+The generator runs in eval mode (running batch-norm statistics, no dropout): what ``Pix2Pix`` users get.
+Every process scores its share of the pairs; the sums are added across processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..imaging import make_grid, tensor_to_image
+from ..metrics import image_metrics
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+METRICS = ("l1", "psnr", "ssim")
+BATCH = 8
+
+
+def _batches(dataset: Any, indices: list[int]):
+    """``(inputs (N, C, H, W), targets (N, C, H, W))`` batches of ``dataset[i]`` items; bad (None) items dropped."""
+    for start in range(0, len(indices), BATCH):
+        items = [dataset[i] for i in indices[start : start + BATCH]]
+        items = [item for item in items if item is not None]
+        if items:
+            yield torch.stack([item["input"] for item in items]), torch.stack([item["target"] for item in items])
+
+
+@torch.no_grad()
+def translate(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``(N, input_nc, H, W)`` -> ``(N, output_nc, H, W)`` in eval mode, restoring the previous mode after."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        return generator(inputs).float()
+    finally:
+        generator.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(generator: nn.Module, dataset: Any, accelerator: Accelerator) -> dict[str, float]:
+    """Mean ``l1``, ``psnr``, ``ssim`` over every pair of ``dataset`` (a ``PairedDataset``), all processes together."""
+    indices = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
+    sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64, device=accelerator.device)
+    for inputs, targets in _batches(dataset, indices):
+        outputs = translate(generator, inputs.to(accelerator.device))
+        scores = image_metrics(outputs, targets.to(accelerator.device))
+        for k, name in enumerate(METRICS):
+            sums[k] += scores[name].double().sum()
+        sums[-1] += inputs.shape[0]
+    sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
+    count = max(float(sums[-1]), 1.0)
+    return {name: float(sums[k]) / count for k, name in enumerate(METRICS)}
+
+
+@torch.no_grad()
+def sample_grid(generator: nn.Module, dataset: Any, rows: int, device: torch.device) -> Image.Image:
+    """The first ``rows`` pairs of ``dataset`` as a picture: one row per pair, input | output | target."""
+    grid_rows = []
+    for inputs, targets in _batches(dataset, list(range(min(rows, len(dataset))))):
+        outputs = translate(generator, inputs.to(device)).cpu()
+        for x, y, z in zip(inputs, outputs, targets):
+            grid_rows.append([tensor_to_image(x), tensor_to_image(y), tensor_to_image(z)])
+    return make_grid(grid_rows)
+
+
+def save_png(image: Image.Image, path: Path) -> Path:
+    """Atomic PNG write (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

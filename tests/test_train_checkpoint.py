@@ -1,0 +1,110 @@
+"""Checkpoints: exact resume, crash safety while writing, retention, and refusing a foreign architecture."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_train_support import assert_same_state, make_aligned_pairs, run, state_of, tiny_config
+
+from pix2pix_hub.training import checkpoint as ckpt
+
+
+class Killed(BaseException):
+    """Like SIGKILL, not an ``Exception``: no ``except Exception`` on the way may swallow it."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_aligned_pairs(tmp_path_factory.mktemp("pairs") / "train", count=10)
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    # 8 pairs per epoch at batch 2 = 4 updates; 6 steps cross an epoch boundary, and resuming at step 3 starts
+    # mid-epoch, so the data position, the RNG (dropout) and the optimizer state all have to come back.
+    straight = run(tiny_config(data, tmp_path / "straight", max_train_steps=6, checkpointing_steps=100))
+    first = run(tiny_config(data, tmp_path / "resumed", max_train_steps=3, checkpointing_steps=100))
+    assert first.global_step == 3
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "resumed")] == ["checkpoint-3"]
+    resumed = run(
+        tiny_config(
+            data, tmp_path / "resumed", max_train_steps=6, checkpointing_steps=100, resume_from_checkpoint="latest"
+        )
+    )
+    assert resumed.global_step == 6
+    assert_same_state(state_of(straight), state_of(resumed))
+    # and not trivially: three more steps did change the weights
+    changed = state_of(first)
+    assert any(not torch.equal(changed[name], value) for name, value in state_of(resumed).items())
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch):
+    import accelerate.accelerator
+
+    real_save = accelerate.accelerator.save_accelerator_state
+    calls = []
+
+    def dies_on_second_checkpoint(output_dir, *args, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 2:
+            # Write part of the files, then die, as a process killed mid-write would.
+            (Path(output_dir) / "optimizer.bin").write_bytes(b"half a file")
+            raise Killed("killed while writing checkpoint-4")
+        return real_save(output_dir, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", dies_on_second_checkpoint)
+    output = tmp_path / "run"
+    with pytest.raises(Killed):
+        run(tiny_config(data, output, max_train_steps=4, checkpointing_steps=2))
+    leftovers = sorted(p.name for p in ckpt.checkpoints_dir(output).iterdir())
+    assert leftovers == [".tmp-checkpoint-4", "checkpoint-2"]
+    assert ckpt.resolve_resume(output, "latest").name == "checkpoint-2"
+
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", real_save)
+    resumed = run(tiny_config(data, output, max_train_steps=4, checkpointing_steps=2, resume_from_checkpoint="latest"))
+    assert resumed.global_step == 4
+    assert sorted(p.name for p in ckpt.checkpoints_dir(output).iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    straight = run(tiny_config(data, tmp_path / "straight", max_train_steps=4, checkpointing_steps=100))
+    assert_same_state(state_of(straight), state_of(resumed))
+
+
+def test_total_limit_keeps_the_newest(data, tmp_path):
+    run(tiny_config(data, tmp_path, max_train_steps=5, checkpointing_steps=1, checkpoints_total_limit=2))
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint-4", "checkpoint-5"]
+    saved = ckpt.read_json(tmp_path / "checkpoints" / "checkpoint-5" / ckpt.CONFIG_FILE)
+    assert saved["checkpoints_total_limit"] == 2 and saved["netG"] == "resnet_6blocks"
+    state = ckpt.read_json(tmp_path / "checkpoints" / "checkpoint-5" / ckpt.STATE_FILE)
+    assert state["global_step"] == 5 and state["epoch"] == 1 and state["num_processes"] == 1
+    for name in ("model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin", "random_states_0.pkl"):
+        assert (tmp_path / "checkpoints" / "checkpoint-5" / name).is_file(), name
+    # the two lr schedulers
+    assert len(list((tmp_path / "checkpoints" / "checkpoint-5").glob("custom_checkpoint_*.pkl"))) == 2
+
+
+def test_resume_refuses_another_architecture(data, tmp_path):
+    run(tiny_config(data, tmp_path, max_train_steps=2))
+    shutil.rmtree(tmp_path / "samples")
+    with pytest.raises(ValueError, match=r"--ngf 4 \(now 8\)"):
+        run(tiny_config(data, tmp_path, ngf=8, max_train_steps=4, resume_from_checkpoint="latest"))
+    assert not (tmp_path / "samples").exists()  # rejected before any work
+
+
+def test_resume_from_missing_or_partial_checkpoint(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        run(tiny_config(data, tmp_path, resume_from_checkpoint=str(tmp_path / "nowhere")))
+    partial = tmp_path / "checkpoints" / "checkpoint-7"
+    partial.mkdir(parents=True)
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        run(tiny_config(data, tmp_path, resume_from_checkpoint=str(partial)))
+    assert ckpt.resolve_resume(tmp_path, "latest") is None
+
+
+def test_fresh_run_will_not_mix_with_old_checkpoints(data, tmp_path):
+    run(tiny_config(data, tmp_path, max_train_steps=2))
+    with pytest.raises(FileExistsError, match="--resume_from_checkpoint latest"):
+        run(tiny_config(data, tmp_path, max_train_steps=2))
+    result = run(tiny_config(data, tmp_path, max_train_steps=1, overwrite_output_dir=True))
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint-1"]
+    assert result.global_step == 1

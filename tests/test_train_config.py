@@ -1,0 +1,166 @@
+"""The training arguments: paper defaults, the command line, --quick, rejected configurations, lr schedules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+
+import pytest
+from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
+
+from pix2pix_hub.training import TrainingConfig, config_from_args
+from pix2pix_hub.training.config import quick_overrides
+from pix2pix_hub.training.loop import LRFactor
+
+
+def test_defaults_are_the_papers_facades_setup():
+    config = config_from_args(["--dataset", "huggan/facades", "--direction", "BtoA"])
+    assert config == TrainingConfig(dataset="huggan/facades", direction="BtoA")
+    paper = {
+        "netG": "unet_256",
+        "netD": "basic",
+        "n_layers_D": 3,
+        "norm": "batch",
+        "ngf": 64,
+        "ndf": 64,
+        "init_type": "normal",
+        "init_gain": 0.02,
+        "no_dropout": False,
+        "gan_mode": "vanilla",
+        "lambda_l1": 100.0,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "batch_size": 1,
+        "n_epochs": 100,
+        "n_epochs_decay": 100,
+        "lr_policy": "linear",
+        "load_size": 286,
+        "crop_size": 256,
+        "preprocess": "resize_and_crop",
+        "no_flip": False,
+        "max_train_steps": None,
+        "mixed_precision": None,  # the launcher decides
+    }
+    assert {key: getattr(config, key) for key in paper} == paper
+    assert config.d_layers == 3
+
+
+def test_every_documented_flag_parses():
+    argv = [
+        "--dataset", "data", "--direction", "BtoA", "--netG", "resnet_9blocks", "--load_size", "300",
+        "--crop_size", "256", "--batch_size", "4", "--max_train_steps", "10", "--output_dir", "out",
+        "--checkpointing_steps", "5", "--resume_from_checkpoint", "latest", "--push_to_hub", "--hub_model_id",
+        "me/model", "--seed", "3", "--gan_mode", "hinge", "--netD", "n_layers", "--n_layers_D", "2", "--norm",
+        "instance", "--ngf", "32", "--ndf", "16", "--input_nc", "1", "--output_nc", "3", "--lr_policy", "cosine",
+        "--mixed_precision", "bf16", "--report_to", "none", "--val_size", "0.1", "--gradient_accumulation_steps", "2",
+    ]  # fmt: skip
+    config = config_from_args(argv)
+    assert (config.netG, config.batch_size, config.max_train_steps, config.hub_model_id) == (
+        "resnet_9blocks",
+        4,
+        10,
+        "me/model",
+    )
+    assert config.push_to_hub and config.d_layers == 2 and config.val_size == 0.1
+    assert config_from_args(["--val_size", "16"]).val_size == 16
+
+
+def test_quick_uses_local_facades_and_explicit_flags_win(tmp_path):
+    config = config_from_args(["--quick"], repo_root=REPO_ROOT)
+    local = (REPO_ROOT / ".." / "shared" / "data" / "facades" / "train").resolve()
+    expected_dataset = str(local) if local.is_dir() else "huggan/facades"
+    assert (config.dataset, config.netG, config.crop_size, config.direction) == (
+        expected_dataset,
+        "unet_128",
+        128,
+        "BtoA",
+    )
+    assert config.quick and config.load_size >= config.crop_size
+    overridden = config_from_args(
+        ["--quick", "--max_train_steps", "7", "--output_dir", "elsewhere"], repo_root=REPO_ROOT
+    )
+    assert (overridden.max_train_steps, overridden.output_dir) == (7, "elsewhere")
+    # a clone without ../shared falls back to the Hub dataset
+    assert quick_overrides(tmp_path)["dataset"] == "huggan/facades"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"crop_size": 300, "load_size": 286}, r"--crop_size 300 is larger than --load_size 286"),
+        ({"netG": "unet_256", "crop_size": 128, "load_size": 143}, r"--netG unet_256 .* divisible by 256"),
+        ({"netD": "n_layers", "n_layers_D": 5, "netG": "resnet_6blocks", "crop_size": 32}, r"too deep for --crop_size"),
+        ({"push_to_hub": True}, r"--hub_model_id"),
+        ({"val_size": 2.5}, r"--val_size"),
+        ({"batch_size": 0}, r"--batch_size must be at least 1"),
+        ({"gan_mode": "wgan"}, r"--gan_mode 'wgan' is not supported"),
+    ],
+)
+def test_bad_arguments_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        replace(TrainingConfig(), **changes).check()
+
+
+def test_bad_command_line_exits_with_the_reason(capsys):
+    import runpy
+
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "train.py"), run_name="train_script")
+    with pytest.raises(SystemExit, match="--crop_size 512 is larger than --load_size 286"):
+        script["main"](["--crop_size", "512"])
+
+
+def test_crop_larger_than_load_size_is_refused_before_any_work(tmp_path):
+    data = make_aligned_pairs(tmp_path / "pairs")
+    with pytest.raises(ValueError, match="larger than --load_size"):
+        run(tiny_config(data, tmp_path / "out", crop_size=64, load_size=36))
+    assert not (tmp_path / "out").exists()
+
+
+def test_generator_too_deep_for_the_crop_is_refused_before_any_work(tmp_path):
+    data = make_aligned_pairs(tmp_path / "pairs")
+    with pytest.raises(ValueError, match="--netG unet_256 halves the image 8 times"):
+        run(tiny_config(data, tmp_path / "out", netG="unet_256", crop_size=128, load_size=143))
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_dataset_columns_are_refused_before_any_work(tmp_path):
+    import datasets
+
+    files = make_aligned_pairs(tmp_path / "pairs")
+    paths = sorted(str(p) for p in files.iterdir())
+    features = datasets.Features({"photo": datasets.Image(), "label": datasets.Image()})
+    datasets.Dataset.from_dict({"photo": paths, "label": paths}, features=features).save_to_disk(tmp_path / "disk")
+    with pytest.raises(ValueError, match=r"no column 'imageA' or 'imageB'.*photo, label.*--column_a"):
+        run(tiny_config(tmp_path / "disk", tmp_path / "out"))
+    assert not (tmp_path / "out" / "checkpoints").exists() and not (tmp_path / "out" / "samples").exists()
+    result = run(tiny_config(tmp_path / "disk", tmp_path / "ok", column_a="photo", column_b="label", max_train_steps=1))
+    assert result.global_step == 1
+
+
+def test_unwritable_output_dir_is_refused_before_any_work(tmp_path):
+    data = make_aligned_pairs(tmp_path / "pairs")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match=r"--output_dir .*a-file/out cannot be written"):
+        run(tiny_config(data, blocker / "out"))
+
+
+def test_lr_policies_follow_the_authors():
+    config = TrainingConfig(n_epochs=100, n_epochs_decay=100)
+    linear = LRFactor(config, updates_per_epoch=10)
+    assert linear(0) == 1.0 and linear(99 * 10 + 9) == 1.0  # constant for 100 epochs
+    assert linear(100 * 10) == pytest.approx(1 - 1 / 101)
+    assert linear(199 * 10) == pytest.approx(1 / 101) and linear(10_000) == 0.0
+    step = LRFactor(replace(config, lr_policy="step", lr_decay_iters=50), updates_per_epoch=1)
+    assert (step(49), step(50), step(100)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
+    cosine = LRFactor(replace(config, lr_policy="cosine"), updates_per_epoch=1)
+    assert (cosine(0), cosine(100), cosine(200)) == (1.0, pytest.approx(0.5), pytest.approx(0.0))
+    assert LRFactor(replace(config, lr_policy="constant"), 1)(10**6) == 1.0
+
+
+def test_config_round_trips_through_json():
+    config = replace(TrainingConfig(), netG="resnet_6blocks", max_train_steps=5, val_size=0.2)
+    assert TrainingConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="Unknown training arguments bogus"):
+        TrainingConfig.from_dict({**asdict(config), "bogus": 1})

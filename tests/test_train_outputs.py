@@ -1,0 +1,127 @@
+"""What a run leaves: the model folder, card, grids, logs, the Hub upload; GAN modes, accumulation, precision."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from test_train_support import make_aligned_pairs, reset_accelerate, run, tiny_config
+
+from pix2pix_hub import Pix2Pix
+from pix2pix_hub.training import TrainingConfig
+from pix2pix_hub.training.loop import StepParts, build_networks, make_accelerator, train_step
+from pix2pix_hub.training.losses import GANLoss
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_aligned_pairs(tmp_path_factory.mktemp("pairs") / "train", count=10)
+
+
+class FakeHfApi:
+    """Stands in for ``HfApi``: an upload is a copy into ``uploads[repo_id]``."""
+
+    uploads: dict = {}
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, self.uploads[repo_id], dirs_exist_ok=True)
+        return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1"})()
+
+
+def test_run_saves_a_loadable_model_with_card_grid_and_logs(data, tmp_path, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    FakeHfApi.uploads = {"me/tiny": tmp_path / "pushed"}
+    config = tiny_config(
+        data, tmp_path / "out", max_train_steps=3, validation_steps=2, report_to="tensorboard", push_to_hub=True,
+        hub_model_id="me/tiny", direction="BtoA",
+    )  # fmt: skip
+    result = run(config)
+    out = tmp_path / "out"
+    for name in ("config.json", "model.safetensors", "discriminator/model.safetensors", "README.md", "samples.png"):
+        assert (out / name).is_file(), name
+    assert (out / "samples" / "step-000002.png").is_file()  # the mid-run validation grid
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    assert not list(out.glob(".model-*")) and not list(out.glob(".tmp*"))
+    assert (out / "checkpoints" / "checkpoint-3").is_dir()  # kept next to the model, not wiped by the save
+
+    card = (out / "README.md").read_text()
+    assert "me/tiny" in card and "`resnet_6blocks`" in card and "| lambda_l1 | `100.0` |" in card
+    assert "| psnr |" in card and "![samples](samples.png)" in card and "direction `BtoA`" in card
+    assert set(result.metrics) == {"l1", "psnr", "ssim"} and 0 < result.metrics["l1"] < 1
+
+    # the grid: 2 validation pairs, input | output | target, 32 px cells with 4 px padding
+    from PIL import Image
+
+    assert Image.open(out / "samples.png").size == (3 * 36 + 4, 2 * 36 + 4)
+
+    loaded = Pix2Pix.from_pretrained(out)
+    pushed = Pix2Pix.from_pretrained(tmp_path / "pushed")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    expected = result.pix2pix.translate_tensor(x)
+    torch.testing.assert_close(loaded.translate_tensor(x), expected)
+    torch.testing.assert_close(pushed.translate_tensor(x), expected)
+    assert (tmp_path / "pushed" / "README.md").read_text() == card
+    assert not (tmp_path / "pushed" / "checkpoints").exists()  # only the model folder is uploaded
+
+
+@pytest.mark.parametrize("gan_mode", ["vanilla", "lsgan", "wgangp", "hinge"])
+def test_train_step_updates_both_networks_in_every_gan_mode(gan_mode):
+    reset_accelerate()
+    torch.manual_seed(0)
+    config = TrainingConfig(netG="resnet_6blocks", ngf=4, ndf=4, gan_mode=gan_mode, report_to="none")
+    accelerator = make_accelerator(config)
+    generator, discriminator = build_networks(config)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=1e-2)
+    generator, discriminator, optimizer_g, optimizer_d = accelerator.prepare(
+        generator, discriminator, optimizer_g, optimizer_d
+    )
+    parts = StepParts(generator, discriminator, optimizer_g, optimizer_d, GANLoss(gan_mode), 100.0, 10.0)
+    before_g = [p.detach().clone() for p in generator.parameters()]
+    before_d = [p.detach().clone() for p in discriminator.parameters()]
+    batch = {"input": torch.rand(2, 3, 32, 32) * 2 - 1, "target": torch.rand(2, 3, 32, 32) * 2 - 1}
+    losses = train_step(batch, parts, accelerator)
+    reset_accelerate()
+    expected = {"loss_G_GAN", "loss_G_L1", "loss_D_real", "loss_D_fake"} | (
+        {"loss_D_gp"} if gan_mode == "wgangp" else set()
+    )
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    # every conv weight moves (a bias can get a zero gradient: the WGAN loss cancels D's last bias exactly)
+    assert all(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters()) if a.ndim > 1)
+    assert all(not torch.equal(a, b) for a, b in zip(before_d, discriminator.parameters()) if a.ndim > 1)
+    assert all(p.requires_grad for p in discriminator.parameters())  # unfrozen again for the next D step
+
+
+def test_gradient_accumulation_counts_updates_not_batches(data, tmp_path):
+    result = run(tiny_config(data, tmp_path, max_train_steps=2, gradient_accumulation_steps=2, batch_size=1))
+    assert result.global_step == 2
+    state = (tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text()
+    assert '"updates_per_epoch": 4' in state  # 8 training pairs, batch 1, 2 batches per update
+
+
+def test_launcher_mixed_precision_is_not_overridden(monkeypatch):
+    reset_accelerate()
+    assert make_accelerator(TrainingConfig(report_to="none")).mixed_precision == "no"  # CPU default: fp32
+    reset_accelerate()
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch --mixed_precision bf16` sets
+    assert make_accelerator(TrainingConfig(report_to="none")).mixed_precision == "bf16"
+    reset_accelerate()
+    assert make_accelerator(TrainingConfig(report_to="none", mixed_precision="no")).mixed_precision == "no"
+    reset_accelerate()
+
+
+def test_missing_tracker_package_is_named(data, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ImportError, match="--report_to wandb needs the wandb package: pip install wandb"):
+        run(tiny_config(data, tmp_path, report_to="wandb"))
