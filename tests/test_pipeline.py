@@ -40,7 +40,7 @@ def test_padding_does_not_change_an_already_fitting_image(pix2pix):
 
 def test_kinds_round_trip(pix2pix):
     image = random_image(40, 24)
-    uint8 = np.asarray(image)
+    uint8 = np.array(image)
     out_uint8 = pix2pix(uint8)
     assert out_uint8.dtype == np.uint8 and out_uint8.shape == (24, 40, 3)
     assert np.array_equal(out_uint8, np.asarray(pix2pix(image)))
