@@ -400,8 +400,9 @@ def load_model(args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {"batch_size": getattr(args, "batch_size", 8)}
     if getattr(args, "max_pixels", None):
         options["max_pixels"] = args.max_pixels
-    if getattr(args, "size_mode", None):
-        options["size_mode"] = args.size_mode
+    for name in ("size_mode", "backend"):
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
     model = str(args.model)
     if not Path(model).is_dir() and (model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model):
         raise CommandError(f"Model folder {model} does not exist (and it is not a Hub repo id like user/name).")
@@ -433,6 +434,12 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max_pixels", type=int, default=None, help="refuse larger images (default: the pipeline's 4096*4096)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default=None,
+        help="run the generator in torch (default) or onnxruntime (CPU; exported on first use, often faster)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

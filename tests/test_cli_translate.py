@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
-from pix2pix_hub.cli import main
+from pix2pix_hub.cli import build_parser, load_model, main
 from pix2pix_hub.imaging import convert_image
 
 
@@ -66,6 +66,18 @@ def test_outputs_equal_the_pipeline_and_dropout_at_test_changes_them(model_dir, 
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "eval.png")), expected)
     assert run(model_dir, source, tmp_path / "dropout.png", "--dropout_at_test") == 0
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "dropout.png")), expected)
+
+
+def test_onnxruntime_backend_matches_torch(model_dir, tmp_path):
+    source = write_rgb(tmp_path / "photo.png", 45, 61)
+    assert run(model_dir, source, tmp_path / "torch.png") == 0
+    assert run(model_dir, source, tmp_path / "onnx.png", "--backend", "onnxruntime") == 0
+    torch_output = np.asarray(Image.open(tmp_path / "torch.png"), dtype=int)
+    onnx_output = np.asarray(Image.open(tmp_path / "onnx.png"), dtype=int)
+    assert onnx_output.shape == (45, 61, 3)
+    assert np.abs(torch_output - onnx_output).max() <= 1  # float differences may flip an 8-bit rounding
+    args = build_parser().parse_args(["translate", str(model_dir), "in", "out", "--backend", "onnxruntime"])
+    assert load_model(args).backend == "onnxruntime"
 
 
 def test_single_image_into_a_folder_and_ext_override(model_dir, tmp_path):
