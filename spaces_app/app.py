@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-# Spaces run this file as a script from the Space root; make the helpers importable however it is started.
+# The helpers sit next to this file: importable when it is run as a script, and also when it is imported.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from facade_palette import FACADE_CLASSES, draw_facade, legend_html, snap_to_palette, to_hex  # noqa: E402
@@ -67,10 +67,9 @@ def write_examples(folder: Path) -> list[str]:
     paths = []
     for seed, width, height in EXAMPLES:
         path = folder / f"facade_{seed}_{width}x{height}.png"
-        if not path.is_file():
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            Image.fromarray(draw_facade(seed, width, height)).save(temporary, format="PNG")
-            os.replace(temporary, path)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        Image.fromarray(draw_facade(seed, width, height)).save(temporary, format="PNG")
+        os.replace(temporary, path)
         paths.append(str(path))
     return paths
 
