@@ -5,6 +5,7 @@ Paths measured:
     torch_channels_last  the same with model and input in channels_last memory format, under inference_mode
     pix2pix              Pix2Pix.translate_tensor(x): the default library path (inference_mode, size handling)
     pix2pix_pil          Pix2Pix([PIL images]): end to end, including uint8 <-> tensor conversion
+    pix2pix_onnxruntime  Pix2Pix(backend="onnxruntime").translate_tensor(x)
     onnxruntime          the ``export-onnx`` file on onnxruntime's CPU provider
 
 Prints one progress line per measurement on stderr; the last line on stdout is one JSON object.
@@ -15,6 +16,7 @@ Prints one progress line per measurement on stderr; the last line on stdout is o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -65,6 +67,9 @@ def main() -> None:
     channels_last = unet_256(ngf=args.ngf).eval().to(memory_format=torch.channels_last)
     channels_last.load_state_dict(generator.state_dict())
     pix2pix = Pix2Pix(generator, batch_size=max(args.batch_sizes))
+    # Its own copy: Pix2Pix's torch path restores batch-norm counters in place, which bumps the weight versions
+    # the onnxruntime backend watches, so a shared generator would be re-exported before every call.
+    pix2pix_ort = Pix2Pix(copy.deepcopy(generator), batch_size=max(args.batch_sizes), backend="onnxruntime")
 
     with tempfile.TemporaryDirectory() as tmp:
         export = export_onnx(generator, os.path.join(tmp, "g.onnx"))
@@ -93,6 +98,9 @@ def main() -> None:
         images = [Image.fromarray(np.asarray(image)) for image in ((x + 1) * 127.5).byte().permute(0, 2, 3, 1)]
         return lambda: pix2pix(images)
 
+    def library_ort(x: torch.Tensor) -> Callable[[], object]:
+        return lambda: pix2pix_ort.translate_tensor(x)
+
     def ort(x: torch.Tensor) -> Callable[[], object]:
         feed = {"input": x.numpy()}
         return lambda: session.run(["output"], feed)
@@ -102,6 +110,7 @@ def main() -> None:
         "torch_channels_last": eager_channels_last,
         "pix2pix": library,
         "pix2pix_pil": library_pil,
+        "pix2pix_onnxruntime": library_ort,
         "onnxruntime": ort,
     }
     results: dict[str, dict[str, float]] = {name: {} for name in paths}
