@@ -175,7 +175,7 @@ def evaluate(
                     image_to_tensor(output, pix2pix.out_channels).unsqueeze(0),
                     image_to_tensor(target, pix2pix.out_channels).unsqueeze(0),
                 )
-            except RuntimeError as error:  # SSIM's 11x11 Gaussian window refuses images a few pixels wide
+            except (RuntimeError, ValueError) as error:  # SSIM's 11x11 Gaussian window refuses images a few pixels wide
                 skipped.append({"index": index, "reason": f"metrics failed on {source.width}x{source.height}: {error}"})
                 continue
             per_image.append({"index": index, **{name: float(scores[name][0]) for name in METRIC_NAMES}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 PSNR_CAP_DB = 100.0
+SSIM_MIN_SIDE = 11  # the Gaussian window
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -32,6 +33,10 @@ def ssim_per_image(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Structural similarity (torchmetrics), per image: ``(N,)``; 1 for identical images."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
+    if min(output.shape[-2:]) < SSIM_MIN_SIDE:
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE}; got {tuple(output.shape[-2:])}."
+        )
     return structural_similarity_index_measure(
         _unit(output).clamp(0, 1), _unit(target).clamp(0, 1), data_range=1.0, reduction="none"
     ).reshape(-1)

@@ -230,7 +230,8 @@ class Pix2Pix:
                 f"Image of {width}x{height} pixels is larger than max_pixels={self.max_pixels}; "
                 "downscale it or raise max_pixels if you have the memory."
             )
-        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode)
+        min_size = getattr(self.generator, "min_size", self.size_multiple)
+        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, min_size)
         if self._onnx is not None and not dropout_at_test and self.device.type == "cpu":
             return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
         with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
@@ -283,16 +284,21 @@ class Pix2Pix:
         return output.to(original.device)
 
 
-def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str):
-    """Pad or resize ``batch`` so H and W are multiples of ``multiple``; returns it and a function undoing it."""
+def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str, min_size: int = 1):
+    """Pad or resize ``batch`` so H and W are multiples of ``multiple`` and at least ``min_size``.
+
+    Returns the fitted batch and a function that maps the generator's output back to the original size.
+    """
     height, width = batch.shape[-2:]
+    floor = max(multiple, min_size)
     if mode == "resize":
-        target = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
+        target = (max(floor, round(height / multiple) * multiple), max(floor, round(width / multiple) * multiple))
         if target == (height, width):
             return batch, lambda out: out
         resized = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
         return resized, lambda out: F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
-    pad_h, pad_w = -height % multiple, -width % multiple
+    pad_h = max(floor, height + -height % multiple) - height
+    pad_w = max(floor, width + -width % multiple) - width
     if not pad_h and not pad_w:
         return batch, lambda out: out
     top, left = pad_h // 2, pad_w // 2
@@ -307,12 +313,18 @@ def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str):
 def generator_mode(generator: nn.Module, dropout_at_test: bool) -> Iterator[None]:
     """Eval mode by default; with ``dropout_at_test`` train mode whose batch norms leave their stats untouched."""
     was_training = generator.training
+    if not dropout_at_test:
+        generator.eval()
+        try:
+            yield
+        finally:
+            generator.train(was_training)
+        return
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
-    generator.train(dropout_at_test)
-    if dropout_at_test:
-        for norm in norms:
-            norm.momentum = 0.0
+    generator.train()
+    for norm in norms:
+        norm.momentum = 0.0
     try:
         yield
     finally:

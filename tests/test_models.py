@@ -132,3 +132,10 @@ def test_generator_input_errors_name_the_expected_shape():
         generator(torch.zeros(1, 4, 256, 256))
     with pytest.raises(ValueError, match="divisible by 4"):
         ResnetGenerator(ngf=4, n_blocks=1)(torch.zeros(1, 3, 30, 30))
+
+
+def test_ssim_on_images_too_small_for_its_window_is_a_clear_error():
+    from pix2pix_hub.metrics import image_metrics
+
+    with pytest.raises(ValueError, match="SSIM needs images of at least 11x11"):
+        image_metrics(torch.zeros(1, 3, 5, 40), torch.zeros(1, 3, 5, 40))

@@ -136,3 +136,19 @@ def test_onnxruntime_backend_matches_torch_and_follows_weight_changes():
     assert (fast.translate_tensor(x) - reference.translate_tensor(x)).abs().max() < 1e-4
     with pytest.raises(ValueError, match="backend='tensorrt'"):
         Pix2Pix(generator, backend="tensorrt")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (4, 4), (7, 3)])
+def test_resnet_generator_handles_images_smaller_than_its_bottleneck(size):
+    pix2pix = Pix2Pix(ResnetGenerator(ngf=4, n_blocks=1).eval())
+    for size_mode in ("pad", "resize"):
+        assert pix2pix(random_image(*size), size_mode=size_mode).size == size
+
+
+def test_torch_calls_do_not_touch_the_weights_the_onnx_backend_watches():
+    from pix2pix_hub.onnx_backend import weights_version
+
+    generator = UNetGenerator(num_downs=3, ngf=4).eval()
+    before = weights_version(generator)
+    Pix2Pix(generator)(random_image(16, 16))
+    assert weights_version(generator) == before

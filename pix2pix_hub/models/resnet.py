@@ -72,6 +72,11 @@ class ResnetGenerator(HubModel):
         """Height and width must be multiples of this (two stride-2 downsamplings)."""
         return 4
 
+    @property
+    def min_size(self) -> int:
+        """Smallest side: the reflection padding of the residual blocks needs a 2x2 bottleneck."""
+        return 8
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.size_multiple, "ResnetGenerator")
         return self.layers(x)
