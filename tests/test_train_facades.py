@@ -46,3 +46,21 @@ def test_short_training_on_facades_learns_saves_and_translates(tmp_path):
     assert len(set(photo.getdata())) > 100  # an image, not a constant
     assert Image.open(tmp_path / "facades" / "samples.png").size == (3 * 132 + 4, 2 * 132 + 4)
     assert "direction `BtoA`" in (tmp_path / "facades" / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_run_finds_the_local_facades_from_any_working_directory(tmp_path):
+    import subprocess
+    import sys
+
+    from test_train_support import REPO_ROOT
+
+    script = REPO_ROOT / "scripts" / "train.py"
+    command = [sys.executable, str(script), "--quick", "--max_train_steps", "2", "--ngf", "8", "--ndf", "8"]
+    command += ["--output_dir", "quick", "--report_to", "none"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "392 training and 8 validation pairs" in done.stdout
+    pix2pix = Pix2Pix.from_pretrained(tmp_path / "quick")
+    assert pix2pix.generator.num_downs == 7 and Image.open(tmp_path / "quick" / "samples.png").width > 0
+    assert f"`{FACADES}`" in (tmp_path / "quick" / "README.md").read_text()

@@ -125,3 +125,28 @@ def test_missing_tracker_package_is_named(data, tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(ImportError, match="--report_to wandb needs the wandb package: pip install wandb"):
         run(tiny_config(data, tmp_path, report_to="wandb"))
+
+
+def test_fused_adam_matches_the_reference_adam():
+    import copy
+
+    from pix2pix_hub import PatchDiscriminator
+    from pix2pix_hub.training.loop import make_adam
+
+    torch.manual_seed(0)
+    fused_model = PatchDiscriminator(ndf=8)
+    plain_model = copy.deepcopy(fused_model)
+    initial = copy.deepcopy(fused_model)
+    config = TrainingConfig()
+    fused = make_adam(fused_model.parameters(), config, torch.device("cpu"))
+    plain = torch.optim.Adam(plain_model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), foreach=False)
+    assert fused.defaults["fused"] and fused.defaults["betas"] == (0.5, 0.999) and fused.defaults["lr"] == 2e-4
+    for _ in range(5):
+        for a, b in zip(fused_model.parameters(), plain_model.parameters()):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        fused.step()
+        plain.step()
+    for a, b in zip(fused_model.parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(next(fused_model.parameters()), next(initial.parameters()))  # it did move

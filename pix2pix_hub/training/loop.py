@@ -255,14 +255,14 @@ def load_datasets(config: TrainingConfig, size_multiple: int) -> tuple[Any, Any]
             column_b=config.column_b,
         )
 
-    pairs = pairs_of(config.dataset_split)
+    pairs = pairs_of(config.split)
     if config.validation_split:
         train_pairs, val_pairs = pairs, pairs_of(config.validation_split)
     else:
         if config.val_size >= len(pairs):
             raise ValueError(
                 f"--val_size {config.val_size} leaves no training pairs: {config.dataset} has {len(pairs)} pairs "
-                f"in split {config.dataset_split!r}."
+                f"in split {config.split!r}."
             )
         val_size = int(config.val_size) if config.val_size >= 1 else config.val_size
         train_pairs, val_pairs = split_pairs(pairs, val_size=val_size, seed=config.seed)
@@ -417,6 +417,12 @@ def train(config: TrainingConfig) -> TrainingResult:
     elif config.resume_from_checkpoint == "latest":
         accelerator.print(f"No checkpoint in {ckpt.checkpoints_dir(output_dir)}; starting a new run.")
 
+    accelerator.print(
+        f"pix2pix: {len(train_set)} training and {len(val_set)} validation pairs; {accelerator.num_processes} "
+        f"process(es) on {accelerator.device.type}, mixed precision {accelerator.mixed_precision}; {total_steps} "
+        f"updates ({updates_per_epoch} per epoch) of batch {config.batch_size} x {accelerator.num_processes} "
+        f"x {config.gradient_accumulation_steps}."
+    )
     if main and config.report_to != "none":
         accelerator.init_trackers(config.tracker_project_name, config=tracker_config(config))
     parts = StepParts(
@@ -528,7 +534,12 @@ def train(config: TrainingConfig) -> TrainingResult:
             repo_id=config.hub_model_id or f"user/{output_dir.resolve().name}",
             dataset=config.dataset,
             direction=config.direction,
-            training_config=asdict(config),
+            # The arguments, plus what the launcher decided (``mixed_precision`` None means "the launcher's").
+            training_config={
+                **asdict(config),
+                "mixed_precision": accelerator.mixed_precision,
+                "num_processes": accelerator.num_processes,
+            },
             metrics=metrics,
             sample_grid="samples.png",
         )
