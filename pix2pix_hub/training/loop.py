@@ -315,6 +315,37 @@ def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Any) 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def publish(
+    pix2pix: Pix2Pix,
+    config: TrainingConfig,
+    accelerator: Accelerator,
+    metrics: dict[str, float],
+    grid: Any,
+    say: Callable[[str], None],
+) -> None:
+    """Main process, end of training: the model card, the model folder in ``output_dir``, the Hub upload."""
+    output_dir = Path(config.output_dir)
+    card = render_model_card(
+        pix2pix,
+        repo_id=config.hub_model_id or f"user/{output_dir.resolve().name}",
+        dataset=config.dataset,
+        direction=config.direction,
+        # The arguments, plus what the launcher decided (``mixed_precision`` None means "the launcher's").
+        training_config={
+            **asdict(config),
+            "mixed_precision": accelerator.mixed_precision,
+            "num_processes": accelerator.num_processes,
+        },
+        metrics=metrics,
+        sample_grid="samples.png",
+    )
+    save_model_folder(pix2pix, output_dir, card, grid)
+    say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
+    if config.push_to_hub:
+        url = pix2pix.push_to_hub(config.hub_model_id, card=card, sample_grid=grid)
+        say(f"Pushed to the Hub: {url}")
+
+
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     """The ``Accelerator``. ``mixed_precision`` is passed only when given, so ``accelerate launch
     --mixed_precision`` (or its config file) decides otherwise; on a CPU that default is fp32."""
@@ -514,8 +545,10 @@ def train(config: TrainingConfig) -> TrainingResult:
             if global_step % config.checkpointing_steps == 0 or global_step == total_steps:
                 save(global_step, epoch)
                 last_saved = global_step
+                window_start, window_images = time.perf_counter(), 0  # images/s measures training only
             if global_step % config.validation_steps == 0 and global_step != total_steps:
                 validate(global_step)
+                window_start, window_images = time.perf_counter(), 0
             if global_step >= total_steps:
                 break
     progress.close()
@@ -529,25 +562,7 @@ def train(config: TrainingConfig) -> TrainingResult:
         say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
     if main:
         grid = sample_grid(unwrapped_g, val_set, config.num_validation_images, accelerator.device)
-        card = render_model_card(
-            pix2pix,
-            repo_id=config.hub_model_id or f"user/{output_dir.resolve().name}",
-            dataset=config.dataset,
-            direction=config.direction,
-            # The arguments, plus what the launcher decided (``mixed_precision`` None means "the launcher's").
-            training_config={
-                **asdict(config),
-                "mixed_precision": accelerator.mixed_precision,
-                "num_processes": accelerator.num_processes,
-            },
-            metrics=metrics,
-            sample_grid="samples.png",
-        )
-        save_model_folder(pix2pix, output_dir, card, grid)
-        say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
-        if config.push_to_hub:
-            url = pix2pix.push_to_hub(config.hub_model_id, card=card, sample_grid=grid)
-            say(f"Pushed to the Hub: {url}")
+        publish(pix2pix, config, accelerator, metrics, grid, say)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainingResult(
