@@ -151,6 +151,7 @@ class Pix2Pix:
 
                 card = render_model_card(self, sample_grid=SAMPLES_NAME if sample_grid is not None else None)
             (staging / "README.md").write_text(card, encoding="utf-8")
+            make_readable(staging)
             replace_directory(staging, destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -333,6 +334,14 @@ def generator_mode(generator: nn.Module, dropout_at_test: bool) -> Iterator[None
             if tracked is not None:
                 norm.num_batches_tracked.copy_(tracked)
         generator.train(was_training)
+
+
+def make_readable(folder: Path) -> None:
+    """Give the folder and its files the permissions of a normal write (mkdtemp/mkstemp make them private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def replace_directory(source: Path, destination: Path) -> None:

@@ -271,3 +271,15 @@ def test_single_model_push_goes_through_the_mixin(tmp_path, monkeypatch):
 def test_import_does_not_pull_training_or_ui_libraries():
     code = "import sys, pix2pix_hub; print(sorted(m for m in ('gradio', 'datasets', 'accelerate') if m in sys.modules))"
     assert run_python(code).stdout.strip() == "[]"
+
+
+def test_saved_folders_are_readable_by_others_like_a_normal_write(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        tiny_pix2pix().save_pretrained(tmp_path / "repo")
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "repo", *(tmp_path / "repo").rglob("*")]:
+        assert path.stat().st_mode & 0o044 == 0o044, path  # group and others can read, as umask 022 allows
