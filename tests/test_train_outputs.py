@@ -150,3 +150,17 @@ def test_fused_adam_matches_the_reference_adam():
     for a, b in zip(fused_model.parameters(), plain_model.parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     assert not torch.equal(next(fused_model.parameters()), next(initial.parameters()))  # it did move
+
+
+def test_bad_pairs_fail_fast_or_are_skipped_and_counted(tmp_path):
+    from pix2pix_hub.data import BadSampleError
+
+    data = make_aligned_pairs(tmp_path / "pairs", count=10)
+    (data / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    with pytest.raises(BadSampleError, match=r"3\.png"):
+        run(tiny_config(data, tmp_path / "strict", max_train_steps=1))
+    assert not (tmp_path / "strict" / "checkpoints").exists()
+    # batch size 1 over a whole epoch (row 3 is a training pair with seed 0): its batch is empty and is stood in
+    # for, not a crash or a stall
+    result = run(tiny_config(data, tmp_path / "skip", skip_bad_samples=True, batch_size=1, max_train_steps=8))
+    assert result.global_step == 8 and result.skipped_samples >= 1
