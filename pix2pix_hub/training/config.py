@@ -239,7 +239,7 @@ def quick_overrides(repo_root: Path) -> dict[str, Any]:
         "checkpointing_steps": 200,
         "checkpoints_total_limit": 1,
         "logging_steps": 10,
-        "dataloader_num_workers": 0,  # decoding a 143 px pair is ~1% of a CPU step; a worker would only compete
+        "dataloader_num_workers": 0,  # a pair decodes in a few ms, ~2% of a CPU step: a worker would only compete
         "output_dir": "outputs/facades-quick",
         "overwrite_output_dir": True,  # the demo is meant to be run again and again
     }
