@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub import Pix2Pix
 from pix2pix_hub.cli import main
 
 SIZES = [(40, 56), (33, 47), (40, 56)]  # (height, width) of each half
@@ -21,14 +20,6 @@ def datasets_cache(tmp_path, monkeypatch):
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    Pix2Pix(unet_128(ngf=8)).save_pretrained(folder)
-    return folder
 
 
 def write_identity_pairs(model_dir: Path, folder: Path) -> list[Image.Image]:

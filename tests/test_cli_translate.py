@@ -13,22 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
+from pix2pix_hub import Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import build_parser, load_model, main
 from pix2pix_hub.imaging import convert_image
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    Pix2Pix(unet_128(ngf=8)).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def pix2pix(model_dir: Path) -> Pix2Pix:
-    return Pix2Pix.from_pretrained(model_dir)
 
 
 def noise(height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,22 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
+from pix2pix_hub import Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import main
 from pix2pix_hub.evaluation import FidUnavailable, UnreadableImage, decode_image, evaluate, fid_metric
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    Pix2Pix(unet_128(ngf=8)).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def pix2pix(model_dir: Path) -> Pix2Pix:
-    return Pix2Pix.from_pretrained(model_dir)
 
 
 def noise_image(height: int, width: int, seed: int) -> Image.Image:
