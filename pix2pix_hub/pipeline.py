@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ GENERATOR_CLASSES = {cls.__name__: cls for cls in (UNetGenerator, ResnetGenerato
 DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
 SIZE_MODES = ("pad", "resize")
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "onnxruntime", "torch")
 DEFAULT_MAX_PIXELS = 4096 * 4096
 # Only these files are ever fetched from a Hub repo: pickles are never even downloaded.
 ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png", f"{DISCRIMINATOR_DIR}/*"]
@@ -49,9 +50,12 @@ class Pix2Pix:
     (``(C, H, W)`` / ``(N, C, H, W)`` in [-1, 1]) or a list of them; it returns the same kind and size.
     Sides that are not multiples of the generator's ``size_multiple`` are handled by ``size_mode``:
     ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the nearest multiple and
-    back). Images above ``max_pixels`` are refused rather than exhausting memory. ``backend="onnxruntime"`` runs the
-    generator through onnxruntime on CPU (exported on first use and whenever the weights change; outputs equal to
-    torch within 1e-4); ``dropout_at_test`` always runs in torch.
+    back). Images above ``max_pixels`` are refused rather than exhausting memory.
+
+    ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU, about 2x faster than eager
+    torch with outputs equal within 1e-4 (exported on first use, a few seconds for unet_256, and again whenever the
+    weights change), and through torch on other devices or if the export fails; ``"onnxruntime"`` insists on it
+    (errors are raised); ``"torch"`` turns it off. ``dropout_at_test`` always runs in torch.
     """
 
     def __init__(
@@ -62,7 +66,7 @@ class Pix2Pix:
         size_mode: str = "pad",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 8,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         if size_mode not in SIZE_MODES:
             raise ValueError(f"size_mode={size_mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
@@ -76,7 +80,8 @@ class Pix2Pix:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.backend = backend
-        self._onnx = OnnxGenerator(generator) if backend == "onnxruntime" else None
+        use_onnx = backend == "onnxruntime" or (backend == "auto" and onnxruntime_available())
+        self._onnx = OnnxGenerator(generator) if use_onnx else None
 
     # ----- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -234,7 +239,13 @@ class Pix2Pix:
         min_size = getattr(self.generator, "min_size", self.size_multiple)
         fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, min_size)
         if self._onnx is not None and not dropout_at_test and self.device.type == "cpu":
-            return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
+            try:
+                return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
+            except Exception as error:  # noqa: BLE001 - "auto" falls back to torch, which runs any generator
+                if self.backend != "auto":
+                    raise
+                warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=2)
+                self._onnx = None
         with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
             outputs = [self.generator(chunk) for chunk in fitted.split(self.batch_size)]
         return restore(torch.cat(outputs))

@@ -97,6 +97,10 @@ class TrainingConfig:
             "no|fp16|bf16; unset: the launcher's choice (accelerate launch --mixed_precision).", MIXED_PRECISION
         ),
     )
+    plain_eager: bool = field(
+        default=False,
+        metadata=_arg("Turn the speed-ups off (fused Adam, allocator tuning) and run the plain eager loop."),
+    )
     # output, checkpoints, logging
     output_dir: str = field(
         default="outputs/pix2pix", metadata=_arg("Model folder; also holds checkpoints/ and logs/.")

@@ -1,0 +1,253 @@
+"""Training and inference speed of the paper's model: the library's default paths against a plain eager loop.
+
+Paper config: unet_256 generator + 70x70 PatchGAN, batch norm, fp32, 256x256, random data (data loading is
+measured by bench_data.py). Two variants, each in fresh processes (so allocator settings do not leak between
+them), alternated ``--rounds`` times so a noisy neighbour hits both alike:
+
+    default      what ``scripts/train.py`` and ``Pix2Pix.__call__`` do out of the box: ``train_step`` from
+                 pix2pix_hub.training under Accelerate (fused Adam, no D weight gradients in the G step, tuned
+                 allocator) and ``Pix2Pix(generator)(pil_image)`` (onnxruntime on a CPU)
+    plain_eager  the loop most scripts write (the Hugging Face community pix2pix script's): default Adam,
+                 ``loss_G.backward()`` through an unfrozen D, glibc's default allocator; inference is
+                 ``generator(x)`` under ``torch.no_grad`` on a ready tensor
+
+Per variant: ``train_step_s`` (median seconds per update at batch 1), ``images_per_s_batch{4,8}``, ``infer_s``
+(median seconds for one 256x256 image), ``first_infer_s`` (the first call, including the ONNX export),
+``peak_rss_mb`` and ``rss_growth_mb`` (resident memory after the last timed step minus after the warm-up steps).
+
+    python benchmarks/bench_train.py --steps 10 [--rounds 1] [--batch_sizes 4 8] [--infer_repeats 20]
+
+Progress goes to stderr; the last line on stdout is one JSON object with the default path's figures at the top
+level, both variants in full, and ``speedup`` (plain eager / default time, or default / plain images/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+VARIANTS = ("plain_eager", "default")
+SIDE = 256
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now (Linux), in MB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def plain_eager_step(batch_size: int):
+    """A step function for the plain loop: default Adam, D not frozen in the G step, BCE-with-logits GAN loss."""
+    from pix2pix_hub.models import PatchDiscriminator, unet_256
+
+    generator, discriminator = unet_256(), PatchDiscriminator(in_channels=6)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    criterion = torch.nn.BCEWithLogitsLoss()
+    real_a, real_b = torch.randn(batch_size, 3, SIDE, SIDE), torch.randn(batch_size, 3, SIDE, SIDE)
+
+    def step() -> None:
+        fake_b = generator(real_a)
+        optimizer_d.zero_grad()
+        pred_fake = discriminator(torch.cat([real_a, fake_b.detach()], 1))
+        pred_real = discriminator(torch.cat([real_a, real_b], 1))
+        loss_d = 0.5 * (
+            criterion(pred_fake, torch.zeros_like(pred_fake)) + criterion(pred_real, torch.ones_like(pred_real))
+        )
+        loss_d.backward()
+        optimizer_d.step()
+        optimizer_g.zero_grad()
+        pred_fake = discriminator(torch.cat([real_a, fake_b], 1))
+        loss_g = criterion(pred_fake, torch.ones_like(pred_fake)) + 100 * torch.nn.functional.l1_loss(fake_b, real_b)
+        loss_g.backward()
+        optimizer_g.step()
+
+    return step, generator
+
+
+def default_step(batch_size: int):
+    """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
+    from accelerate import Accelerator
+
+    from pix2pix_hub.performance import tune_allocator
+    from pix2pix_hub.training import TrainingConfig
+    from pix2pix_hub.training.loop import StepParts, build_networks, make_adam, train_step
+    from pix2pix_hub.training.losses import GANLoss
+
+    config = TrainingConfig(batch_size=batch_size)
+    if not config.plain_eager:
+        tune_allocator()
+    accelerator = Accelerator(cpu=True)
+    generator, discriminator = build_networks(config)
+    optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
+    optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
+    prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
+    parts = StepParts(*prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp)
+    batch = {"input": torch.randn(batch_size, 3, SIDE, SIDE), "target": torch.randn(batch_size, 3, SIDE, SIDE)}
+    return (lambda: train_step(batch, parts, accelerator)), accelerator.unwrap_model(prepared[0])
+
+
+def timed(function, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def inference_call(variant: str, generator: torch.nn.Module):
+    """One 256x256 image through the variant's inference path."""
+    import numpy as np
+    from PIL import Image
+
+    from pix2pix_hub import Pix2Pix
+
+    generator.eval()
+    if variant == "plain_eager":
+        x = torch.rand(1, 3, SIDE, SIDE) * 2 - 1
+
+        def call() -> None:
+            with torch.no_grad():
+                generator(x)
+
+        return call
+    pix2pix = Pix2Pix(generator)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8))
+    return lambda: pix2pix(image)
+
+
+def worker(variant: str, args: argparse.Namespace) -> dict:
+    """Every figure of one variant, measured in this (fresh) process."""
+    make_step = default_step if variant == "default" else plain_eager_step
+    torch.manual_seed(0)
+    step, generator = make_step(1)
+    timed(step, args.warmup)
+    rss_after_warmup = rss_mb()
+    step_times = timed(step, args.steps)
+    rss_after_steps = rss_mb()
+    result = {
+        "train_step_s": statistics.median(step_times),
+        "train_step_s_all": [round(t, 4) for t in step_times],
+        "rss_growth_mb": None if rss_after_warmup is None else round(rss_after_steps - rss_after_warmup, 1),
+    }
+    call = inference_call(variant, generator)
+    result["first_infer_s"] = timed(call, 1)[0]
+    result["infer_s"] = statistics.median(timed(call, args.infer_repeats))
+    del step, generator, call
+    for batch_size in args.batch_sizes:
+        step, _ = make_step(batch_size)
+        timed(step, 1)
+        times = timed(step, max(2, args.steps // 2))
+        result[f"images_per_s_batch{batch_size}"] = batch_size / statistics.median(times)
+        del step
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return result
+
+
+def run_worker(variant: str, argv: list[str]) -> dict:
+    command = [sys.executable, __file__, "--worker", variant, *argv]
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def combine(runs: list[dict]) -> dict:
+    """Median over rounds of each figure."""
+    combined = {}
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)):
+            combined[key] = round(statistics.median(run[key] for run in runs), 4)
+        elif key == "rss_growth_mb":
+            combined[key] = max((run[key] for run in runs), default=None)
+    combined["train_step_s_all"] = [t for run in runs for t in run["train_step_s_all"]]
+    return combined
+
+
+def machine() -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed updates at batch 1 (half that at batch 4/8)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the two variants this many times")
+    parser.add_argument("--batch_sizes", type=int, nargs="*", default=[4, 8], help="images/s at these batch sizes")
+    parser.add_argument("--infer_repeats", type=int, default=20, help="timed single-image inferences")
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.steps < 1 or args.rounds < 1 or args.infer_repeats < 1:
+        parser.error("--steps, --rounds and --infer_repeats must be at least 1")
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+
+    argv = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--infer_repeats", str(args.infer_repeats)]
+    argv += ["--batch_sizes", *map(str, args.batch_sizes)]
+    runs: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+    for round_index in range(args.rounds):
+        for variant in VARIANTS:
+            started = time.perf_counter()
+            runs[variant].append(run_worker(variant, argv))
+            figures = runs[variant][-1]
+            print(
+                f"round {round_index + 1}/{args.rounds} {variant}: train step {figures['train_step_s']:.3f} s, "
+                f"inference {figures['infer_s'] * 1000:.0f} ms ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+            )
+    results = {variant: combine(runs[variant]) for variant in VARIANTS}
+    default, plain = results["default"], results["plain_eager"]
+    speedup = {
+        "train_step": plain["train_step_s"] / default["train_step_s"],
+        "infer": plain["infer_s"] / default["infer_s"],
+    }
+    for batch_size in args.batch_sizes:
+        key = f"images_per_s_batch{batch_size}"
+        speedup[key] = default[key] / plain[key]
+    report = {
+        "config": "unet_256 + 70x70 PatchGAN, batch norm, fp32, 256x256",
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "machine": machine(),
+        **{key: value for key, value in default.items() if key != "train_step_s_all"},
+        "speedup": {key: round(value, 3) for key, value in speedup.items()},
+        "default": default,
+        "plain_eager": plain,
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
