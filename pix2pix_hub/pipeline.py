@@ -194,6 +194,11 @@ class Pix2Pix:
         return self.generator.size_multiple
 
     @property
+    def engine(self) -> str:
+        """What the next (deterministic) call runs on: ``"onnxruntime"`` or ``"torch"``."""
+        return "onnxruntime" if self._onnx is not None and self.device.type == "cpu" else "torch"
+
+    @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
@@ -238,7 +243,7 @@ class Pix2Pix:
             )
         min_size = getattr(self.generator, "min_size", self.size_multiple)
         fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, min_size)
-        if self._onnx is not None and not dropout_at_test and self.device.type == "cpu":
+        if self.engine == "onnxruntime" and not dropout_at_test:
             try:
                 return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
             except Exception as error:  # noqa: BLE001 - "auto" falls back to torch, which runs any generator

@@ -152,3 +152,33 @@ def test_torch_calls_do_not_touch_the_weights_the_onnx_backend_watches():
     before = weights_version(generator)
     Pix2Pix(generator)(random_image(16, 16))
     assert weights_version(generator) == before
+
+
+def test_default_runs_onnxruntime_on_cpu_and_matches_eager_torch():
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=4, ngf=4).eval()
+    default, eager = Pix2Pix(generator), Pix2Pix(generator, backend="torch")
+    assert (default.engine, eager.engine) == ("onnxruntime", "torch")
+    image = random_image(40, 36)
+    fast, reference = np.asarray(default(image), dtype=int), np.asarray(eager(image), dtype=int)
+    assert np.abs(fast - reference).max() <= 1  # uint8 rounding of outputs equal within 1e-4
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    assert (default.translate_tensor(x) - eager.translate_tensor(x)).abs().max() < 1e-4
+
+
+def test_default_falls_back_to_torch_when_onnxruntime_fails(monkeypatch):
+    from pix2pix_hub.onnx_backend import OnnxGenerator
+
+    def broken(self, batch):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(OnnxGenerator, "__call__", broken)
+    generator = UNetGenerator(num_downs=3, ngf=4).eval()
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    auto = Pix2Pix(generator)
+    with pytest.warns(UserWarning, match="unsupported operator"):
+        output = auto.translate_tensor(x)
+    assert torch.equal(output, Pix2Pix(generator, backend="torch").translate_tensor(x))
+    assert auto.engine == "torch"  # decided once, not retried on every call
+    with pytest.raises(RuntimeError, match="unsupported operator"):
+        Pix2Pix(generator, backend="onnxruntime").translate_tensor(x)

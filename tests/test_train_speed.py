@@ -1,0 +1,71 @@
+"""The training speed-ups (fused Adam, no D weight gradients in the G step, allocator tuning) keep the maths."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from pix2pix_hub.models import PatchDiscriminator, UNetGenerator
+from pix2pix_hub.performance import tune_allocator
+from pix2pix_hub.training import TrainingConfig
+from pix2pix_hub.training.loop import StepParts, make_adam, train_step
+from pix2pix_hub.training.losses import GANLoss
+
+
+def plain_eager_steps(generator, discriminator, batches, seeds):
+    """The textbook loop: default Adam, loss_G.backward() through an unfrozen D."""
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    for (real_a, real_b), seed in zip(batches, seeds):
+        torch.manual_seed(seed)  # the dropout masks
+        fake_b = generator(real_a)
+        optimizer_d.zero_grad()
+        real = discriminator(torch.cat([real_a, real_b], 1))  # real first, as train_step (batch-norm stats)
+        fake = discriminator(torch.cat([real_a, fake_b.detach()], 1))
+        (0.5 * (bce(fake, torch.zeros_like(fake)) + bce(real, torch.ones_like(real)))).backward()
+        optimizer_d.step()
+        optimizer_g.zero_grad()
+        fake = discriminator(torch.cat([real_a, fake_b], 1))
+        (bce(fake, torch.ones_like(fake)) + 100 * (fake_b - real_b).abs().mean()).backward()
+        optimizer_g.step()
+
+
+@pytest.mark.parametrize("plain_eager", [False, True])
+def test_default_training_step_matches_the_plain_eager_loop(plain_eager):
+    from accelerate import Accelerator
+
+    torch.manual_seed(0)
+    generator, discriminator = UNetGenerator(num_downs=5, ngf=8), PatchDiscriminator(in_channels=6, ndf=8)
+    reference_g, reference_d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    batches = [(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1) for _ in range(3)]
+    seeds = [11, 12, 13]
+
+    config = TrainingConfig(plain_eager=plain_eager)
+    accelerator = Accelerator(cpu=True)
+    optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
+    optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
+    assert bool(optimizer_g.defaults.get("fused")) is not plain_eager
+    parts = StepParts(generator, discriminator, optimizer_g, optimizer_d, GANLoss("vanilla"), 100.0, 10.0)
+    for (real_a, real_b), seed in zip(batches, seeds):
+        torch.manual_seed(seed)
+        train_step({"input": real_a, "target": real_b}, parts, accelerator)
+    plain_eager_steps(reference_g, reference_d, batches, seeds)
+
+    for fast, reference in ((generator, reference_g), (discriminator, reference_d)):
+        fast_state, reference_state = fast.state_dict(), reference.state_dict()
+        for name, value in fast_state.items():
+            assert torch.allclose(value.float(), reference_state[name].float(), rtol=1e-4, atol=1e-6), name
+    # The weights moved, so the comparison above compared trained weights.
+    assert not torch.equal(generator.encoders[0].weight, UNetGenerator(num_downs=5, ngf=8).encoders[0].weight)
+
+
+def test_allocator_tuning_applies_on_linux_glibc():
+    import platform
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_allocator() is expected
+    assert tune_allocator() is expected  # idempotent
