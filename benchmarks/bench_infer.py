@@ -3,8 +3,8 @@
 Paths measured:
     torch_eager          generator(x) under torch.no_grad, NCHW, eval mode
     torch_channels_last  the same with model and input in channels_last memory format, under inference_mode
-    pix2pix              Pix2Pix.translate_tensor(x): the default library path (inference_mode, size handling)
-    pix2pix_pil          Pix2Pix([PIL images]): end to end, including uint8 <-> tensor conversion
+    pix2pix_torch        Pix2Pix(backend="torch").translate_tensor(x): the library's eager torch path
+    pix2pix_pil          Pix2Pix([PIL images]): the default path (onnxruntime on CPU) end to end, with uint8 conversion
     pix2pix_onnxruntime  Pix2Pix(backend="onnxruntime").translate_tensor(x)
     onnxruntime          the ``export-onnx`` file on onnxruntime's CPU provider
 
@@ -66,7 +66,8 @@ def main() -> None:
     generator = unet_256(ngf=args.ngf).eval()
     channels_last = unet_256(ngf=args.ngf).eval().to(memory_format=torch.channels_last)
     channels_last.load_state_dict(generator.state_dict())
-    pix2pix = Pix2Pix(generator, batch_size=max(args.batch_sizes))
+    pix2pix_torch = Pix2Pix(generator, batch_size=max(args.batch_sizes), backend="torch")
+    pix2pix = Pix2Pix(copy.deepcopy(generator), batch_size=max(args.batch_sizes))
     # Its own copy: Pix2Pix's torch path restores batch-norm counters in place, which bumps the weight versions
     # the onnxruntime backend watches, so a shared generator would be re-exported before every call.
     pix2pix_ort = Pix2Pix(copy.deepcopy(generator), batch_size=max(args.batch_sizes), backend="onnxruntime")
@@ -92,7 +93,7 @@ def main() -> None:
         return run
 
     def library(x: torch.Tensor) -> Callable[[], object]:
-        return lambda: pix2pix.translate_tensor(x)
+        return lambda: pix2pix_torch.translate_tensor(x)
 
     def library_pil(x: torch.Tensor) -> Callable[[], object]:
         images = [Image.fromarray(np.asarray(image)) for image in ((x + 1) * 127.5).byte().permute(0, 2, 3, 1)]
@@ -108,7 +109,7 @@ def main() -> None:
     paths = {
         "torch_eager": eager,
         "torch_channels_last": eager_channels_last,
-        "pix2pix": library,
+        "pix2pix_torch": library,
         "pix2pix_pil": library_pil,
         "pix2pix_onnxruntime": library_ort,
         "onnxruntime": ort,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,21 +34,10 @@ from pathlib import Path
 
 import torch
 
+from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
+
 VARIANTS = ("plain_eager", "default")
 SIDE = 256
-
-
-def rss_mb() -> float | None:
-    """Resident memory of this process now (Linux), in MB."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * resource.getpagesize() / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def plain_eager_step(batch_size: int):
@@ -85,7 +73,6 @@ def default_step(batch_size: int):
     """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
     from accelerate import Accelerator
 
-    from pix2pix_hub.performance import tune_allocator
     from pix2pix_hub.training import TrainingConfig
     from pix2pix_hub.training.loop import StepParts, build_networks, make_adam, train_step
     from pix2pix_hub.training.losses import GANLoss

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pix2pix_hub import Pix2Pix
@@ -80,6 +81,9 @@ def load_model(settings: Settings) -> LoadedModel:
             "`MODEL_ID=user/repo` for a Hub repo (needs the network, or the repo in the local Hugging Face cache)."
         )
         return LoadedModel(model_id, None, status, describe_direction(settings.direction, None))
+    # The first call exports the generator to onnxruntime (seconds for unet_256): pay it now, not the first visitor.
+    side = max(pix2pix.size_multiple, getattr(pix2pix.generator, "min_size", 1))
+    pix2pix.translate_tensor(torch.zeros(1, pix2pix.in_channels, side, side))
     dataset, card_direction = read_card_facts(model_id)
     direction = describe_direction(settings.direction or card_direction, dataset)
     generator = type(pix2pix.generator).__name__

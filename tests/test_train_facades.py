@@ -47,6 +47,15 @@ def test_short_training_on_facades_learns_saves_and_translates(tmp_path):
     assert Image.open(tmp_path / "facades" / "samples.png").size == (3 * 132 + 4, 2 * 132 + 4)
     assert "direction `BtoA`" in (tmp_path / "facades" / "README.md").read_text()
 
+    # Memory is reported every logging step and does not grow from step to step.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folders = {path.parent for path in (tmp_path / "facades" / "logs").rglob("events.out.tfevents.*")}
+    logs = [EventAccumulator(str(folder)).Reload() for folder in folders]
+    rss = [event.value for log in logs if "rss_mb" in log.Tags()["scalars"] for event in log.Scalars("rss_mb")]
+    assert len(rss) == 4 and min(rss) > 50, rss
+    assert rss[-1] - rss[1] < 64, rss  # MB between steps 20 and 40
+
 
 @pytest.mark.slow
 def test_quick_run_finds_the_local_facades_from_any_working_directory(tmp_path):

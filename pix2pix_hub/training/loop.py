@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..model_card import render_model_card
 from ..models import PatchDiscriminator, build_generator
-from ..performance import tune_allocator
+from ..performance import rss_mb, tune_allocator
 from ..pipeline import Pix2Pix, replace_directory
 from . import checkpoint as ckpt
 from .config import TrainingConfig
@@ -536,6 +536,9 @@ def train(config: TrainingConfig) -> TrainingResult:
                 logs.update(
                     lr=scheduler_g.get_last_lr()[0], epoch=epoch, images_per_s=window_images / (now - window_start)
                 )
+                memory = rss_mb()  # flat after the first steps; a rise would be a leak
+                if memory is not None:
+                    logs["rss_mb"] = memory
                 window_start, window_images = now, 0
                 accelerator.log(logs, step=global_step)
                 progress.set_postfix(
@@ -545,6 +548,7 @@ def train(config: TrainingConfig) -> TrainingResult:
                     D_real=f"{logs['loss_D_real']:.3f}",
                     D_fake=f"{logs['loss_D_fake']:.3f}",
                     img_s=f"{logs['images_per_s']:.2f}",
+                    mem=f"{logs.get('rss_mb', 0) / 1024:.2f}G",
                 )
             if global_step % config.checkpointing_steps == 0 or global_step == total_steps:
                 save(global_step, epoch)
