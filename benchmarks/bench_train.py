@@ -1,8 +1,9 @@
 """Training and inference speed of the paper's model: the library's default paths against a plain eager loop.
 
 Paper config: unet_256 generator + 70x70 PatchGAN, batch norm, fp32, 256x256, random data (data loading is
-measured by bench_data.py). Two variants, each in fresh processes (so allocator settings do not leak between
-them), alternated ``--rounds`` times so a noisy neighbour hits both alike:
+measured by bench_data.py). Two variants, each trained in a fresh process (so allocator settings do not leak
+between them) and alternated ``--rounds`` times so a noisy neighbour hits both alike; inference of both is timed
+in a third process, the two paths taking turns call by call:
 
     default      what ``scripts/train.py`` and ``Pix2Pix.__call__`` do out of the box: ``train_step`` from
                  pix2pix_hub.training under Accelerate (fused Adam, no D weight gradients in the G step, tuned
@@ -66,7 +67,7 @@ def plain_eager_step(batch_size: int):
         loss_g.backward()
         optimizer_g.step()
 
-    return step, generator
+    return step
 
 
 def default_step(batch_size: int):
@@ -87,7 +88,7 @@ def default_step(batch_size: int):
     prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
     parts = StepParts(*prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp)
     batch = {"input": torch.randn(batch_size, 3, SIDE, SIDE), "target": torch.randn(batch_size, 3, SIDE, SIDE)}
-    return (lambda: train_step(batch, parts, accelerator)), accelerator.unwrap_model(prepared[0])
+    return lambda: train_step(batch, parts, accelerator)
 
 
 def timed(function, count: int) -> list[float]:
@@ -99,32 +100,44 @@ def timed(function, count: int) -> list[float]:
     return times
 
 
-def inference_call(variant: str, generator: torch.nn.Module):
-    """One 256x256 image through the variant's inference path."""
+def inference_worker(args: argparse.Namespace) -> dict:
+    """One 256x256 image through each variant's inference path, the two taking turns, in one process whose
+    allocator is left as it is (``Pix2Pix`` does not tune it)."""
+    import copy
+
     import numpy as np
     from PIL import Image
 
     from pix2pix_hub import Pix2Pix
+    from pix2pix_hub.models import unet_256
 
-    generator.eval()
-    if variant == "plain_eager":
-        x = torch.rand(1, 3, SIDE, SIDE) * 2 - 1
-
-        def call() -> None:
-            with torch.no_grad():
-                generator(x)
-
-        return call
-    pix2pix = Pix2Pix(generator)
+    torch.manual_seed(0)
+    generator = unet_256().eval()
+    pix2pix = Pix2Pix(copy.deepcopy(generator))
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8))
-    return lambda: pix2pix(image)
+    x = torch.rand(1, 3, SIDE, SIDE) * 2 - 1
+
+    def plain() -> None:
+        with torch.no_grad():
+            generator(x)
+
+    calls = {"plain_eager": plain, "default": lambda: pix2pix(image)}
+    result = {variant: {"first_infer_s": timed(call, 1)[0]} for variant, call in calls.items()}
+    times: dict[str, list[float]] = {variant: [] for variant in calls}
+    for _ in range(args.infer_repeats):
+        for variant, call in calls.items():
+            time.sleep(0.05)  # let the other path's spinning worker threads go idle first
+            times[variant] += timed(call, 1)
+    for variant in calls:
+        result[variant]["infer_s"] = statistics.median(times[variant])
+    return result
 
 
-def worker(variant: str, args: argparse.Namespace) -> dict:
-    """Every figure of one variant, measured in this (fresh) process."""
+def train_worker(variant: str, args: argparse.Namespace) -> dict:
+    """The training figures of one variant, measured in this (fresh) process."""
     make_step = default_step if variant == "default" else plain_eager_step
     torch.manual_seed(0)
-    step, generator = make_step(1)
+    step = make_step(1)
     timed(step, args.warmup)
     rss_after_warmup = rss_mb()
     step_times = timed(step, args.steps)
@@ -134,12 +147,9 @@ def worker(variant: str, args: argparse.Namespace) -> dict:
         "train_step_s_all": [round(t, 4) for t in step_times],
         "rss_growth_mb": None if rss_after_warmup is None else round(rss_after_steps - rss_after_warmup, 1),
     }
-    call = inference_call(variant, generator)
-    result["first_infer_s"] = timed(call, 1)[0]
-    result["infer_s"] = statistics.median(timed(call, args.infer_repeats))
-    del step, generator, call
+    del step
     for batch_size in args.batch_sizes:
-        step, _ = make_step(batch_size)
+        step = make_step(batch_size)
         timed(step, 1)
         times = timed(step, max(2, args.steps // 2))
         result[f"images_per_s_batch{batch_size}"] = batch_size / statistics.median(times)
@@ -148,8 +158,8 @@ def worker(variant: str, args: argparse.Namespace) -> dict:
     return result
 
 
-def run_worker(variant: str, argv: list[str]) -> dict:
-    command = [sys.executable, __file__, "--worker", variant, *argv]
+def run_worker(worker: str, argv: list[str]) -> dict:
+    command = [sys.executable, __file__, "--worker", worker, *argv]
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -193,12 +203,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two variants this many times")
     parser.add_argument("--batch_sizes", type=int, nargs="*", default=[4, 8], help="images/s at these batch sizes")
     parser.add_argument("--infer_repeats", type=int, default=20, help="timed single-image inferences")
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*VARIANTS, "inference"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 1 or args.rounds < 1 or args.infer_repeats < 1:
         parser.error("--steps, --rounds and --infer_repeats must be at least 1")
     if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+        result = inference_worker(args) if args.worker == "inference" else train_worker(args.worker, args)
+        print(json.dumps(result))
         return
 
     argv = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--infer_repeats", str(args.infer_repeats)]
@@ -208,12 +219,15 @@ def main() -> None:
         for variant in VARIANTS:
             started = time.perf_counter()
             runs[variant].append(run_worker(variant, argv))
-            figures = runs[variant][-1]
-            print(
-                f"round {round_index + 1}/{args.rounds} {variant}: train step {figures['train_step_s']:.3f} s, "
-                f"inference {figures['infer_s'] * 1000:.0f} ms ({time.perf_counter() - started:.0f} s)",
-                file=sys.stderr,
-            )
+            step_s = runs[variant][-1]["train_step_s"]
+            elapsed = time.perf_counter() - started
+            print(f"round {round_index + 1}: {variant} train step {step_s:.3f} s ({elapsed:.0f} s)", file=sys.stderr)
+        inference = run_worker("inference", argv)
+        for variant in VARIANTS:
+            runs[variant][-1].update(inference[variant])
+        plain_ms, default_ms = (inference[variant]["infer_s"] * 1000 for variant in VARIANTS)
+        message = f"inference plain {plain_ms:.0f} ms, default {default_ms:.0f} ms"
+        print(f"round {round_index + 1}: {message}", file=sys.stderr)
     results = {variant: combine(runs[variant]) for variant in VARIANTS}
     default, plain = results["default"], results["plain_eager"]
     speedup = {
