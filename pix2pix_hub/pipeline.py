@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from huggingface_hub import HfApi, snapshot_download
 from PIL import Image
 from torch import nn
 
-from .imaging import image_to_tensor, tensor_to_image, tensor_to_uint8, uint8_to_tensor
+from .imaging import convert_image, image_to_tensor, pad_box, tensor_to_image, tensor_to_uint8, uint8_to_tensor
 from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from .models.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, pickle_refusal
 from .onnx_backend import OnnxGenerator, onnxruntime_available
@@ -236,26 +236,52 @@ class Pix2Pix:
                 f"This model takes {self.in_channels}-channel images; got a tensor of shape {tuple(batch.shape)}."
             )
         height, width = batch.shape[-2:]
+        self._check_size(height, width)
+        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, self._min_size)
+        if self.engine == "onnxruntime" and not dropout_at_test:
+            onnx = self._onnx
+            outputs = self._on_onnxruntime(lambda: [onnx(chunk) for chunk in fitted.split(self.batch_size)])
+            if outputs is not None:
+                return restore(outputs[0] if len(outputs) == 1 else torch.cat(outputs))
+        with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
+            outputs = [self.generator(chunk) for chunk in fitted.split(self.batch_size)]
+        return restore(torch.cat(outputs))
+
+    @property
+    def _min_size(self) -> int:
+        return getattr(self.generator, "min_size", self.size_multiple)
+
+    def _check_size(self, height: int, width: int) -> None:
         if height * width > self.max_pixels:
             raise ValueError(
                 f"Image of {width}x{height} pixels is larger than max_pixels={self.max_pixels}; "
                 "downscale it or raise max_pixels if you have the memory."
             )
-        min_size = getattr(self.generator, "min_size", self.size_multiple)
-        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, min_size)
-        if self.engine == "onnxruntime" and not dropout_at_test:
-            try:
-                return restore(torch.cat([self._onnx(chunk) for chunk in fitted.split(self.batch_size)]))
-            except Exception as error:  # noqa: BLE001 - "auto" falls back to torch, which runs any generator
-                if self.backend != "auto":
-                    raise
-                warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=2)
-                self._onnx = None
-        with torch.inference_mode(), generator_mode(self.generator, dropout_at_test):
-            outputs = [self.generator(chunk) for chunk in fitted.split(self.batch_size)]
-        return restore(torch.cat(outputs))
+
+    def _on_onnxruntime(self, run: Callable[[], Any]) -> Any:
+        """``run()``; if onnxruntime fails under ``backend="auto"``, warn, switch to torch for good and return None."""
+        try:
+            return run()
+        except Exception as error:  # noqa: BLE001 - "auto" falls back to torch, which runs any generator
+            if self.backend != "auto":
+                raise
+            warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=3)
+            self._onnx = None
+            return None
 
     def _translate_many(self, images: list[ImageLike], size_mode: str | None, dropout_at_test: bool) -> list:
+        if self.engine == "onnxruntime" and not dropout_at_test and (size_mode or self.size_mode) == "pad":
+            arrays = [self._to_uint8(image) for image in images]
+            if images and all(array is not None for array in arrays):
+                onnx = self._onnx
+                for array in arrays:
+                    self._check_size(*array.shape[:2])
+                outputs = self._on_onnxruntime(
+                    lambda: onnx.translate_uint8(arrays, self.size_multiple, self._min_size, self.batch_size)
+                )
+                if outputs is not None:
+                    outputs = [output[:, :, 0] if output.shape[2] == 1 else output for output in outputs]
+                    return [Image.fromarray(o) if isinstance(i, Image.Image) else o for o, i in zip(outputs, images)]
         tensors, kinds = zip(*(self._to_tensor(image) for image in images)) if images else ((), ())
         outputs: list[torch.Tensor | None] = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
@@ -267,6 +293,17 @@ class Pix2Pix:
             for i, output in zip(indices, result):
                 outputs[i] = output
         return [self._from_tensor(output, kind, image) for output, kind, image in zip(outputs, kinds, images)]
+
+    def _to_uint8(self, image: ImageLike) -> np.ndarray | None:
+        """A PIL image or uint8 array as uint8 ``(H, W, in_channels)``; None for inputs the torch path handles."""
+        if isinstance(image, Image.Image):
+            array = np.asarray(convert_image(image, self.in_channels), dtype=np.uint8)
+        elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim in (2, 3):
+            array = image
+        else:
+            return None
+        array = array[:, :, None] if array.ndim == 2 else array
+        return array if array.shape[2] == self.in_channels else None  # the torch path raises the clear error
 
     def _to_tensor(self, image: ImageLike) -> tuple[torch.Tensor, str]:
         if isinstance(image, Image.Image):
@@ -314,15 +351,10 @@ def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str, min_size: int
             return batch, lambda out: out
         resized = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
         return resized, lambda out: F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
-    pad_h = max(floor, height + -height % multiple) - height
-    pad_w = max(floor, width + -width % multiple) - width
-    if not pad_h and not pad_w:
+    top, bottom, left, right, reflect = pad_box(height, width, multiple, min_size)
+    if not (top or bottom or left or right):
         return batch, lambda out: out
-    top, left = pad_h // 2, pad_w // 2
-    padding = (left, pad_w - left, top, pad_h - top)
-    # Reflection needs the pad to be smaller than the side; tiny images fall back to edge replication.
-    reflect = max(padding[:2]) < width and max(padding[2:]) < height
-    padded = F.pad(batch, padding, mode="reflect" if reflect else "replicate")
+    padded = F.pad(batch, (left, right, top, bottom), mode="reflect" if reflect else "replicate")
     return padded, lambda out: out[..., top : top + height, left : left + width]
 
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
-from pix2pix_hub.imaging import convert_image
+from pix2pix_hub.imaging import convert_image, model_to_uint8, tensor_to_uint8, uint8_to_model, uint8_to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,25 @@ def test_default_falls_back_to_torch_when_onnxruntime_fails(monkeypatch):
     assert auto.engine == "torch"  # decided once, not retried on every call
     with pytest.raises(RuntimeError, match="unsupported operator"):
         Pix2Pix(generator, backend="onnxruntime").translate_tensor(x)
+
+
+def test_numpy_conversions_are_the_torch_ones_bit_for_bit():
+    every_level = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    assert np.array_equal(uint8_to_model(every_level)[0], uint8_to_tensor(every_level[0]).numpy())
+    # Around every rounding boundary (k + 0.5) / 127.5 - 1, and outside [-1, 1].
+    boundaries = (np.arange(-2, 258, dtype=np.float32) + 0.5) / np.float32(127.5) - 1
+    values = np.concatenate([boundaries, np.nextafter(boundaries, 2), np.nextafter(boundaries, -2)])
+    values = np.resize(values, 3 * 28 * 28).reshape(3, 28, 28).astype(np.float32)
+    assert np.array_equal(model_to_uint8(values), tensor_to_uint8(torch.from_numpy(values)))
+
+
+def test_uint8_images_on_onnxruntime_equal_the_tensor_path_exactly():
+    torch.manual_seed(0)
+    pix2pix = Pix2Pix(UNetGenerator(num_downs=3, ngf=4).eval(), batch_size=2)
+    images = [random_image(20, 12, seed=1), random_image(16, 16, seed=2), random_image(20, 12, seed=3)]
+    images += [random_image(3, 2, seed=4), random_image(20, 12, seed=5)]  # 3x2: too small to reflect
+    arrays = [np.asarray(image) for image in images]
+    outputs = pix2pix(images + arrays[:1])  # PIL images and a uint8 array: the numpy path
+    for image, array, output in zip(images + arrays[:1], arrays + arrays[:1], outputs):
+        expected = tensor_to_uint8(pix2pix.translate_tensor(uint8_to_tensor(array)[None])[0])
+        assert type(output) is type(image) and np.array_equal(np.asarray(output), expected)
