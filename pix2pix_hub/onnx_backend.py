@@ -2,12 +2,17 @@
 runs about twice as fast there (figures in README "Performance"). ``Pix2Pix``'s default on a CPU.
 
 The ONNX graph is exported once per set of weights; any in-place change to a parameter or buffer (an optimizer
-step, ``load_state_dict``) bumps torch's version counters and triggers a fresh export on the next call.
+step, ``load_state_dict``) bumps torch's version counters and triggers a fresh export on the next call. Exports
+are kept on disk, named by a hash of the weights (``$PIX2PIX_HUB_CACHE``, default ``~/.cache/pix2pix_hub/onnx``,
+the newest ``CACHE_KEEP``), so the next process that loads the same model skips the few seconds of export.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -30,6 +35,39 @@ def weights_version(module: nn.Module) -> tuple[int, ...]:
     return (*(id(t) for t in tensors), *(t._version for t in tensors))
 
 
+CACHE_ENV = "PIX2PIX_HUB_CACHE"
+CACHE_KEEP = 4  # exported graphs kept (unet_256: 218 MB each)
+
+
+def default_cache_dir() -> Path:
+    """``$PIX2PIX_HUB_CACHE``, else ``$XDG_CACHE_HOME/pix2pix_hub/onnx`` (``~/.cache/pix2pix_hub/onnx``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pix2pix_hub" / "onnx"
+
+
+def weights_key(generator: nn.Module) -> str:
+    """A hash of everything the exported graph depends on: class, config, every tensor, torch version."""
+    from .export import DEFAULT_OPSET
+
+    digest = hashlib.sha256()
+    config = getattr(generator, "_hub_mixin_config", None) or {}
+    header = [type(generator).__name__, json.dumps(config, sort_keys=True, default=str), torch.__version__]
+    digest.update(json.dumps([*header, DEFAULT_OPSET]).encode())
+    for name, tensor in generator.state_dict().items():
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:32]
+
+
+def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
+    """Delete all but the ``keep`` most recently used graphs."""
+    graphs = sorted(cache.glob("*.onnx"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in graphs[keep:]:
+        path.unlink(missing_ok=True)
+
+
 class OnnxGenerator:
     """Callable like the generator in eval mode: ``(N, C, H, W)`` float32 CPU tensor -> output tensor."""
 
@@ -46,16 +84,32 @@ class OnnxGenerator:
     def _current_session(self) -> Any:
         version = weights_version(self.generator)
         if self.session is None or version != self.version:
-            from .export import export_onnx, onnx_session
+            from .export import onnx_session
 
             was_training = self.generator.training
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "generator.onnx"
-                export_onnx(self.generator, path, check=False)
-                self.session = onnx_session(path, threads=torch.get_num_threads())
+                self.session = onnx_session(self._graph(Path(tmp)), threads=torch.get_num_threads())
             self.generator.train(was_training)
             self.version = weights_version(self.generator)
         return self.session
+
+    def _graph(self, scratch: Path) -> Path:
+        """The exported graph for the current weights: from the cache, or exported (into ``scratch`` when the
+        cache cannot be written)."""
+        from .export import export_onnx
+
+        cache = default_cache_dir()
+        path = cache / f"{weights_key(self.generator)}.onnx"
+        if path.is_file():
+            os.utime(path)  # most recently used: pruning keeps it
+            return path
+        try:
+            export_onnx(self.generator, path, check=False)
+            prune_cache(cache)
+        except OSError:  # a read-only or full cache: export for this session only
+            path = scratch / "generator.onnx"
+            export_onnx(self.generator, path, check=False)
+        return path
 
     def translate_uint8(
         self, images: list[np.ndarray], multiple: int, min_size: int, batch_size: int

@@ -1,11 +1,25 @@
-"""Fixtures shared by the CLI, evaluation and dataset tests: one tiny, freshly initialised model folder."""
+"""Fixtures shared by the tests: one tiny, freshly initialised model folder; a private ONNX export cache."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from pix2pix_hub import Pix2Pix, unet_128
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Exports land here (and in the subprocesses tests start), never in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    previous = os.environ.get("PIX2PIX_HUB_CACHE")
+    os.environ["PIX2PIX_HUB_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("PIX2PIX_HUB_CACHE", None)
+    else:
+        os.environ["PIX2PIX_HUB_CACHE"] = previous
 
 
 @pytest.fixture(scope="module")

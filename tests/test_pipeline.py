@@ -204,3 +204,29 @@ def test_uint8_images_on_onnxruntime_equal_the_tensor_path_exactly():
     for image, array, output in zip(images + arrays[:1], arrays + arrays[:1], outputs):
         expected = tensor_to_uint8(pix2pix.translate_tensor(uint8_to_tensor(array)[None])[0])
         assert type(output) is type(image) and np.array_equal(np.asarray(output), expected)
+
+
+def test_exports_are_cached_by_weights_and_pruned(tmp_path, monkeypatch):
+    from pix2pix_hub import export, onnx_backend
+
+    monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=3, ngf=4).eval()
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    first = Pix2Pix(generator).translate_tensor(x)
+    (graph,) = tmp_path.glob("*.onnx")
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the cache holds these weights")
+
+    monkeypatch.setattr(export, "export_onnx", no_export)
+    assert torch.equal(Pix2Pix(generator).translate_tensor(x), first)  # a new process would do the same
+    monkeypatch.undo()
+    monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path))
+
+    for _ in range(onnx_backend.CACHE_KEEP + 1):
+        with torch.no_grad():
+            generator.decoders[-1][1].bias.add_(0.1)  # new weights: a new key
+        Pix2Pix(generator).translate_tensor(x)
+    graphs = list(tmp_path.glob("*.onnx"))
+    assert len(graphs) == onnx_backend.CACHE_KEEP and graph not in graphs  # the oldest went first
