@@ -37,14 +37,16 @@ def export_onnx(
     check: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    describe: bool = True,
 ) -> dict[str, Any]:
     """Write ``generator`` (eval mode, on CPU, fp32) to ``path`` and return a report.
 
     With ``check`` the file is compared with torch on two inputs of different batch and spatial size
     (``max_abs_diff`` in the report); if the difference exceeds ``tolerance`` a ``ParityError`` is raised and
-    nothing is written. The file appears at ``path`` only once complete (temp file, then ``os.replace``).
+    nothing is written. ``describe`` adds the metadata and runs ``onnx.checker`` (for files people keep: ~2 s of
+    a ~6 s unet_256 export; ``Pix2Pix``'s own cache skips it). The file appears at ``path`` only once complete
+    (temp file, then ``os.replace``).
     """
-    import onnx
 
     generator = generator.eval().float().to("cpu")
     path = Path(path)
@@ -72,20 +74,8 @@ def export_onnx(
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
             )
-        model = onnx.load(temp_name)
-        metadata = {
-            "size_multiple": str(multiple),
-            "in_channels": str(generator.in_channels),
-            "out_channels": str(generator.out_channels),
-            "value_range": "[-1, 1]",
-            "generator": type(generator).__name__,
-            "config": json.dumps(getattr(generator, "_hub_mixin_config", None) or {}, sort_keys=True),
-        }
-        for key, value in metadata.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(model)
-        onnx.save(model, temp_name)
+        if describe:
+            describe_model(temp_name, generator)
         report: dict[str, Any] = {"path": str(path), "opset": opset, "size_multiple": multiple}
         if check:
             diff = parity_check(generator, temp_name, shapes, seed=seed)
@@ -102,6 +92,26 @@ def export_onnx(
         return report
     finally:
         Path(temp_name).unlink(missing_ok=True)
+
+
+def describe_model(onnx_path: str | os.PathLike, generator: nn.Module) -> None:
+    """Store the generator's sizes and config in the file's metadata and validate it with ``onnx.checker``."""
+    import onnx
+
+    model = onnx.load(onnx_path)
+    metadata = {
+        "size_multiple": str(generator.size_multiple),
+        "in_channels": str(generator.in_channels),
+        "out_channels": str(generator.out_channels),
+        "value_range": "[-1, 1]",
+        "generator": type(generator).__name__,
+        "config": json.dumps(getattr(generator, "_hub_mixin_config", None) or {}, sort_keys=True),
+    }
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, onnx_path)
 
 
 def parity_check(

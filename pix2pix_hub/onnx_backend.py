@@ -104,11 +104,11 @@ class OnnxGenerator:
             os.utime(path)  # most recently used: pruning keeps it
             return path
         try:
-            export_onnx(self.generator, path, check=False)
+            export_onnx(self.generator, path, check=False, describe=False)
             prune_cache(cache)
         except OSError:  # a read-only or full cache: export for this session only
             path = scratch / "generator.onnx"
-            export_onnx(self.generator, path, check=False)
+            export_onnx(self.generator, path, check=False, describe=False)
         return path
 
     def translate_uint8(
