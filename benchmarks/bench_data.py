@@ -7,7 +7,8 @@ Measured:
     pairs_per_s[workers]           one shuffled epoch through DataLoader(PairedDataset, batch_size, collate_pairs),
                                    worker start-up included
     train_step_s                   one training step of the paper model (unet_256 + 70x70 PatchGAN, batch 1, 256x256,
-                                   Adam), for the goal: data at least 10x faster than training
+                                   the default path of bench_train.py), for the goal: data at least 10x faster than
+                                   training
 
 Prints progress on stderr; the last line on stdout is one JSON object.
 
@@ -50,30 +51,10 @@ def epoch_rate(dataset: PairedDataset, workers: int, batch_size: int, epoch: int
 
 
 def train_step_seconds(steps: int) -> float:
-    """Seconds per step of the paper model on random 256x256 pairs (one warm-up step first)."""
-    from pix2pix_hub import build_discriminator, unet_256
+    """Seconds per step of the paper model on random 256x256 pairs, the default training path (one warm-up step)."""
+    from bench_train import default_step  # this folder is on sys.path when the script runs
 
-    generator, discriminator = unet_256(), build_discriminator("basic")
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    gan = torch.nn.BCEWithLogitsLoss()
-    x, y = torch.rand(1, 3, 256, 256) * 2 - 1, torch.rand(1, 3, 256, 256) * 2 - 1
-
-    def step() -> None:
-        fake = generator(x)
-        real_logits, fake_logits = discriminator(torch.cat([x, y], 1)), discriminator(torch.cat([x, fake.detach()], 1))
-        loss_d = 0.5 * (
-            gan(real_logits, torch.ones_like(real_logits)) + gan(fake_logits, torch.zeros_like(fake_logits))
-        )
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        logits = discriminator(torch.cat([x, fake], 1))
-        loss_g = gan(logits, torch.ones_like(logits)) + 100 * torch.nn.functional.l1_loss(fake, y)
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-
+    step = default_step(1)
     step()
     start = time.perf_counter()
     for _ in range(steps):
