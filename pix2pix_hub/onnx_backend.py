@@ -9,6 +9,7 @@ the newest ``CACHE_KEEP``), so the next process that loads the same model skips 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -101,7 +102,8 @@ class OnnxGenerator:
         cache = default_cache_dir()
         path = cache / f"{weights_key(self.generator)}.onnx"
         if path.is_file():
-            os.utime(path)  # most recently used: pruning keeps it
+            with contextlib.suppress(OSError):  # a read-only cache is still a cache
+                os.utime(path)  # most recently used: pruning keeps it
             return path
         try:
             export_onnx(self.generator, path, check=False, describe=False)
