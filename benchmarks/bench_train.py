@@ -73,12 +73,12 @@ def plain_eager_step(batch_size: int):
     return step
 
 
-def default_step(batch_size: int):
-    """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
+def default_parts(batch_size: int):
+    """What ``train()`` builds for the paper config: ``(StepParts, accelerator, batch)`` for ``train_step``."""
     from accelerate import Accelerator
 
     from pix2pix_hub.training import TrainingConfig
-    from pix2pix_hub.training.loop import StepParts, build_networks, make_adam, train_step
+    from pix2pix_hub.training.loop import StepParts, build_networks, make_adam
     from pix2pix_hub.training.losses import GANLoss
 
     config = TrainingConfig(batch_size=batch_size)
@@ -91,6 +91,14 @@ def default_step(batch_size: int):
     prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
     parts = StepParts(*prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp)
     batch = {"input": torch.randn(batch_size, 3, SIDE, SIDE), "target": torch.randn(batch_size, 3, SIDE, SIDE)}
+    return parts, accelerator, batch
+
+
+def default_step(batch_size: int):
+    """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
+    from pix2pix_hub.training.loop import train_step
+
+    parts, accelerator, batch = default_parts(batch_size)
     return lambda: train_step(batch, parts, accelerator)
 
 
