@@ -1,4 +1,5 @@
-"""The training speed-ups (fused Adam, no D weight gradients in the G step, allocator tuning) keep the maths."""
+"""The training speed-ups (fused Adam, no D weight gradients in the G step, allocator tuning, Winograd convs in D)
+keep the maths."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import torch
 from torch import nn
 
 from pix2pix_hub.models import PatchDiscriminator, UNetGenerator
+from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd
 from pix2pix_hub.performance import tune_allocator
 from pix2pix_hub.training import TrainingConfig
-from pix2pix_hub.training.loop import StepParts, make_adam, train_step
+from pix2pix_hub.training.loop import StepParts, build_networks, make_adam, train_step
 from pix2pix_hub.training.losses import GANLoss
 
 
@@ -40,7 +42,8 @@ def test_default_training_step_matches_the_plain_eager_loop(plain_eager):
 
     torch.manual_seed(0)
     generator, discriminator = UNetGenerator(num_downs=5, ngf=8), PatchDiscriminator(in_channels=6, ndf=8)
-    reference_g, reference_d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    reference_g, reference_d = copy.deepcopy(generator), use_winograd(copy.deepcopy(discriminator), False)
+    use_winograd(discriminator, not plain_eager)  # as build_networks does
     batches = [(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1) for _ in range(3)]
     seeds = [11, 12, 13]
 
@@ -69,3 +72,11 @@ def test_allocator_tuning_applies_on_linux_glibc():
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert tune_allocator() is expected
     assert tune_allocator() is expected  # idempotent
+
+
+@pytest.mark.parametrize("plain_eager", [False, True])
+def test_build_networks_uses_winograd_unless_plain_eager(plain_eager):
+    _, discriminator = build_networks(TrainingConfig(plain_eager=plain_eager))
+    winograd_layers = [layer for layer in discriminator.modules() if isinstance(layer, WinogradConv2d)]
+    assert len(winograd_layers) == 1 and winograd_layers[0].stride == (1, 1)
+    assert winograd_layers[0].winograd is not plain_eager

@@ -99,7 +99,9 @@ class TrainingConfig:
     )
     plain_eager: bool = field(
         default=False,
-        metadata=_arg("Turn the speed-ups off (fused Adam, allocator tuning) and run the plain eager loop."),
+        metadata=_arg(
+            "Turn the speed-ups off (fused Adam, allocator tuning, Winograd convs) and run the plain eager loop."
+        ),
     )
     # output, checkpoints, logging
     output_dir: str = field(

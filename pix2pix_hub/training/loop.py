@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..model_card import render_model_card
 from ..models import PatchDiscriminator, build_generator
+from ..models.winograd import use_winograd
 from ..performance import rss_mb, tune_allocator
 from ..pipeline import Pix2Pix, replace_directory
 from . import checkpoint as ckpt
@@ -142,6 +143,7 @@ def build_networks(config: TrainingConfig) -> tuple[nn.Module, PatchDiscriminato
         init_type=config.init_type,
         init_gain=config.init_gain,
     )
+    use_winograd(discriminator, not config.plain_eager)
     return generator, discriminator
 
 

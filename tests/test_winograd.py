@@ -1,0 +1,84 @@
+"""Winograd F(2x2, 4x4) convolution: the same outputs and gradients as a direct convolution, and its fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_hub.models import PatchDiscriminator
+from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd, winograd_conv4x4, winograd_matrices
+
+
+def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((value - reference).abs().max() / reference.abs().max()).item()
+
+
+def test_toom_cook_matrices_compute_a_correlation_exactly():
+    a_t, g, b_t = winograd_matrices(2, 4)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        data = torch.randn(5, dtype=torch.float64, generator=generator)
+        kernel = torch.randn(4, dtype=torch.float64, generator=generator)
+        direct = torch.stack([(data[i : i + 4] * kernel).sum() for i in range(2)])
+        assert torch.allclose(a_t @ ((g @ kernel) * (b_t @ data)), direct, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "out_channels", "bias"),
+    [((1, 32, 16, 16), 64, False), ((2, 16, 9, 7), 8, True), ((1, 8, 2, 3), 16, True), ((3, 4, 31, 31), 4, False)],
+)
+def test_winograd_matches_direct_convolution_and_its_gradients(shape, out_channels, bias):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    weight = (torch.randn(out_channels, shape[1], 4, 4) * 0.05).requires_grad_()
+    b = torch.randn(out_channels, requires_grad=True) if bias else None
+    grad_out = torch.randn(shape[0], out_channels, shape[2] - 1, shape[3] - 1)
+
+    expected = F.conv2d(x, weight, b, padding=1)
+    expected_grads = torch.autograd.grad(expected, [x, weight, *([b] if bias else [])], grad_out)
+    result = winograd_conv4x4(x, weight, b)
+    grads = torch.autograd.grad(result, [x, weight, *([b] if bias else [])], grad_out)
+
+    assert result.shape == expected.shape
+    assert relative_error(result, expected) < 2e-5
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert relative_error(grad, expected_grad) < 2e-5
+
+
+def test_winograd_rejects_other_kernels():
+    with pytest.raises(ValueError, match="weight \\(O, C, 4, 4\\)"):
+        winograd_conv4x4(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3))
+
+
+def test_winograd_conv2d_falls_back_to_the_direct_convolution():
+    torch.manual_seed(0)
+    layer = WinogradConv2d(16, 64, 4, 1, 1)
+    plain = nn.Conv2d(16, 64, 4, 1, 1)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(1, 16, 12, 12)
+    assert not torch.equal(layer(x), plain(x))  # float32 on a CPU: Winograd
+    assert relative_error(layer(x), plain(x)) < 2e-5
+    assert torch.equal(layer.double()(x.double()), plain.double()(x.double()))  # float64: direct
+    layer.float(), plain.float()
+    use_winograd(layer, False)
+    assert torch.equal(layer(x), plain(x))
+    narrow, narrow_plain = WinogradConv2d(16, 8, 4, 1, 1), nn.Conv2d(16, 8, 4, 1, 1)
+    narrow_plain.load_state_dict(narrow.state_dict())
+    assert torch.equal(narrow(x), narrow_plain(x))  # too few output channels to pay
+
+
+def test_patch_discriminator_runs_its_stride1_conv_by_winograd_with_unchanged_weights():
+    torch.manual_seed(0)
+    discriminator = PatchDiscriminator(in_channels=6, ndf=16)
+    kinds = [type(layer) for layer in discriminator.layers if isinstance(layer, nn.Conv2d)]
+    assert kinds == [nn.Conv2d, nn.Conv2d, nn.Conv2d, WinogradConv2d, nn.Conv2d]
+    # Same state-dict keys as before the Winograd layer existed, so saved discriminators load unchanged.
+    assert "layers.8.weight" in discriminator.state_dict()
+    pairs = torch.randn(2, 6, 64, 64)
+    with torch.no_grad():
+        fast = discriminator(pairs)
+        direct = use_winograd(discriminator, False)(pairs)
+    assert fast.shape == direct.shape == (2, 1, 6, 6)
+    assert relative_error(fast, direct) < 2e-5
