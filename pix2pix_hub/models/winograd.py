@@ -7,7 +7,7 @@ back (``A^T m A``). The matrices come from Toom-Cook interpolation at the points
 rounding error measures like a direct fp32 convolution's (~3e-6 of the output's largest value).
 
 On the 2-core test machine the 70x70 PatchGAN's 256->512 stride-1 conv, a quarter of a training step, takes
-~180 ms per step this way instead of ~265 ms with oneDNN (docs/performance.md). ``WinogradConv2d`` uses it where
+~175 ms per step this way instead of ~255 ms with oneDNN (docs/performance.md). ``WinogradConv2d`` uses it where
 it pays (float32 on a CPU, 4x4 kernel, stride 1, padding 1, >= 64 output channels, eager mode) and is a plain
 ``nn.Conv2d`` everywhere else: same parameters, same state-dict keys.
 """
@@ -26,13 +26,17 @@ MIN_OUT_CHANNELS = 64  # below this the transforms cost more than the multiplies
 
 @functools.cache
 def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(A^T, G, B^T)`` of F(output, kernel) in float64, from Toom-Cook at 0, 1, -1, 1/2, 2, -2, ... and infinity.
+    """``(A^T, G, B^T)`` of F(output, kernel) in float64, from Toom-Cook at 0, 1, -1, 1/2, -1/2, 2, -2 (as many as
+    needed) and infinity.
 
     ``A^T`` is ``(output, n)``, ``G`` is ``(n, kernel)``, ``B^T`` is ``(n, n)`` with ``n = output + kernel - 1``;
     ``A^T ((G g) * (B^T d))`` is the correlation of a length-n ``d`` with a length-kernel ``g``.
     """
     n = output + kernel - 1
-    points = torch.tensor([0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0][: n - 1], dtype=torch.float64)
+    finite_points = [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0]
+    if n - 1 > len(finite_points):
+        raise ValueError(f"F({output}, {kernel}) needs {n - 1} finite points; at most {len(finite_points)} are set.")
+    points = torch.tensor(finite_points[: n - 1], dtype=torch.float64)
     a_t = torch.zeros(output, n, dtype=torch.float64)
     g = torch.zeros(n, kernel, dtype=torch.float64)
     for j, point in enumerate(points):
