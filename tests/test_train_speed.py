@@ -80,3 +80,7 @@ def test_build_networks_uses_winograd_unless_plain_eager(plain_eager):
     winograd_layers = [layer for layer in discriminator.modules() if isinstance(layer, WinogradConv2d)]
     assert len(winograd_layers) == 1 and winograd_layers[0].stride == (1, 1)
     assert winograd_layers[0].winograd is not plain_eager
+    generator, _ = build_networks(TrainingConfig(netG="resnet_6blocks", plain_eager=plain_eager))
+    generator_layers = [layer for layer in generator.modules() if isinstance(layer, WinogradConv2d)]
+    assert len(generator_layers) == 12  # two 3x3 convs per residual block
+    assert all(layer.winograd is not plain_eager for layer in generator_layers)

@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 4x4) convolution: the same outputs and gradients as a direct convolution, and its fallbacks."""
+"""Winograd convolution (F(2x2, 4x4), F(4x4, 3x3)): the same outputs and gradients as a direct convolution, and its
+fallbacks."""
 
 from __future__ import annotations
 
@@ -7,49 +8,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix_hub.models import PatchDiscriminator
-from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd, winograd_conv4x4, winograd_matrices
+from pix2pix_hub.models import PatchDiscriminator, ResnetGenerator
+from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd, winograd_conv2d, winograd_matrices
 
 
 def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
     return ((value - reference).abs().max() / reference.abs().max()).item()
 
 
-def test_toom_cook_matrices_compute_a_correlation_exactly():
-    a_t, g, b_t = winograd_matrices(2, 4)
+@pytest.mark.parametrize(("output", "kernel"), [(2, 4), (4, 3)])
+def test_toom_cook_matrices_compute_a_correlation_exactly(output, kernel):
+    a_t, g, b_t = winograd_matrices(output, kernel)
     generator = torch.Generator().manual_seed(0)
     for _ in range(5):
-        data = torch.randn(5, dtype=torch.float64, generator=generator)
-        kernel = torch.randn(4, dtype=torch.float64, generator=generator)
-        direct = torch.stack([(data[i : i + 4] * kernel).sum() for i in range(2)])
-        assert torch.allclose(a_t @ ((g @ kernel) * (b_t @ data)), direct, atol=1e-12)
+        data = torch.randn(output + kernel - 1, dtype=torch.float64, generator=generator)
+        weights = torch.randn(kernel, dtype=torch.float64, generator=generator)
+        direct = torch.stack([(data[i : i + kernel] * weights).sum() for i in range(output)])
+        assert torch.allclose(a_t @ ((g @ weights) * (b_t @ data)), direct, atol=1e-12)
 
 
 @pytest.mark.parametrize(
-    ("shape", "out_channels", "bias"),
-    [((1, 32, 16, 16), 64, False), ((2, 16, 9, 7), 8, True), ((1, 8, 2, 3), 16, True), ((3, 4, 31, 31), 4, False)],
+    ("shape", "out_channels", "kernel", "padding", "bias"),
+    [
+        ((1, 32, 16, 16), 64, 4, 1, False),
+        ((2, 16, 9, 7), 8, 4, 1, True),
+        ((1, 8, 2, 3), 16, 4, 1, True),
+        ((3, 4, 31, 31), 4, 4, 0, False),
+        ((1, 32, 18, 18), 64, 3, 0, False),
+        ((2, 16, 11, 6), 8, 3, 1, True),
+        ((1, 8, 3, 5), 16, 3, 0, True),
+    ],
 )
-def test_winograd_matches_direct_convolution_and_its_gradients(shape, out_channels, bias):
+def test_winograd_matches_direct_convolution_and_its_gradients(shape, out_channels, kernel, padding, bias):
     torch.manual_seed(0)
     x = torch.randn(*shape, requires_grad=True)
-    weight = (torch.randn(out_channels, shape[1], 4, 4) * 0.05).requires_grad_()
+    weight = (torch.randn(out_channels, shape[1], kernel, kernel) * 0.05).requires_grad_()
     b = torch.randn(out_channels, requires_grad=True) if bias else None
-    grad_out = torch.randn(shape[0], out_channels, shape[2] - 1, shape[3] - 1)
-
-    expected = F.conv2d(x, weight, b, padding=1)
+    expected = F.conv2d(x, weight, b, padding=padding)
+    grad_out = torch.randn_like(expected)
     expected_grads = torch.autograd.grad(expected, [x, weight, *([b] if bias else [])], grad_out)
-    result = winograd_conv4x4(x, weight, b)
+    result = winograd_conv2d(x, weight, b, padding)
     grads = torch.autograd.grad(result, [x, weight, *([b] if bias else [])], grad_out)
 
     assert result.shape == expected.shape
-    assert relative_error(result, expected) < 2e-5
+    assert relative_error(result, expected) < 3e-5
     for grad, expected_grad in zip(grads, expected_grads):
-        assert relative_error(grad, expected_grad) < 2e-5
+        assert relative_error(grad, expected_grad) < 3e-5
 
 
-def test_winograd_rejects_other_kernels():
-    with pytest.raises(ValueError, match="weight \\(O, C, 4, 4\\)"):
-        winograd_conv4x4(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3))
+def test_winograd_rejects_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="3x3 or 4x4 weight"):
+        winograd_conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 5, 5))
+    with pytest.raises(ValueError, match="does not fit"):
+        winograd_conv2d(torch.randn(1, 3, 2, 8), torch.randn(4, 3, 4, 4))
 
 
 def test_winograd_conv2d_falls_back_to_the_direct_convolution():
@@ -82,3 +93,18 @@ def test_patch_discriminator_runs_its_stride1_conv_by_winograd_with_unchanged_we
         direct = use_winograd(discriminator, False)(pairs)
     assert fast.shape == direct.shape == (2, 1, 6, 6)
     assert relative_error(fast, direct) < 2e-5
+
+
+def test_resnet_generator_runs_its_blocks_by_winograd_with_the_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=16, n_blocks=2)
+    assert sum(isinstance(layer, WinogradConv2d) for layer in generator.modules()) == 4
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    torch.manual_seed(1)  # the same dropout masks in both passes
+    fast = generator(x)
+    fast_grad = torch.autograd.grad(fast.square().sum(), generator.layers[1].weight)[0]
+    torch.manual_seed(1)
+    direct = use_winograd(generator, False)(x)
+    direct_grad = torch.autograd.grad(direct.square().sum(), generator.layers[1].weight)[0]
+    assert relative_error(fast, direct) < 3e-5
+    assert relative_error(fast_grad, direct_grad) < 1e-4

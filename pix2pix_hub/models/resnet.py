@@ -8,6 +8,7 @@ from torch import nn
 from .hub import HubModel
 from .layers import conv_bias, init_weights, norm_layer
 from .unet import check_input
+from .winograd import WinogradConv2d
 
 
 class ResnetBlock(nn.Module):
@@ -16,10 +17,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, width: int, norm: str, dropout: float) -> None:
         super().__init__()
         bias = conv_bias(norm)
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=bias), norm_layer(norm, width), nn.ReLU()]
+        # The blocks hold most of the FLOPs: Winograd F(4x4, 3x3) on a CPU, 4x fewer multiplies (same maths).
+        layers = [nn.ReflectionPad2d(1), WinogradConv2d(width, width, 3, bias=bias), norm_layer(norm, width), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=bias), norm_layer(norm, width)]
+        layers += [nn.ReflectionPad2d(1), WinogradConv2d(width, width, 3, bias=bias), norm_layer(norm, width)]
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,18 @@
-"""Winograd convolution for the PatchGAN's stride-1 4x4 convs on a CPU: the same maths with 2.56x fewer multiplies.
+"""Winograd convolution for stride-1 3x3 and 4x4 convs on a CPU: the same maths with 2.56-4x fewer multiplies.
 
-Winograd's minimal filtering F(2x2, 4x4) computes each 2x2 block of outputs from a 5x5 input tile with 25
-multiplies per channel pair instead of 64: transform the tile (``B^T d B``) and the kernel (``G g G^T``),
-multiply them element by element, summed over input channels (25 matrix products, one ``bmm``), and transform
-back (``A^T m A``). The matrices come from Toom-Cook interpolation at the points 0, 1, -1, 1/2 and infinity, whose
-rounding error measures like a direct fp32 convolution's (~3e-6 of the output's largest value).
+Winograd's minimal filtering F(m x m, r x r) computes each m x m block of outputs of an r x r kernel from a t x t
+input tile (t = m + r - 1) with t^2 multiplies per channel pair instead of m^2 r^2: transform the tile
+(``B^T d B``) and the kernel (``G g G^T``), multiply them element by element, summed over input channels (t^2
+matrix products, one ``bmm``), and transform back (``A^T m A``). 4x4 kernels (the PatchGAN's stride-1 conv) use
+F(2x2, 4x4): 25 multiplies instead of 64; 3x3 kernels (the ResNet generator's blocks) use F(4x4, 3x3): 36 instead
+of 144. The matrices come from Toom-Cook interpolation at 0, 1, -1, 1/2, -1/2 and infinity; the rounding error
+measures ~3e-6 (4x4) and ~8e-6 (3x3) of the output's largest value, against ~2e-6 for a direct fp32 conv.
 
 On the 2-core test machine the 70x70 PatchGAN's 256->512 stride-1 conv, a quarter of a training step, takes
-~175 ms per step this way instead of ~255 ms with oneDNN (docs/performance.md). ``WinogradConv2d`` uses it where
-it pays (float32 on a CPU, 4x4 kernel, stride 1, padding 1, >= 64 output channels, eager mode) and is a plain
-``nn.Conv2d`` everywhere else: same parameters, same state-dict keys.
+~175 ms per step this way instead of ~255 ms with oneDNN, and a ResNet block's 256-channel 3x3 conv at 64x64
+~60 ms forward + backward instead of ~120 (docs/performance.md). ``WinogradConv2d`` uses it where it pays (float32
+on a CPU, 3x3 or 4x4 kernel, stride 1, >= 64 output channels, eager mode) and is a plain ``nn.Conv2d`` everywhere
+else: same parameters, same state-dict keys.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TILE = 5  # input tile side for 2x2 outputs of a 4x4 kernel
+OUTPUT_BLOCK = {3: 4, 4: 2}  # kernel side -> output block side m: F(4x4, 3x3) and F(2x2, 4x4), both 6x6/5x5 tiles
 MIN_OUT_CHANNELS = 64  # below this the transforms cost more than the multiplies saved
 
 
@@ -58,79 +61,84 @@ def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, t
 
 
 @functools.cache
-def _kron_matrices() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The 2-D transforms as single matrices on flattened tiles: ``(4, 25)``, ``(25, 16)``, ``(25, 25)``, float32."""
-    a_t, g, b_t = winograd_matrices(2, 4)
+def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 2-D transforms as single float32 matrices on flattened tiles: ``(m^2, t^2)``, ``(t^2, r^2)``,
+    ``(t^2, t^2)``."""
+    a_t, g, b_t = winograd_matrices(output, kernel)
     return torch.kron(a_t, a_t).float(), torch.kron(g, g).float(), torch.kron(b_t, b_t).float()
 
 
-class _Winograd4x4(torch.autograd.Function):
-    """Stride-1, padding-1 4x4 convolution, no bias: ``(N, C, H, W)`` -> ``(N, O, H - 1, W - 1)``."""
+class _WinogradConv(torch.autograd.Function):
+    """Stride-1 "valid" convolution (no padding, no bias) by F(m x m, r x r): ``(N, C, H, W)`` and ``(O, C, r, r)``
+    -> ``(N, O, H - r + 1, W - r + 1)``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        out_transform, kernel_transform, tile_transform = _kron_matrices()
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m: int) -> torch.Tensor:
         n, c, h, w = x.shape
-        o = weight.shape[0]
-        rows, cols = h // 2, w // 2  # 2x2 output blocks; the odd last row/column of blocks is padding
-        tiles = rows * cols * n
-        padded = F.pad(x, (1, 2 * cols + 3 - w - 1, 1, 2 * rows + 3 - h - 1))
-        # B^T d B of every 5x5 tile at stride 2, as a conv with 25 fixed filters (2x faster than unfold + matmul).
-        v = F.conv2d(
-            padded.view(n * c, 1, *padded.shape[-2:]), tile_transform.view(TILE * TILE, 1, TILE, TILE), stride=2
-        )
-        v = v.view(n, c, TILE * TILE, rows * cols).permute(2, 1, 0, 3).reshape(TILE * TILE, c, tiles)
-        u = (kernel_transform @ weight.reshape(o * c, 16).t()).view(TILE * TILE, o, c)
-        m = torch.bmm(u, v)
-        blocks = (out_transform @ m.view(TILE * TILE, o * tiles)).view(2, 2, o, n, rows, cols)
-        out = blocks.permute(3, 2, 4, 0, 5, 1).reshape(n, o, 2 * rows, 2 * cols)
+        o, r = weight.shape[0], weight.shape[-1]
+        t = m + r - 1
+        out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
+        out_h, out_w = h - r + 1, w - r + 1
+        rows, cols = -(-out_h // m), -(-out_w // m)  # output blocks; the last ones may reach past the edge
+        tiles = n * rows * cols
+        x = F.pad(x, (0, cols * m + r - 1 - w, 0, rows * m + r - 1 - h))
+        # B^T d B of every t x t tile at stride m, as a conv with t^2 fixed filters (2x faster than unfold + matmul).
+        v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), tile_transform.view(t * t, 1, t, t), stride=m)
+        v = v.view(n, c, t * t, rows * cols).permute(2, 1, 0, 3).reshape(t * t, c, tiles)
+        u = (kernel_transform @ weight.reshape(o * c, r * r).t()).view(t * t, o, c)
+        blocks = (out_transform @ torch.bmm(u, v).view(t * t, o * tiles)).view(m, m, o, n, rows, cols)
+        out = blocks.permute(3, 2, 4, 0, 5, 1).reshape(n, o, rows * m, cols * m)
         ctx.save_for_backward(u, v)
-        ctx.sizes = (n, c, h, w, o, rows, cols)
-        return out[:, :, : h - 1, : w - 1].contiguous()
+        ctx.sizes = (m, r, n, c, h, w, o, rows, cols)
+        return out[:, :, :out_h, :out_w].contiguous()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        out_transform, kernel_transform, tile_transform = _kron_matrices()
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         u, v = ctx.saved_tensors
-        n, c, h, w, o, rows, cols = ctx.sizes
-        tiles = rows * cols * n
-        grad = F.pad(grad, (0, 2 * cols - (w - 1), 0, 2 * rows - (h - 1)))
-        grad = grad.view(n, o, rows, 2, cols, 2).permute(3, 5, 1, 0, 2, 4).reshape(4, o * tiles)
-        grad_m = (out_transform.t() @ grad).view(TILE * TILE, o, tiles)
+        m, r, n, c, h, w, o, rows, cols = ctx.sizes
+        t = m + r - 1
+        out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
+        tiles = n * rows * cols
+        grad = F.pad(grad, (0, cols * m - grad.shape[-1], 0, rows * m - grad.shape[-2]))
+        grad = grad.view(n, o, rows, m, cols, m).permute(3, 5, 1, 0, 2, 4).reshape(m * m, o * tiles)
+        grad_m = (out_transform.t() @ grad).view(t * t, o, tiles)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[1]:
             grad_u = torch.bmm(grad_m, v.transpose(1, 2))
-            grad_weight = (kernel_transform.t() @ grad_u.view(TILE * TILE, o * c)).t().reshape(o, c, 4, 4)
+            grad_weight = (kernel_transform.t() @ grad_u.view(t * t, o * c)).t().reshape(o, c, r, r)
         if ctx.needs_input_grad[0]:
             grad_v = torch.bmm(u.transpose(1, 2), grad_m)
             # The adjoint of the forward's tile conv; matmul + fold is faster here than conv_transpose2d.
-            grad_patches = (tile_transform.t() @ grad_v.view(TILE * TILE, c * tiles)).view(TILE * TILE, c, n, -1)
-            grad_patches = grad_patches.permute(2, 1, 0, 3).reshape(n, c * TILE * TILE, rows * cols)
-            grad_padded = F.fold(grad_patches, (2 * rows + 3, 2 * cols + 3), TILE, stride=2)
-            grad_x = grad_padded[:, :, 1 : 1 + h, 1 : 1 + w]
-        return grad_x, grad_weight
+            grad_patches = (tile_transform.t() @ grad_v.view(t * t, c * tiles)).view(t * t, c, n, -1)
+            grad_patches = grad_patches.permute(2, 1, 0, 3).reshape(n, c * t * t, rows * cols)
+            grad_x = F.fold(grad_patches, (rows * m + r - 1, cols * m + r - 1), t, stride=m)[:, :, :h, :w]
+        return grad_x, grad_weight, None
 
 
-def winograd_conv4x4(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride=1, padding=1)`` for a 4x4 ``weight`` ``(O, C, 4, 4)``, by Winograd
-    F(2x2, 4x4); ``x`` is ``(N, C, H, W)``, the result ``(N, O, H - 1, W - 1)``. Differentiable."""
-    if weight.shape[-2:] != (4, 4) or x.ndim != 4 or x.shape[1] != weight.shape[1]:
+def winograd_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, padding: int = 0
+) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride=1, padding=padding)`` for a 3x3 or 4x4 ``weight`` ``(O, C, r, r)``, by
+    Winograd; ``x`` is ``(N, C, H, W)``, the result ``(N, O, H + 2 padding - r + 1, W + 2 padding - r + 1)``.
+    Differentiable in ``x``, ``weight`` and ``bias``."""
+    side = weight.shape[-1]
+    if weight.ndim != 4 or weight.shape[-2] != side or side not in OUTPUT_BLOCK or x.ndim != 4:
         raise ValueError(
-            "winograd_conv4x4 needs x (N, C, H, W) and weight (O, C, 4, 4); "
+            "winograd_conv2d needs x (N, C, H, W) and a 3x3 or 4x4 weight (O, C, r, r); "
             f"got {tuple(x.shape)} and {tuple(weight.shape)}."
         )
-    # 2x2 output blocks need even sides: an odd side gets a zero row/column, whose outputs are cropped below.
-    if x.shape[-2] % 2 or x.shape[-1] % 2:
-        x_even = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
-    else:
-        x_even = x
-    out = _Winograd4x4.apply(x_even, weight)
-    out = out[:, :, : x.shape[-2] - 1, : x.shape[-1] - 1]
+    if x.shape[1] != weight.shape[1] or min(x.shape[-2:]) + 2 * padding < side:
+        raise ValueError(
+            f"winograd_conv2d: input {tuple(x.shape)} with padding {padding} does not fit weight {tuple(weight.shape)}."
+        )
+    if padding:
+        x = F.pad(x, (padding,) * 4)
+    out = _WinogradConv.apply(x, weight, OUTPUT_BLOCK[side])
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 class WinogradConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that runs stride-1 4x4 convolutions by Winograd on a CPU (see the module docstring).
+    """``nn.Conv2d`` that runs stride-1 3x3 and 4x4 convolutions by Winograd on a CPU (see the module docstring).
 
     ``winograd = False`` (or ``use_winograd(model, False)``) makes it a plain ``nn.Conv2d``.
     """
@@ -139,7 +147,7 @@ class WinogradConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.winograd and self._winograd_applies(x):
-            return winograd_conv4x4(x, self.weight, self.bias)
+            return winograd_conv2d(x, self.weight, self.bias, self.padding[0])
         return super().forward(x)
 
     def _winograd_applies(self, x: torch.Tensor) -> bool:
@@ -148,9 +156,10 @@ class WinogradConv2d(nn.Conv2d):
             and x.dtype == torch.float32
             and self.weight.dtype == torch.float32
             and x.ndim == 4
-            and self.kernel_size == (4, 4)
+            and self.kernel_size in ((3, 3), (4, 4))
             and self.stride == (1, 1)
-            and self.padding == (1, 1)
+            and isinstance(self.padding, tuple)
+            and self.padding[0] == self.padding[1]
             and self.dilation == (1, 1)
             and self.groups == 1
             and self.padding_mode == "zeros"

@@ -143,7 +143,8 @@ def build_networks(config: TrainingConfig) -> tuple[nn.Module, PatchDiscriminato
         init_type=config.init_type,
         init_gain=config.init_gain,
     )
-    use_winograd(discriminator, not config.plain_eager)
+    for network in (generator, discriminator):
+        use_winograd(network, not config.plain_eager)
     return generator, discriminator
 
 
