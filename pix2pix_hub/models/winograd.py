@@ -69,19 +69,21 @@ def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 class _WinogradConv(torch.autograd.Function):
-    """Stride-1 "valid" convolution (no padding, no bias) by F(m x m, r x r): ``(N, C, H, W)`` and ``(O, C, r, r)``
-    -> ``(N, O, H - r + 1, W - r + 1)``."""
+    """Stride-1 convolution (zero ``padding``, no bias) by F(m x m, r x r): ``(N, C, H, W)`` and ``(O, C, r, r)``
+    -> ``(N, O, H + 2 padding - r + 1, W + 2 padding - r + 1)``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m: int) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m: int, padding: int) -> torch.Tensor:
         n, c, h, w = x.shape
+        h, w = h + 2 * padding, w + 2 * padding  # the padded input's sides
         o, r = weight.shape[0], weight.shape[-1]
         t = m + r - 1
         out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
         out_h, out_w = h - r + 1, w - r + 1
         rows, cols = -(-out_h // m), -(-out_w // m)  # output blocks; the last ones may reach past the edge
         tiles = n * rows * cols
-        x = F.pad(x, (0, cols * m + r - 1 - w, 0, rows * m + r - 1 - h))
+        # One pad: the conv's own zeros, then the block grid's overhang on the right and bottom.
+        x = F.pad(x, (padding, cols * m + r - 1 - w + padding, padding, rows * m + r - 1 - h + padding))
         # B^T d B of every t x t tile at stride m, as a conv with t^2 fixed filters (2x faster than unfold + matmul).
         v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), tile_transform.view(t * t, 1, t, t), stride=m)
         v = v.view(n, c, t * t, rows * cols).permute(2, 1, 0, 3).reshape(t * t, c, tiles)
@@ -89,13 +91,13 @@ class _WinogradConv(torch.autograd.Function):
         blocks = (out_transform @ torch.bmm(u, v).view(t * t, o * tiles)).view(m, m, o, n, rows, cols)
         out = blocks.permute(3, 2, 4, 0, 5, 1).reshape(n, o, rows * m, cols * m)
         ctx.save_for_backward(u, v)
-        ctx.sizes = (m, r, n, c, h, w, o, rows, cols)
+        ctx.sizes = (m, r, n, c, h, w, o, rows, cols, padding)
         return out[:, :, :out_h, :out_w].contiguous()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         u, v = ctx.saved_tensors
-        m, r, n, c, h, w, o, rows, cols = ctx.sizes
+        m, r, n, c, h, w, o, rows, cols, padding = ctx.sizes
         t = m + r - 1
         out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
         tiles = n * rows * cols
@@ -111,8 +113,9 @@ class _WinogradConv(torch.autograd.Function):
             # The adjoint of the forward's tile conv; matmul + fold is faster here than conv_transpose2d.
             grad_patches = (tile_transform.t() @ grad_v.view(t * t, c * tiles)).view(t * t, c, n, -1)
             grad_patches = grad_patches.permute(2, 1, 0, 3).reshape(n, c * t * t, rows * cols)
-            grad_x = F.fold(grad_patches, (rows * m + r - 1, cols * m + r - 1), t, stride=m)[:, :, :h, :w]
-        return grad_x, grad_weight, None
+            grad_x = F.fold(grad_patches, (rows * m + r - 1, cols * m + r - 1), t, stride=m)
+            grad_x = grad_x[:, :, padding : h - padding, padding : w - padding]
+        return grad_x, grad_weight, None, None
 
 
 def winograd_conv2d(
@@ -131,9 +134,7 @@ def winograd_conv2d(
         raise ValueError(
             f"winograd_conv2d: input {tuple(x.shape)} with padding {padding} does not fit weight {tuple(weight.shape)}."
         )
-    if padding:
-        x = F.pad(x, (padding,) * 4)
-    out = _WinogradConv.apply(x, weight, OUTPUT_BLOCK[side])
+    out = _WinogradConv.apply(x, weight, OUTPUT_BLOCK[side], padding)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
