@@ -1,47 +1,29 @@
-"""The pix2pix networks. Pure torch + PyTorchModelHubMixin: nothing here imports data, training or UI code."""
+"""The pix2pix networks. Pure torch + PyTorchModelHubMixin: nothing here imports data, training or UI code.
+
+Names of presets and network classes live in one place, ``registry``; importing this package registers them all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from .discriminator import PatchDiscriminator, imagegan, patchgan_70, pixelgan
+from .discriminator import PatchDiscriminator, imagegan, patchgan, patchgan_70, pixelgan
 from .hub import HubModel, WeightsNotFoundError
 from .layers import init_weights
+from .registry import (
+    DISCRIMINATOR_CLASSES,
+    DISCRIMINATOR_PRESETS,
+    GENERATOR_CLASSES,
+    GENERATOR_PRESETS,
+    build_discriminator,
+    build_generator,
+    generator_size_multiple,
+)
 from .resnet import ResnetGenerator, resnet_6blocks, resnet_9blocks
 from .unet import UNetGenerator, unet_128, unet_256
 
-GENERATOR_PRESETS: dict[str, Callable[..., HubModel]] = {
-    "unet_128": unet_128,
-    "unet_256": unet_256,
-    "resnet_6blocks": resnet_6blocks,
-    "resnet_9blocks": resnet_9blocks,
-}
-DISCRIMINATOR_PRESETS: dict[str, Callable[..., PatchDiscriminator]] = {
-    "basic": patchgan_70,
-    "pixel": pixelgan,
-    "image": imagegan,
-}
-
-
-def _build(kind: str, presets: dict[str, Callable[..., Any]], name: str, kwargs: dict[str, Any]) -> Any:
-    if name not in presets:
-        raise ValueError(f"Unknown {kind} preset {name!r}; choose one of {', '.join(presets)}.")
-    return presets[name](**kwargs)
-
-
-def build_generator(name: str, **kwargs: Any) -> UNetGenerator | ResnetGenerator:
-    """A generator preset by name (``unet_128``, ``unet_256``, ``resnet_6blocks``, ``resnet_9blocks``)."""
-    return _build("generator", GENERATOR_PRESETS, name, kwargs)
-
-
-def build_discriminator(name: str, **kwargs: Any) -> PatchDiscriminator:
-    """A discriminator preset by name: ``basic`` (70x70), ``pixel`` (1x1) or ``image`` (whole image)."""
-    return _build("discriminator", DISCRIMINATOR_PRESETS, name, kwargs)
-
-
 __all__ = [
+    "DISCRIMINATOR_CLASSES",
     "DISCRIMINATOR_PRESETS",
+    "GENERATOR_CLASSES",
     "GENERATOR_PRESETS",
     "HubModel",
     "PatchDiscriminator",
@@ -50,8 +32,10 @@ __all__ = [
     "WeightsNotFoundError",
     "build_discriminator",
     "build_generator",
+    "generator_size_multiple",
     "imagegan",
     "init_weights",
+    "patchgan",
     "patchgan_70",
     "pixelgan",
     "resnet_6blocks",

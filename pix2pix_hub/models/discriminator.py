@@ -7,9 +7,11 @@ from torch import nn
 
 from .hub import HubModel
 from .layers import conv_bias, init_weights, norm_layer
+from .registry import discriminator_class, register_discriminator
 from .winograd import WinogradConv2d
 
 
+@discriminator_class
 class PatchDiscriminator(HubModel):
     """Classifies each NxN patch of ``cat(input, output)`` as real or fake; returns raw logits.
 
@@ -87,16 +89,25 @@ class PatchDiscriminator(HubModel):
         return logits
 
 
+@register_discriminator("pixel")
 def pixelgan(**kwargs) -> PatchDiscriminator:
     """1x1 PixelGAN: judges each pixel's colour only."""
     return PatchDiscriminator(n_layers=0, **kwargs)
 
 
+@register_discriminator("basic")
 def patchgan_70(**kwargs) -> PatchDiscriminator:
     """The paper's 70x70 PatchGAN."""
     return PatchDiscriminator(n_layers=3, **kwargs)
 
 
+@register_discriminator("n_layers")
+def patchgan(n_layers: int = 3, **kwargs) -> PatchDiscriminator:
+    """A PatchGAN of any depth (``--netD n_layers --n_layers_D N``): receptive field 16, 34, 70, 142, 286..."""
+    return PatchDiscriminator(n_layers=n_layers, **kwargs)
+
+
+@register_discriminator("image")
 def imagegan(**kwargs) -> PatchDiscriminator:
     """286x286 receptive field averaged to one logit per image: the paper's whole-image GAN."""
     return PatchDiscriminator(n_layers=5, whole_image=True, **kwargs)

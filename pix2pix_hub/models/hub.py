@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
-CONFIG_NAME = constants.CONFIG_NAME  # "config.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-PAPER_URL = "https://arxiv.org/abs/1611.07004"
+from ..constants import CONFIG_NAME, PAPER_URL, PICKLE_SUFFIXES, WEIGHTS_NAME
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -67,9 +64,14 @@ class HubModel(
 ):
     """Base class: an ``nn.Module`` whose constructor arguments are its config.json."""
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (what ``config.json`` holds, without ``_class_name``): a copy."""
+        return dict(getattr(self, "_hub_mixin_config", None) or {})
+
     def _save_pretrained(self, save_directory: Path) -> None:
         save_model(self, str(save_directory / WEIGHTS_NAME))
-        config = {**(self._hub_mixin_config or {}), "_class_name": type(self).__name__}
+        config = {**self.config, "_class_name": type(self).__name__}
         (save_directory / CONFIG_NAME).write_text(json.dumps(config, sort_keys=True, indent=2))
 
     @classmethod

@@ -1,18 +1,11 @@
-"""Building blocks shared by the generators and the discriminator: norm layers and weight init."""
+"""Building blocks shared by the generators and the discriminator: norm layers, weight init, input checks."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-NORMS = ("batch", "instance", "none")
-INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise a ValueError naming the argument and the accepted values."""
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(choices)}.")
+from ..constants import INIT_TYPES, NORMS, check_choice
 
 
 def norm_layer(norm: str, num_features: int) -> nn.Module:
@@ -54,3 +47,15 @@ def init_weights(model: nn.Module, init_type: str = "normal", init_gain: float =
             nn.init.normal_(layer.weight, 1.0, init_gain)
             nn.init.zeros_(layer.bias)
     return model
+
+
+def check_input(x: torch.Tensor, channels: int, multiple: int, who: str) -> None:
+    """Clear errors for the two ways an input can fail a generator: channels and spatial size."""
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{who} expects input of shape (N, {channels}, H, W); got {tuple(x.shape)}.")
+    height, width = x.shape[-2:]
+    if height % multiple or width % multiple:
+        raise ValueError(
+            f"{who} needs height and width divisible by {multiple}; got {height}x{width}. "
+            "Crop or resize the input, or call it through Pix2Pix, which pads any size."
+        )

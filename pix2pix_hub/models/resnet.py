@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from .hub import HubModel
-from .layers import conv_bias, init_weights, norm_layer
-from .unet import check_input
+from .layers import check_input, conv_bias, init_weights, norm_layer
+from .registry import generator_class, register_generator
 from .winograd import WinogradConv2d
 
 
@@ -28,6 +28,7 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
+@generator_class
 class ResnetGenerator(HubModel):
     """``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out`` with a Tanh output.
 
@@ -84,11 +85,13 @@ class ResnetGenerator(HubModel):
         return self.layers(x)
 
 
+@register_generator
 def resnet_6blocks(**kwargs) -> ResnetGenerator:
     """Six residual blocks: the authors' choice for 128x128 images."""
     return ResnetGenerator(n_blocks=6, **kwargs)
 
 
+@register_generator
 def resnet_9blocks(**kwargs) -> ResnetGenerator:
     """Nine residual blocks: the authors' choice for 256x256 images and larger."""
     return ResnetGenerator(n_blocks=9, **kwargs)

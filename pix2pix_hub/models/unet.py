@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from .hub import HubModel
-from .layers import conv_bias, init_weights, norm_layer
+from .layers import check_input, conv_bias, init_weights, norm_layer
+from .registry import generator_class, register_generator
 
 
+@generator_class
 class UNetGenerator(HubModel):
     """Encoder-decoder with a skip connection between mirrored layers.
 
@@ -88,23 +90,13 @@ class UNetGenerator(HubModel):
         return x
 
 
-def check_input(x: torch.Tensor, channels: int, multiple: int, who: str) -> None:
-    """Clear errors for the two ways an input can fail a generator: channels and spatial size."""
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{who} expects input of shape (N, {channels}, H, W); got {tuple(x.shape)}.")
-    height, width = x.shape[-2:]
-    if height % multiple or width % multiple:
-        raise ValueError(
-            f"{who} needs height and width divisible by {multiple}; got {height}x{width}. "
-            "Crop or resize the input, or call it through Pix2Pix, which pads any size."
-        )
-
-
+@register_generator
 def unet_128(**kwargs) -> UNetGenerator:
     """The authors' ``unet_128``: 7 downsamplings, for 128x128 crops."""
     return UNetGenerator(num_downs=7, **kwargs)
 
 
+@register_generator
 def unet_256(**kwargs) -> UNetGenerator:
     """The paper's generator: 8 downsamplings, for 256x256 crops (54,414,531 parameters at ngf=64, batch norm)."""
     return UNetGenerator(num_downs=8, **kwargs)

@@ -1,0 +1,103 @@
+"""``ModelInfo``: the machine-readable facts of a trained translator, beside ``config.json`` as ``pix2pix.json``.
+
+``config.json`` says what the network *is* (its constructor arguments); ``pix2pix.json`` says what it *does*:
+which side of the data is its input, what the input and output images are, what it was trained on and at which
+resolution. The model card's YAML carries the same record (key ``pix2pix``); the Space and ``Pix2Pix.info`` read
+it from the file, never from the card's prose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .constants import DIRECTIONS, MODEL_INFO_NAME, check_choice
+from .fileio import write_json
+
+# What the two sides of well-known datasets are, for people reading a card or a Space: (A, B).
+KNOWN_SIDES = {"facades": ("photo", "CMP facade labels")}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a translator; every field may be unknown (None) for a model not trained by this package.
+
+    ``direction``: ``AtoB``/``BtoA`` (which dataset side was the input); ``input``/``output``: what the images
+    are, e.g. ``"CMP facade labels"`` -> ``"photo"``; ``dataset``: a Hub dataset id, or a local folder's name
+    (``dataset_on_hub`` says which); ``resolution``: the training crop size in pixels; ``base_model``: the model
+    it was fine-tuned or converted from.
+    """
+
+    direction: str | None = None
+    input: str | None = None
+    output: str | None = None
+    dataset: str | None = None
+    dataset_on_hub: bool | None = None
+    resolution: int | None = None
+    base_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction is not None:
+            check_choice("direction", self.direction, DIRECTIONS)
+
+    @classmethod
+    def for_training(
+        cls, dataset: str | None, direction: str | None, resolution: int | None, base_model: str | None = None
+    ) -> ModelInfo:
+        """The record a training run writes: the dataset named without any local path, sides filled in for
+        datasets whose sides are known (facades)."""
+        name = dataset_name(dataset)
+        on_hub = None if dataset is None else name == dataset
+        sides = next((pair for key, pair in KNOWN_SIDES.items() if name and key in name.lower()), None)
+        source, target = (sides if direction == "AtoB" else sides[::-1]) if sides else (None, None)
+        return cls(direction, source, target, name, on_hub, resolution, base_model)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The known fields only (what the card's YAML and ``pix2pix.json`` hold)."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = MODEL_INFO_NAME) -> ModelInfo:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source} has unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+        return cls(**values)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        return write_json(Path(folder) / MODEL_INFO_NAME, self.to_dict())
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> ModelInfo:
+        """From ``folder/pix2pix.json``; an empty record when the folder has none (older or foreign models)."""
+        path = Path(folder) / MODEL_INFO_NAME
+        if not path.is_file():
+            return cls()
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); re-save the model or delete the file.") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a JSON object.")
+        return cls.from_dict(values, str(path))
+
+
+SPLIT_FOLDERS = ("train", "val", "validation", "test")
+
+
+def dataset_name(dataset: str | None) -> str | None:
+    """A Hub id as it is; a local path as its folder (or file) name, so no local path is ever published.
+
+    A split folder is named by its parent (``../data/facades/train`` -> ``facades``): the split is recorded with
+    the training arguments.
+    """
+    if not dataset:
+        return None
+    path = Path(dataset).expanduser()
+    if not (path.exists() or dataset.startswith((".", "/", "~"))):
+        return dataset
+    path = path.resolve()
+    return path.parent.name if path.name.lower() in SPLIT_FOLDERS and path.parent.name else path.stem or path.name
