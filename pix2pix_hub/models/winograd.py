@@ -8,9 +8,9 @@ F(2x2, 4x4): 25 multiplies instead of 64; 3x3 kernels (the ResNet generator's bl
 of 144. The matrices come from Toom-Cook interpolation at 0, 1, -1, 1/2, -1/2 and infinity; the rounding error
 measures ~3e-6 (4x4) and ~8e-6 (3x3) of the output's largest value, against ~2e-6 for a direct fp32 conv.
 
-On the 2-core test machine the 70x70 PatchGAN's 256->512 stride-1 conv, a quarter of a training step, takes
-~175 ms per step this way instead of ~255 ms with oneDNN, and a ResNet block's 256-channel 3x3 conv at 64x64
-~60 ms forward + backward instead of ~120 (docs/performance.md). ``WinogradConv2d`` uses it where it pays (float32
+It pays for the 70x70 PatchGAN's 256->512 stride-1 conv (a quarter of a training step) and the ResNet blocks'
+256-channel 3x3 convs (figures against oneDNN's direct conv: docs/performance.md). ``WinogradConv2d`` uses it
+where it pays (float32
 on a CPU, 3x3 or 4x4 kernel, stride 1, >= 64 output channels, eager mode) and is a plain ``nn.Conv2d`` everywhere
 else: same parameters, same state-dict keys.
 """
@@ -84,7 +84,7 @@ class _WinogradConv(torch.autograd.Function):
         tiles = n * rows * cols
         # One pad: the conv's own zeros, then the block grid's overhang on the right and bottom.
         x = F.pad(x, (padding, cols * m + r - 1 - w + padding, padding, rows * m + r - 1 - h + padding))
-        # B^T d B of every t x t tile at stride m, as a conv with t^2 fixed filters (2x faster than unfold + matmul).
+        # B^T d B of every t x t tile at stride m, as a conv with t^2 fixed filters (faster than unfold + matmul).
         v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), tile_transform.view(t * t, 1, t, t), stride=m)
         v = v.view(n, c, t * t, rows * cols).permute(2, 1, 0, 3).reshape(t * t, c, tiles)
         u = (kernel_transform @ weight.reshape(o * c, r * r).t()).view(t * t, o, c)
