@@ -4,6 +4,7 @@ Importing this package pulls in torch, huggingface_hub and safetensors only; tra
 and the Space (gradio) live behind their own imports.
 """
 
+from .model_info import ModelInfo
 from .models import (
     PatchDiscriminator,
     ResnetGenerator,
@@ -21,6 +22,7 @@ from .pipeline import Pix2Pix
 __version__ = "0.1.0"
 
 __all__ = [
+    "ModelInfo",
     "PatchDiscriminator",
     "Pix2Pix",
     "ResnetGenerator",

@@ -1,17 +1,33 @@
-"""Fill the top-level ``model_card.md`` template with a model's real configuration, data and metrics."""
+"""Fill the top-level ``model_card.md`` template with a model's real configuration, data and metrics.
+
+The card's YAML is the contract other tools read: the usual Hub keys plus the model's facts (``ModelInfo``) under
+the key ``pix2pix``. The prose below it is for people only; nothing parses it back.
+
+This module depends on the networks and ``ModelInfo`` only: ``pipeline`` imports it, never the other way round.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from huggingface_hub import ModelCardData
+from torch import nn
 
-if TYPE_CHECKING:
-    from .pipeline import Pix2Pix
+from .model_info import ModelInfo, dataset_name
 
 TEMPLATE_NAME = "model_card.md"
+CARD_KEY = "pix2pix"  # the YAML key holding ModelInfo.to_dict()
+
+
+class Translator(Protocol):
+    """What the card reads from a ``Pix2Pix`` (a protocol, so this module needs no import of ``pipeline``)."""
+
+    generator: nn.Module
+    discriminator: nn.Module | None
+    info: ModelInfo
 
 
 def template_path() -> Path:
@@ -28,9 +44,10 @@ def markdown_table(rows: dict[str, Any]) -> str:
 
 
 def render_model_card(
-    pix2pix: Pix2Pix,
+    pix2pix: Translator,
     *,
     repo_id: str = "user/pix2pix-model",
+    info: ModelInfo | None = None,
     dataset: str | None = None,
     direction: str | None = None,
     training_config: dict[str, Any] | None = None,
@@ -38,46 +55,114 @@ def render_model_card(
     sample_grid: str | None = None,
     license: str = "mit",
 ) -> str:
-    """The README.md text of a model repo: YAML metadata plus usage, configuration, metrics and samples."""
-    generator = pix2pix.generator
-    config = dict(getattr(generator, "_hub_mixin_config", None) or {})
+    """The README.md text of a model repo for ``pix2pix`` (a ``Pix2Pix``): see ``render_card``.
+
+    The facts come from ``info`` (default ``pix2pix.info``); ``dataset`` and ``direction`` are the older way of
+    passing them and only fill in what the record leaves unknown.
+    """
+    info = pix2pix.info if info is None else info
+    if dataset is not None or direction is not None:
+        info = with_fallback(info, dataset, direction)
+    return render_card(
+        pix2pix.generator,
+        pix2pix.discriminator,
+        info,
+        repo_id=repo_id,
+        training_config=training_config,
+        metrics=metrics,
+        sample_grid=sample_grid,
+        license=license,
+    )
+
+
+def with_fallback(info: ModelInfo, dataset: str | None, direction: str | None) -> ModelInfo:
+    """``info`` with its unknown fields taken from a (dataset, direction) pair, as a training run would record."""
+    legacy = ModelInfo.for_training(dataset, info.direction or direction, info.resolution)
+    return ModelInfo(**{**legacy.to_dict(), **info.to_dict()})
+
+
+def render_card(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    info: ModelInfo,
+    *,
+    repo_id: str = "user/pix2pix-model",
+    training_config: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    sample_grid: str | None = None,
+    license: str = "mit",
+) -> str:
+    """YAML metadata (with ``info`` under ``pix2pix``) plus usage, configuration, metrics and samples.
+
+    No local path reaches the card: a local dataset is named by its folder (``info.dataset``), and path-like
+    training arguments are shown by name (``public_value``).
+    """
     tags = ["pix2pix", "image-to-image", "gan", "pix2pix-hub", type(generator).__name__]
     metadata = ModelCardData(
         library_name="pix2pix-hub",
         pipeline_tag="image-to-image",
         license=license,
         tags=tags,
-        datasets=[dataset] if dataset and not Path(dataset).exists() else None,
+        datasets=[info.dataset] if info.dataset and info.dataset_on_hub else None,
         metrics=sorted(metrics) if metrics else None,
-    )
-    n_params = sum(p.numel() for p in generator.parameters())
-    model_rows = {"generator": type(generator).__name__, "parameters": f"{n_params:,}", **config}
-    if pix2pix.discriminator is not None:
-        model_rows["discriminator"] = f"PatchDiscriminator, {pix2pix.discriminator.receptive_field}px receptive field"
-    summary = f"Trained on `{dataset}`" if dataset else "Not trained by pix2pix-hub's training script"
-    summary += f", direction `{direction}`." if direction else "."
-    training = markdown_table(training_config) if training_config else "No training configuration was recorded."
-    if training_config:
-        training = "| argument | value |\n|---|---|\n" + training
-    evaluation = "No metrics were recorded."
-    if metrics:
-        evaluation = "Validation split:\n\n| metric | value |\n|---|---|\n" + "\n".join(
-            f"| {name} | {value:.4f} |" for name, value in metrics.items()
-        )
-    samples = f"## Samples\n\ninput | output | target\n\n![samples]({sample_grid})" if sample_grid else ""
-    discriminator_note = (
-        "The discriminator is in `discriminator/` for fine-tuning."
-        if pix2pix.discriminator is not None
-        else "No discriminator is included."
+        base_model=info.base_model,
+        **{CARD_KEY: info.to_dict() or None},
     )
     return Template(template_path().read_text(encoding="utf-8")).substitute(
         metadata=metadata.to_yaml(),
         title=f"pix2pix: {repo_id.split('/')[-1]}",
-        summary=summary,
+        summary=summary(info),
         repo_id=repo_id,
-        model_table=markdown_table(model_rows),
-        discriminator_note=discriminator_note,
-        training=training,
-        evaluation=evaluation,
-        samples=samples,
+        model_table=markdown_table(model_rows(generator, discriminator)),
+        discriminator_note=(
+            "The discriminator is in `discriminator/` for fine-tuning."
+            if discriminator is not None
+            else "No discriminator is included."
+        ),
+        training=training_table(training_config),
+        evaluation=evaluation_table(metrics),
+        samples=f"## Samples\n\ninput | output | target\n\n![samples]({sample_grid})" if sample_grid else "",
     )
+
+
+def summary(info: ModelInfo) -> str:
+    """One sentence for people: what the model was trained on and which way it translates."""
+    text = f"Trained on `{info.dataset}`" if info.dataset else "Not trained by pix2pix-hub's training script"
+    if info.resolution:
+        text += f" at {info.resolution}x{info.resolution}"
+    if info.direction:
+        text += f", direction `{info.direction}`"
+        if info.input and info.output:
+            text += f" ({info.input} → {info.output})"
+    return text + "."
+
+
+def model_rows(generator: nn.Module, discriminator: nn.Module | None) -> dict[str, Any]:
+    n_params = sum(p.numel() for p in generator.parameters())
+    rows = {"generator": type(generator).__name__, "parameters": f"{n_params:,}", **generator.config}
+    if discriminator is not None:
+        rows["discriminator"] = f"{type(discriminator).__name__}, {discriminator.receptive_field}px receptive field"
+    return rows
+
+
+def training_table(training_config: dict[str, Any] | None) -> str:
+    if not training_config:
+        return "No training configuration was recorded."
+    rows = {key: public_value(value) for key, value in training_config.items()}
+    return "| argument | value |\n|---|---|\n" + markdown_table(rows)
+
+
+def evaluation_table(metrics: dict[str, float] | None) -> str:
+    if not metrics:
+        return "No metrics were recorded."
+    return "Validation split:\n\n| metric | value |\n|---|---|\n" + "\n".join(
+        f"| {name} | {value:.4f} |" for name, value in metrics.items()
+    )
+
+
+def public_value(value: Any) -> Any:
+    """A training argument as a card may show it: local paths by their folder's name (``dataset_name``'s rule),
+    Hub ids and everything else as they are."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and ("/" in value or os.sep in value)):
+        return dataset_name(os.fspath(value))
+    return value

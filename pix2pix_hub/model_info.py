@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from .constants import DIRECTIONS, MODEL_INFO_NAME, check_choice
 from .fileio import write_json
@@ -40,6 +40,11 @@ class ModelInfo:
     base_model: str | None = None
 
     def __post_init__(self) -> None:
+        for name, kind in FIELD_KINDS.items():
+            value = getattr(self, name)
+            # bool is an int in Python: a resolution of `true` is still a mistake.
+            if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                raise ValueError(f"{name} must be {kind.__name__} or null; got {value!r}.")
         if self.direction is not None:
             check_choice("direction", self.direction, DIRECTIONS)
 
@@ -52,7 +57,7 @@ class ModelInfo:
         name = dataset_name(dataset)
         on_hub = None if dataset is None else name == dataset
         sides = next((pair for key, pair in KNOWN_SIDES.items() if name and key in name.lower()), None)
-        source, target = (sides if direction == "AtoB" else sides[::-1]) if sides else (None, None)
+        source, target = (sides if direction == "AtoB" else sides[::-1]) if sides and direction else (None, None)
         return cls(direction, source, target, name, on_hub, resolution, base_model)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,11 +66,15 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = MODEL_INFO_NAME) -> ModelInfo:
+        """The record ``to_dict`` wrote; unknown keys and wrong values are errors naming ``source``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source} has unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
 
     def save(self, folder: str | os.PathLike) -> Path:
         return write_json(Path(folder) / MODEL_INFO_NAME, self.to_dict())
@@ -84,6 +93,9 @@ class ModelInfo:
             raise ValueError(f"{path} must hold a JSON object.")
         return cls.from_dict(values, str(path))
 
+
+# Each field's type without its None: what __post_init__ checks a loaded record against.
+FIELD_KINDS: dict[str, type] = {name: get_args(hint)[0] for name, hint in get_type_hints(ModelInfo).items()}
 
 SPLIT_FOLDERS = ("train", "val", "validation", "test")
 

@@ -3,8 +3,9 @@
 Repo layout (one folder, readable by ``UNetGenerator.from_pretrained`` too):
 
     config.json, model.safetensors          the generator (its constructor arguments + weights)
+    pix2pix.json                            the model's facts (direction, input/output, dataset): ModelInfo
     discriminator/config.json, .safetensors  the discriminator, when kept for fine-tuning
-    README.md                               model card from model_card.md
+    README.md                               model card from model_card.md (the facts again in its YAML)
     samples.png                             a sample grid, when given
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,20 +27,33 @@ from huggingface_hub import HfApi, snapshot_download
 from PIL import Image
 from torch import nn
 
+from .constants import (
+    BACKENDS,
+    CARD_NAME,
+    CONFIG_NAME,
+    DISCRIMINATOR_DIR,
+    PICKLE_SUFFIXES,
+    SAMPLES_NAME,
+    SIZE_MODES,
+    WEIGHTS_NAME,
+    check_choice,
+)
+from .fileio import atomic_directory, save_image, write_text
+
+# Re-exported for modules that still import it from here (training); it lives in fileio.
+from .fileio import replace_directory as replace_directory
 from .imaging import convert_image, image_to_tensor, pad_box, tensor_to_image, tensor_to_uint8, uint8_to_tensor
-from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from .models.hub import CONFIG_NAME, WEIGHTS_NAME, WeightsNotFoundError, pickle_refusal
+from .model_card import render_model_card
+from .model_info import ModelInfo
+from .models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
+from .models.hub import WeightsNotFoundError, pickle_refusal
 from .onnx_backend import OnnxGenerator, onnxruntime_available
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
-GENERATOR_CLASSES = {cls.__name__: cls for cls in (UNetGenerator, ResnetGenerator)}
-DISCRIMINATOR_DIR = "discriminator"
-SAMPLES_NAME = "samples.png"
-SIZE_MODES = ("pad", "resize")
-BACKENDS = ("auto", "onnxruntime", "torch")
 DEFAULT_MAX_PIXELS = 4096 * 4096
-# Only these files are ever fetched from a Hub repo: pickles are never even downloaded.
-ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png", f"{DISCRIMINATOR_DIR}/*"]
+# Only these files are ever fetched from a Hub repo, in any folder (fnmatch's * crosses "/"): pickles are never
+# even downloaded.
+ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png"]
 
 
 class Pix2Pix:
@@ -52,10 +65,13 @@ class Pix2Pix:
     ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the nearest multiple and
     back). Images above ``max_pixels`` are refused rather than exhausting memory.
 
-    ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU, about 2x faster than eager
-    torch with outputs equal within 1e-4 (exported on first use, a few seconds for unet_256, and again whenever the
-    weights change), and through torch on other devices or if the export fails; ``"onnxruntime"`` insists on it
-    (errors are raised); ``"torch"`` turns it off. ``dropout_at_test`` always runs in torch.
+    ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU, faster than eager torch on
+    most CPUs (figures in docs/performance.md) with outputs equal within 1e-4 (exported on first use and again
+    whenever the weights change), and through torch on other devices or if the export fails; ``"onnxruntime"``
+    insists on it (errors are raised); ``"torch"`` turns it off. ``dropout_at_test`` always runs in torch.
+
+    ``info``: what the model does (direction, input and output, dataset; a ``ModelInfo``), saved as
+    ``pix2pix.json`` and read back by ``from_pretrained``; empty when unknown.
     """
 
     def __init__(
@@ -67,11 +83,10 @@ class Pix2Pix:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 8,
         backend: str = "auto",
+        info: ModelInfo | None = None,
     ) -> None:
-        if size_mode not in SIZE_MODES:
-            raise ValueError(f"size_mode={size_mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend={backend!r} is not supported; choose one of {', '.join(BACKENDS)}.")
+        check_choice("size_mode", size_mode, SIZE_MODES)
+        check_choice("backend", backend, BACKENDS)
         if backend == "onnxruntime" and not onnxruntime_available():
             raise ImportError("backend='onnxruntime' needs onnx and onnxruntime: pip install 'pix2pix-hub[onnx]'.")
         self.generator = generator
@@ -80,6 +95,7 @@ class Pix2Pix:
         self.max_pixels = max_pixels
         self.batch_size = batch_size
         self.backend = backend
+        self.info = ModelInfo() if info is None else info
         use_onnx = backend == "onnxruntime" or (backend == "auto" and onnxruntime_available())
         self._onnx = OnnxGenerator(generator) if use_onnx else None
 
@@ -97,7 +113,8 @@ class Pix2Pix:
         load_discriminator: bool = True,
         **options: Any,
     ) -> Pix2Pix:
-        """Load from a local folder or a Hub repo id; the architecture comes from ``config.json``."""
+        """Load from a local folder or a Hub repo id; the architecture comes from ``config.json`` (and
+        ``discriminator/config.json``), the facts from ``pix2pix.json``. ``options`` go to the constructor."""
         folder = Path(model_id)
         if not folder.is_dir():
             folder = Path(
@@ -110,24 +127,21 @@ class Pix2Pix:
                     allow_patterns=ALLOWED_PATTERNS,
                 )
             )
-        config_path = folder / CONFIG_NAME
-        if not config_path.is_file():
-            pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+        if not (folder / CONFIG_NAME).is_file():
+            pickles = [p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES)]
             if pickles:
                 raise WeightsNotFoundError(pickle_refusal(str(model_id), pickles))
             raise FileNotFoundError(
                 f"{model_id} has no {CONFIG_NAME}: it is not a folder written by save_pretrained()."
             )
-        class_name = json.loads(config_path.read_text()).get("_class_name", "UNetGenerator")
-        if class_name not in GENERATOR_CLASSES:
-            raise ValueError(
-                f"{config_path} describes a {class_name!r}; a generator is one of {', '.join(GENERATOR_CLASSES)}."
-            )
-        generator = GENERATOR_CLASSES[class_name].from_pretrained(folder, map_location=str(device))
+        info = ModelInfo.load(folder)
+        generator = load_network(folder, GENERATOR_CLASSES, "generator", "UNetGenerator", device)
         discriminator = None
         if load_discriminator and (folder / DISCRIMINATOR_DIR / WEIGHTS_NAME).is_file():
-            discriminator = PatchDiscriminator.from_pretrained(folder / DISCRIMINATOR_DIR, map_location=str(device))
-        return cls(generator, discriminator, **options)
+            discriminator = load_network(
+                folder / DISCRIMINATOR_DIR, DISCRIMINATOR_CLASSES, "discriminator", "PatchDiscriminator", device
+            )
+        return cls(generator, discriminator, info=info, **options)
 
     def save_pretrained(
         self,
@@ -135,31 +149,29 @@ class Pix2Pix:
         *,
         card: str | None = None,
         sample_grid: Image.Image | None = None,
+        info: ModelInfo | None = None,
     ) -> Path:
         """Write the repo folder (see module docstring). ``card`` is the README text; one is rendered if None.
+        ``info`` (default: this model's ``info``) is written as ``pix2pix.json``.
 
-        The folder is assembled next to its destination and moved in at the end, so an interrupted save never
-        leaves a half-written model behind.
+        The folder is assembled next to its destination and replaces it whole at the end (``fileio``), so an
+        interrupted save leaves the old folder, or none, never a half-written model.
         """
+        info = self.info if info is None else info
         destination = Path(save_directory)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-        try:
+        with atomic_directory(destination) as staging:
             self.generator.save_pretrained(staging)
+            info.save(staging)
             if self.discriminator is not None:
                 self.discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
-                (staging / DISCRIMINATOR_DIR / "README.md").unlink(missing_ok=True)
+                # The mixin writes a generic card there; the model's card is the one at the top.
+                (staging / DISCRIMINATOR_DIR / CARD_NAME).unlink(missing_ok=True)
             if sample_grid is not None:
-                sample_grid.save(staging / SAMPLES_NAME)
+                save_image(sample_grid, staging / SAMPLES_NAME)
             if card is None:
-                from .model_card import render_model_card
-
-                card = render_model_card(self, sample_grid=SAMPLES_NAME if sample_grid is not None else None)
-            (staging / "README.md").write_text(card, encoding="utf-8")
-            make_readable(staging)
-            replace_directory(staging, destination)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                samples = SAMPLES_NAME if sample_grid is not None else None
+                card = render_model_card(self, info=info, sample_grid=samples)
+            write_text(staging / CARD_NAME, card)
         return destination
 
     def push_to_hub(
@@ -171,14 +183,20 @@ class Pix2Pix:
         commit_message: str = "Upload pix2pix model",
         card: str | None = None,
         sample_grid: Image.Image | None = None,
+        info: ModelInfo | None = None,
     ) -> str:
         """Create ``repo_id`` if needed and upload the folder ``save_pretrained`` writes; returns the commit URL."""
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            folder = self.save_pretrained(Path(tmp) / "repo", card=card, sample_grid=sample_grid)
+            folder = self.save_pretrained(Path(tmp) / "repo", card=card, sample_grid=sample_grid, info=info)
             commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
         return str(getattr(commit, "commit_url", commit))
+
+    @property
+    def direction(self) -> str | None:
+        """``"AtoB"`` or ``"BtoA"``: which side of the training pairs was the input; None when not recorded."""
+        return self.info.direction
 
     # ----- inference ----------------------------------------------------------------------------------
     @property
@@ -229,8 +247,7 @@ class Pix2Pix:
     ) -> torch.Tensor:
         """``(N, in_channels, H, W)`` in [-1, 1], any H and W -> ``(N, out_channels, H, W)`` in [-1, 1]."""
         mode = size_mode or self.size_mode
-        if mode not in SIZE_MODES:
-            raise ValueError(f"size_mode={mode!r} is not supported; choose one of {', '.join(SIZE_MODES)}.")
+        check_choice("size_mode", mode, SIZE_MODES)
         if batch.ndim != 4 or batch.shape[1] != self.in_channels:
             raise ValueError(
                 f"This model takes {self.in_channels}-channel images; got a tensor of shape {tuple(batch.shape)}."
@@ -384,21 +401,13 @@ def generator_mode(generator: nn.Module, dropout_at_test: bool) -> Iterator[None
         generator.train(was_training)
 
 
-def make_readable(folder: Path) -> None:
-    """Give the folder and its files the permissions of a normal write (mkdtemp/mkstemp make them private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def replace_directory(source: Path, destination: Path) -> None:
-    """Move ``source`` to ``destination``, replacing an existing folder with as short a gap as possible."""
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-        os.replace(source, destination)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, destination)
+def load_network(
+    folder: Path, classes: dict[str, type], kind: str, default: str, device: str | torch.device
+) -> nn.Module:
+    """Rebuild the network ``folder/config.json`` describes (its ``_class_name``, ``default`` for older folders)
+    from the registry's ``classes``, with its weights on ``device``."""
+    config_path = folder / CONFIG_NAME
+    class_name = json.loads(config_path.read_text()).get("_class_name", default)
+    if class_name not in classes:
+        raise ValueError(f"{config_path} describes a {class_name!r}; a {kind} is one of {', '.join(classes)}.")
+    return classes[class_name].from_pretrained(folder, map_location=str(device))

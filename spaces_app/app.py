@@ -17,6 +17,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from pix2pix_hub.fileio import save_image
+from pix2pix_hub.performance import tune_allocator_unless_disabled
+
 # The helpers sit next to this file: importable when it is run as a script, and also when it is imported.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,14 +66,10 @@ def friendly_decode_errors(image: gr.Image) -> gr.Image:
 
 def write_examples(folder: Path) -> list[str]:
     """Draw the example label maps as PNGs (atomic writes: several app processes may share the folder)."""
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed, width, height in EXAMPLES:
         path = folder / f"facade_{seed}_{width}x{height}.png"
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        Image.fromarray(draw_facade(seed, width, height)).save(temporary, format="PNG")
-        os.replace(temporary, path)
-        paths.append(str(path))
+        paths.append(str(save_image(Image.fromarray(draw_facade(seed, width, height)), path, "PNG")))
     return paths
 
 
@@ -183,6 +182,8 @@ def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> g
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A process-wide setting, so the entry point applies it (PIX2PIX_NO_ALLOCATOR_TUNING=1 leaves it alone).
+    tune_allocator_unless_disabled()
     settings = Settings.from_env()
     model = load_model(settings)
     examples_dir = Path(tempfile.gettempdir()) / "pix2pix_space_examples"

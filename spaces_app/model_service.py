@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import time
 import uuid
@@ -20,11 +19,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pix2pix_hub import Pix2Pix
+from pix2pix_hub import ModelInfo, Pix2Pix
+from pix2pix_hub.fileio import save_image
 
 LOGGER = logging.getLogger("pix2pix_space")
 DEFAULT_MODEL_ID = "user/facades"
-# What each (dataset, direction) pair means to a person looking at the page.
+# What each (dataset, direction) pair means to a person, for models whose pix2pix.json does not name the sides.
 KNOWN_DIRECTIONS = {
     ("facades", "BtoA"): "label map → photo (CMP facade labels to a building photo)",
     ("facades", "AtoB"): "photo → label map (a building photo to CMP facade labels)",
@@ -36,10 +36,10 @@ class Settings:
     """The Space's knobs, all from environment variables so a Space's "Variables" tab can set them."""
 
     model_id: str = DEFAULT_MODEL_ID
-    direction: str | None = None  # AtoB / BtoA; read from the model card when unset
+    direction: str | None = None  # AtoB / BtoA; the model's pix2pix.json says when unset
     concurrency_limit: int = 1  # one CPU model: parallel calls only fight over the same cores
     queue_size: int = 100
-    max_pixels: int = 2048 * 2048  # 64x a 256x256 image: ~15 s on 2 CPU cores with the paper model
+    max_pixels: int = 2048 * 2048  # 64x a 256x256 image: many seconds on a small CPU (timings in docs/space.md)
     max_file_size: str = "10mb"
 
     @classmethod
@@ -80,42 +80,34 @@ def load_model(settings: Settings) -> LoadedModel:
             "(a folder written by `Pix2Pix.save_pretrained`, e.g. a training run's output), or "
             "`MODEL_ID=user/repo` for a Hub repo (needs the network, or the repo in the local Hugging Face cache)."
         )
-        return LoadedModel(model_id, None, status, describe_direction(settings.direction, None))
+        return LoadedModel(model_id, None, status, describe_direction(settings.direction, ModelInfo()))
     # The first call exports the generator to onnxruntime (seconds for unet_256): pay it now, not the first visitor.
     side = max(pix2pix.size_multiple, getattr(pix2pix.generator, "min_size", 1))
     pix2pix.translate_tensor(torch.zeros(1, pix2pix.in_channels, side, side))
-    dataset, card_direction = read_card_facts(model_id)
-    direction = describe_direction(settings.direction or card_direction, dataset)
+    direction = describe_direction(settings.direction, pix2pix.info)
     generator = type(pix2pix.generator).__name__
     params = sum(p.numel() for p in pix2pix.generator.parameters())
     status = (
         f"**Model:** `{model_id}` ({generator}, {params / 1e6:.1f} M parameters, "
         f"{pix2pix.in_channels} → {pix2pix.out_channels} channels) · **Direction:** {direction}"
     )
+    if pix2pix.info.dataset:
+        status += f" · **Trained on:** `{pix2pix.info.dataset}`"
     return LoadedModel(model_id, pix2pix, status, direction)
 
 
-def read_card_facts(model_id: str) -> tuple[str | None, str | None]:
-    """(dataset, direction) as the training script wrote them into the model card, if it did."""
-    card = Path(model_id) / "README.md"
-    if not card.is_file():
-        try:
-            from huggingface_hub import hf_hub_download
-
-            # from_pretrained already fetched the card into the cache: this never touches the network.
-            card = Path(hf_hub_download(model_id, "README.md", local_files_only=True))
-        except Exception:  # noqa: BLE001 - no card is a normal case
-            return None, None
-    text = card.read_text(encoding="utf-8", errors="replace")
-    dataset = re.search(r"Trained on `([^`]+)`", text)
-    direction = re.search(r"direction `(AtoB|BtoA)`", text)
-    return (dataset.group(1) if dataset else None), (direction.group(1) if direction else None)
-
-
-def describe_direction(direction: str | None, dataset: str | None) -> str:
+def describe_direction(override: str | None, info: ModelInfo) -> str:
+    """The direction line of the page: ``override`` (the DIRECTION variable) or the model's own, with what its
+    input and output are (``"BtoA: CMP facade labels → photo"``)."""
+    direction = override or info.direction
     if direction is None:
-        return "not recorded in the model card (set DIRECTION=AtoB or BtoA to show it)"
-    name = "facades" if dataset is None or "facades" in dataset.lower() else dataset
+        return "not recorded with the model (set DIRECTION=AtoB or BtoA to show it)"
+    # input/output describe the model's own direction: an override to the other one swaps them.
+    flipped = info.direction is not None and direction != info.direction
+    source, target = (info.output, info.input) if flipped else (info.input, info.output)
+    if source and target:
+        return f"{direction}: {source} → {target}"
+    name = "facades" if info.dataset is None or "facades" in info.dataset.lower() else info.dataset
     known = KNOWN_DIRECTIONS.get((name, direction))
     return f"{direction}: {known}" if known else f"{direction} ({'A → B' if direction == 'AtoB' else 'B → A'})"
 
@@ -187,12 +179,9 @@ def save_png(image: Image.Image, folder: Path, max_age_s: float = 3600.0) -> str
 
     Returning a PIL image would make Gradio cache it under a name derived from its bytes, rewriting that file in
     place: two requests with the same output (the same example, clicked twice) then race and one downloads a
-    truncated file. One file per request, written to a temporary name and renamed, cannot be read half-written.
+    truncated file. One file per request, written atomically (``fileio.save_image``), cannot be read half-written.
     """
-    path = folder / f"{uuid.uuid4().hex}.png"
-    temporary = folder / f".{path.name}.tmp"
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
+    path = save_image(image, folder / f"{uuid.uuid4().hex}.png", "PNG")
     cutoff = time.time() - max_age_s
     for old in folder.glob("*.png"):
         try:

@@ -1,16 +1,20 @@
 """Saving and loading through the Hub mixin: safetensors round trips, offline cache, HTTP mirror, push, refusals."""
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from hub_mirror import HubMirror, run_python
+from PIL import Image
 
-from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
-from pix2pix_hub.models import WeightsNotFoundError
+from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, fileio, unet_128
+from pix2pix_hub.models import DISCRIMINATOR_CLASSES, WeightsNotFoundError
+from pix2pix_hub.pipeline import ALLOWED_PATTERNS
 
 LOAD_AND_TRANSLATE = """
 import numpy as np, torch
@@ -155,6 +159,14 @@ def test_model_card_has_real_metadata(tmp_path):
     assert metadata["pipeline_tag"] == "image-to-image"
     assert metadata["datasets"] == ["huggan/facades"]
     assert metadata["metrics"] == ["l1", "psnr", "ssim"]
+    # The old keyword arguments still make the machine-readable record (with the sides facades is known to have).
+    assert metadata["pix2pix"] == {
+        "dataset": "huggan/facades",
+        "dataset_on_hub": True,
+        "direction": "BtoA",
+        "input": "CMP facade labels",
+        "output": "photo",
+    }
     assert "pix2pix" in metadata["tags"] and metadata["license"]
     assert 'Pix2Pix.from_pretrained("me/facades")' in text
     assert "| lambda_l1 | `100.0` |" in text and "| psnr | 13.2000 |" in text
@@ -273,13 +285,53 @@ def test_import_does_not_pull_training_or_ui_libraries():
     assert run_python(code).stdout.strip() == "[]"
 
 
-def test_saved_folders_are_readable_by_others_like_a_normal_write(tmp_path):
-    import os
-
-    previous = os.umask(0o022)
+@pytest.mark.parametrize(("mask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_saved_folders_get_the_permissions_of_a_normal_write(tmp_path, mask, file_mode, dir_mode):
+    previous = os.umask(mask)
     try:
-        tiny_pix2pix().save_pretrained(tmp_path / "repo")
+        tiny_pix2pix().save_pretrained(tmp_path / "repo", sample_grid=Image.new("RGB", (6, 2)))
     finally:
         os.umask(previous)
-    for path in [tmp_path / "repo", *(tmp_path / "repo").rglob("*")]:
-        assert path.stat().st_mode & 0o044 == 0o044, path  # group and others can read, as umask 022 allows
+    paths = [tmp_path / "repo", *(tmp_path / "repo").rglob("*")]
+    assert {p.name for p in paths} >= {"model.safetensors", "pix2pix.json", "README.md", "samples.png", "discriminator"}
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == (dir_mode if path.is_dir() else file_mode), path
+
+
+def test_a_failed_save_leaves_the_old_folder_untouched_and_no_temporary(tmp_path, monkeypatch):
+    tiny_pix2pix().save_pretrained(tmp_path / "repo")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "repo").rglob("*") if p.is_file()}
+
+    def broken_save(self, save_directory, **kwargs):
+        Path(save_directory).mkdir()
+        (Path(save_directory) / "model.safetensors").write_bytes(b"half")  # a partly written folder
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PatchDiscriminator, "save_pretrained", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_pix2pix().save_pretrained(tmp_path / "repo")
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "repo").rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir()] == ["repo"]  # no staging folder left beside it
+    assert not [p for p in tmp_path.rglob(f"{fileio.TEMP_MARK}*")]
+
+
+def test_networks_are_rebuilt_through_the_registry(tmp_path, monkeypatch):
+    class WideDiscriminator(PatchDiscriminator):
+        pass
+
+    monkeypatch.setitem(DISCRIMINATOR_CLASSES, "WideDiscriminator", WideDiscriminator)
+    Pix2Pix(unet_128(ngf=8), WideDiscriminator(ndf=8)).save_pretrained(tmp_path / "repo")
+    assert type(Pix2Pix.from_pretrained(tmp_path / "repo").discriminator) is WideDiscriminator
+    monkeypatch.delitem(DISCRIMINATOR_CLASSES, "WideDiscriminator")
+    with pytest.raises(ValueError, match=r"describes a 'WideDiscriminator'; a discriminator is one of"):
+        Pix2Pix.from_pretrained(tmp_path / "repo")
+
+
+def test_allowed_patterns_never_match_a_pickle_in_any_folder():
+    from huggingface_hub.utils import filter_repo_objects
+
+    files = ["config.json", "pix2pix.json", "model.safetensors", "README.md", "samples.png"]
+    files += ["discriminator/config.json", "discriminator/model.safetensors"]
+    pickles = ["pytorch_model.bin", "discriminator/pytorch_model.bin", "discriminator/model.pt", "weights.pkl"]
+    assert sorted(filter_repo_objects(files + pickles, allow_patterns=ALLOWED_PATTERNS)) == sorted(files)

@@ -23,15 +23,17 @@ from model_service import (  # noqa: E402
     translate_image,
 )
 
-from pix2pix_hub import Pix2Pix, unet_128  # noqa: E402
+from pix2pix_hub import ModelInfo, Pix2Pix, performance, unet_128  # noqa: E402
 
 FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades" / "train"
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
+    """A model whose pix2pix.json says what it does, with a card that has no prose at all."""
     folder = tmp_path_factory.mktemp("space") / "tiny"
-    Pix2Pix(unet_128(ngf=8), None).save_pretrained(folder)
+    info = ModelInfo.for_training("huggan/facades", "BtoA", 256)
+    Pix2Pix(unet_128(ngf=8), None, info=info).save_pretrained(folder, card="")
     return folder
 
 
@@ -129,17 +131,49 @@ def test_missing_model_leaves_an_explaining_page_and_friendly_errors(tmp_path):
         translate_image(model, Image.new("RGB", (8, 8)))
 
 
-def test_loaded_model_translates_any_size_and_shows_the_card_direction(tiny_model_dir):
-    card = tiny_model_dir / "README.md"
-    card.write_text(card.read_text() + "\nTrained on `huggan/facades`, direction `BtoA`.\n")
+def test_loaded_model_translates_any_size_and_shows_the_direction_from_pix2pix_json(tiny_model_dir):
+    assert (tiny_model_dir / "README.md").read_text() == ""
     model = load_model(Settings(model_id=str(tiny_model_dir), max_pixels=200 * 200))
     assert model.pix2pix is not None
-    assert "label map → photo" in model.direction and "label map → photo" in model.status
+    assert model.direction == "BtoA: CMP facade labels → photo"
+    assert "BtoA: CMP facade labels → photo" in model.status and "huggan/facades" in model.status
     assert translate_image(model, Image.new("RGB", (77, 45))).size == (77, 45)
     with pytest.raises(gr.Error, match="too large|Downscale"):
         translate_image(model, Image.new("RGB", (300, 300)))
     override = load_model(Settings(model_id=str(tiny_model_dir), direction="AtoB"))
-    assert override.direction.startswith("AtoB: photo → label map")
+    assert override.direction == "AtoB: photo → CMP facade labels"  # the recorded sides, swapped
+
+
+def test_card_prose_is_never_read_back(tmp_path):
+    folder = tmp_path / "no-facts"
+    card = "---\nlicense: mit\n---\nTrained on `huggan/facades`, direction `BtoA`.\n"
+    Pix2Pix(unet_128(ngf=8), None).save_pretrained(folder, card=card)
+    model = load_model(Settings(model_id=str(folder)))
+    assert model.direction.startswith("not recorded")
+    override = load_model(Settings(model_id=str(folder), direction="BtoA"))
+    assert override.direction == "BtoA: label map → photo (CMP facade labels to a building photo)"
+
+
+def test_space_entry_point_tunes_the_allocator_unless_told_not_to(monkeypatch):
+    import app
+
+    calls = []
+    monkeypatch.setattr(performance, "tune_allocator", lambda: calls.append("tuned") or True)
+    monkeypatch.setenv(performance.NO_ALLOCATOR_TUNING, "1")
+    assert performance.tune_allocator_unless_disabled() is False and calls == []
+    monkeypatch.delenv(performance.NO_ALLOCATOR_TUNING)
+    assert performance.tune_allocator_unless_disabled() is True and calls == ["tuned"]
+
+    class Stop(Exception):
+        pass
+
+    def stop(settings):
+        raise Stop
+
+    monkeypatch.setattr(app, "load_model", stop)  # main() goes no further than loading the model
+    with pytest.raises(Stop):
+        app.main()
+    assert calls == ["tuned", "tuned"]
 
 
 # ----- the Space folder ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ What it adds to the mixin (see ../shared/notes/verified-stack.md for the traps i
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,12 @@ from typing import Any
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..constants import CONFIG_NAME, PAPER_URL, PICKLE_SUFFIXES, WEIGHTS_NAME
+from ..fileio import write_bytes, write_json
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -70,9 +71,11 @@ class HubModel(
         return dict(getattr(self, "_hub_mixin_config", None) or {})
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        save_model(self, str(save_directory / WEIGHTS_NAME))
-        config = {**self.config, "_class_name": type(self).__name__}
-        (save_directory / CONFIG_NAME).write_text(json.dumps(config, sort_keys=True, indent=2))
+        # Serialised in memory and written through fileio: safetensors' own file writer makes files owner-only
+        # (0600) whatever the umask. The bytes are what save_model writes (these networks share no tensors).
+        tensors = {name: tensor.contiguous() for name, tensor in self.state_dict().items()}
+        write_bytes(save_directory / WEIGHTS_NAME, safetensors_bytes(tensors))
+        write_json(save_directory / CONFIG_NAME, {**self.config, "_class_name": type(self).__name__})
 
     @classmethod
     def check_config(cls, config: dict[str, Any] | None, source: str) -> None:
