@@ -15,11 +15,9 @@ local file only (nothing is downloaded); without them it is reported as unavaila
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .data.checks import raw_rows
+from .fileio import save_image, write_text
+from .image_io import UnreadableImage, decode_image
 from .imaging import convert_image, image_to_tensor, make_grid
+from .inference import batches, progress_bar, translate_with_retry
 from .metrics import PSNR_CAP_DB, image_metrics
 from .pipeline import Pix2Pix
 
@@ -75,47 +77,77 @@ def _fid_input(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
-class UnreadableImage(ValueError):
-    """A stored image that cannot be decoded or is too large; the message names the row and the file."""
+Pair = tuple[int, Image.Image, Image.Image]  # (row index, input, target)
 
 
-def decode_image(value: Any, max_pixels: int, where: str) -> Image.Image:
-    """A PIL image from a dataset value: a PIL image, or a raw ``{"bytes", "path"}`` dict (``Image(decode=False)``).
+class Scores:
+    """What ``evaluate`` gathers batch by batch: metrics per image, skipped rows, the grid's rows, FID statistics.
 
-    Raw values are checked against ``max_pixels`` from the header before decoding, so a huge image is refused
-    without being decoded.
+    Each scored pair's input, output and target are saved to ``output_dir/images`` as they come, so a long run
+    keeps its images even if it is stopped.
     """
-    if isinstance(value, Image.Image):
-        size = value.size
-    else:
-        from .data.checks import BAD_IMAGE_PREFIX, DECODE_ERRORS, image_file, open_image
 
-        file = image_file(value)
-        where = f"{where} ({file})" if file else where
-        data = value.get("bytes") if isinstance(value, dict) else None
+    def __init__(self, output_dir: Path, channels: int, grid_rows: int, fid: Any = None) -> None:
+        self.output_dir = output_dir
+        self.channels = channels  # the model's output channels: outputs and targets are compared as such
+        self.grid_rows = grid_rows
+        self.fid = fid
+        self.per_image: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.grid: list[list[Image.Image]] = []
+
+    def skip(self, index: int, reason: str) -> None:
+        self.skipped.append({"index": index, "reason": reason})
+
+    def add_batch(self, pairs: Sequence[Pair], outputs: Sequence[Image.Image | Exception]) -> None:
+        """Score one batch; ``outputs`` are ``translate_with_retry``'s (an exception for an image that failed)."""
+        for (index, source, target), output in zip(pairs, outputs):
+            if isinstance(output, Exception):
+                failure = f"{type(output).__name__}: {output}"
+                self.skip(index, f"translation failed on {source.width}x{source.height}: {failure}")
+            else:
+                self.add(index, source, output, target)
+
+    def add(self, index: int, source: Image.Image, output: Image.Image, target: Image.Image) -> None:
         try:
-            if data is None or not data.startswith(BAD_IMAGE_PREFIX):
-                with Image.open(io.BytesIO(data) if data is not None else image_file(value)) as header:
-                    check_size(header.size, max_pixels, where)
-            value = open_image(value)
-        except DECODE_ERRORS as error:
-            if isinstance(error, UnreadableImage):
-                raise
-            raise UnreadableImage(f"{where}: cannot read the image: {error}") from None
-        size = value.size
-    check_size(size, max_pixels, where)
-    return value
+            scores = image_metrics(
+                image_to_tensor(output, self.channels).unsqueeze(0), image_to_tensor(target, self.channels).unsqueeze(0)
+            )
+        except (RuntimeError, ValueError) as error:  # SSIM's 11x11 Gaussian window refuses images a few pixels wide
+            self.skip(index, f"metrics failed on {source.width}x{source.height}: {error}")
+            return
+        self.per_image.append({"index": index, **{name: float(scores[name][0]) for name in METRIC_NAMES}})
+        for kind, image in (("input", source), ("output", output), ("target", target)):
+            save_image(image, self.output_dir / "images" / f"{index:05d}_{kind}.png")
+        if len(self.grid) < self.grid_rows:
+            self.grid.append([source, output, target])
+        if self.fid is not None:
+            self.fid.update(_fid_input(target), real=True)
+            self.fid.update(_fid_input(output), real=False)
 
-
-def check_size(size: tuple[int, int], max_pixels: int, where: str) -> None:
-    """Refuse images above ``max_pixels`` (``Pix2Pix.max_pixels``) with a message saying what to do."""
-    width, height = size
-    if width * height > max_pixels:
-        raise UnreadableImage(
-            f"{where}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.1f} (max_pixels={max_pixels}). Downscale it, or pass --max_pixels N if you have "
-            "the memory."
-        )
+    def report(self, info: dict[str, Any] | None, fid_note: str | None) -> dict[str, Any]:
+        """The ``metrics.json`` content."""
+        count = len(self.per_image)
+        report: dict[str, Any] = {
+            **(info or {}),
+            "num_images": count,
+            "mean": {
+                name: (sum(row[name] for row in self.per_image) / count if count else None) for name in METRIC_NAMES
+            },
+            "psnr_cap_db": PSNR_CAP_DB,
+            "fid": None,
+            "fid_note": fid_note,
+            "per_image": self.per_image,
+            "skipped": self.skipped,
+        }
+        if self.fid is not None:
+            if count >= 2:
+                # Rounding can leave a tiny negative value for identical sets; the distance itself is >= 0.
+                report["fid"] = max(0.0, float(self.fid.compute()))
+                report["fid_note"] = None
+            else:
+                report["fid_note"] = f"FID not computed: it needs at least 2 images, got {count}."
+        return report
 
 
 def evaluate(
@@ -130,7 +162,7 @@ def evaluate(
     limit: int | None = None,
     fid: Any = None,
     fid_note: str | None = None,
-    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    progress: bool = False,
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images).
@@ -138,104 +170,51 @@ def evaluate(
     ``dataset`` is a ``datasets.Dataset`` from ``pix2pix_hub.data.load_pairs`` or a list of such dicts. Rows that
     cannot be read, are larger than ``pix2pix.max_pixels`` or whose target size differs from the input are
     skipped and listed under ``"skipped"``. ``fid`` is a ``fid_metric()`` (or None, with ``fid_note`` saying
-    why). ``info`` (e.g. model, dataset, split) heads the report and titles the page. Returns the
-    ``metrics.json`` content.
+    why). ``info`` (e.g. model, dataset, split) heads the report and titles the page. ``progress`` shows a bar on
+    stderr. Returns the ``metrics.json`` content.
     """
     output_dir = Path(output_dir)
-    (output_dir / "images").mkdir(parents=True, exist_ok=True)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    indices: Iterable[int] = range(count)
-    if progress is not None:
-        indices = progress(indices)
-    per_image: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    grid: list[list[Image.Image]] = []
-    pending: list[tuple[int, Image.Image, Image.Image]] = []
-
-    def translate(images: list[Image.Image]) -> list[Image.Image]:
-        return pix2pix(images, size_mode=size_mode, dropout_at_test=dropout_at_test)
-
-    def flush() -> None:
-        try:
-            outputs = translate([item[1] for item in pending])
-        except Exception:  # retried one by one, so that only the image the model cannot take is skipped
-            outputs = []
-            for index, source, _ in pending:
-                try:
-                    outputs.append(translate([source])[0])
-                except Exception as error:
-                    reason = f"translation failed on {source.width}x{source.height}: {type(error).__name__}: {error}"
-                    skipped.append({"index": index, "reason": reason})
-                    outputs.append(None)
-        for (index, source, target), output in zip(pending, outputs):
-            if output is None:
-                continue
-            try:
-                scores = image_metrics(
-                    image_to_tensor(output, pix2pix.out_channels).unsqueeze(0),
-                    image_to_tensor(target, pix2pix.out_channels).unsqueeze(0),
-                )
-            except (RuntimeError, ValueError) as error:  # SSIM's 11x11 Gaussian window refuses images a few pixels wide
-                skipped.append({"index": index, "reason": f"metrics failed on {source.width}x{source.height}: {error}"})
-                continue
-            per_image.append({"index": index, **{name: float(scores[name][0]) for name in METRIC_NAMES}})
-            for kind, image in (("input", source), ("output", output), ("target", target)):
-                save_image_atomic(image, output_dir / "images" / f"{index:05d}_{kind}.png")
-            if len(grid) < grid_rows:
-                grid.append([source, output, target])
-            if fid is not None:
-                fid.update(_fid_input(target), real=True)
-                fid.update(_fid_input(output), real=False)
-        pending.clear()
-
+    (output_dir / "images").mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after the work
     if hasattr(dataset, "cast_column"):  # a datasets.Dataset: read stored bytes, so errors can name the file
-        from .data.checks import raw_rows
-
         dataset = raw_rows(dataset)
-    for index in indices:
-        try:
-            row = dataset[index]
-            source, target = (
-                convert_image(decode_image(row[name], pix2pix.max_pixels, f"row {index} {name}"), channels)
-                for name, channels in (("input", pix2pix.in_channels), ("target", pix2pix.out_channels))
-            )
-        except Exception as error:  # a row that does not decode is reported, not fatal
-            reason = str(error) if isinstance(error, UnreadableImage) else f"{type(error).__name__}: {error}"
-            skipped.append({"index": index, "reason": reason})
-            continue
-        if source.size != target.size:
-            skipped.append({"index": index, "reason": f"input {source.size} and target {target.size} differ in size"})
-            continue
-        pending.append((index, source, target))
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
-
-    report: dict[str, Any] = {
-        **(info or {}),
-        "num_images": len(per_image),
-        "mean": {
-            name: (sum(row[name] for row in per_image) / len(per_image) if per_image else None) for name in METRIC_NAMES
-        },
-        "psnr_cap_db": PSNR_CAP_DB,
-        "fid": None,
-        "fid_note": fid_note,
-        "per_image": per_image,
-        "skipped": skipped,
-    }
-    if fid is not None:
-        if len(per_image) >= 2:
-            # Rounding can leave a tiny negative value for identical sets; the distance itself is >= 0.
-            report["fid"] = max(0.0, float(fid.compute()))
-            report["fid_note"] = None
-        else:
-            report["fid_note"] = f"FID not computed: it needs at least 2 images, got {len(per_image)}."
-    if grid:
-        save_image_atomic(make_grid(grid), output_dir / "grid.png")
-    write_text_atomic(output_dir / "index.html", results_page(per_image, report, page_title(info)))
-    write_text_atomic(output_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    scores = Scores(output_dir, pix2pix.out_channels, grid_rows, fid)
+    for batch in batches(readable_pairs(pix2pix, dataset, count, scores, progress), batch_size):
+        sources = [source for _, source, _ in batch]
+        scores.add_batch(
+            batch, translate_with_retry(pix2pix, sources, size_mode=size_mode, dropout_at_test=dropout_at_test)
+        )
+    report = scores.report(info, fid_note)
+    if scores.grid:
+        save_image(make_grid(scores.grid), output_dir / "grid.png")
+    write_text(output_dir / "index.html", results_page(report, page_title(info)))
+    write_text(output_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def readable_pairs(
+    pix2pix: Pix2Pix, rows: Sequence[dict[str, Any]], count: int, scores: Scores, progress: bool
+) -> Iterator[Pair]:
+    """``(index, input, target)`` for each of the first ``count`` rows that decodes, as the model's channel counts,
+    with input and target of one size; the other rows go to ``scores.skip`` with the reason."""
+    with progress_bar(count, progress, unit="pair") as bar:
+        for index in range(count):
+            try:
+                row = rows[index]
+                source, target = (
+                    convert_image(decode_image(row[name], pix2pix.max_pixels, f"row {index} {name}"), channels)
+                    for name, channels in (("input", pix2pix.in_channels), ("target", pix2pix.out_channels))
+                )
+            except Exception as error:  # noqa: BLE001 - a row that does not decode is reported, not fatal
+                scores.skip(
+                    index, str(error) if isinstance(error, UnreadableImage) else f"{type(error).__name__}: {error}"
+                )
+            else:
+                if source.size == target.size:
+                    yield index, source, target
+                else:
+                    scores.skip(index, f"input {source.size} and target {target.size} differ in size")
+            bar.update(1)
 
 
 def page_title(info: dict[str, Any] | None) -> str:
@@ -246,13 +225,13 @@ def page_title(info: dict[str, Any] | None) -> str:
     return f"pix2pix results: {info.get('model', 'model')}{where}{split}"
 
 
-def results_page(per_image: list[dict[str, Any]], report: dict[str, Any], title: str = "pix2pix results") -> str:
+def results_page(report: dict[str, Any], title: str = "pix2pix results") -> str:
     """The HTML page: the means, then one table row per image (input | output | target and its metrics)."""
     mean = report["mean"]
     summary = ", ".join(f"{name.upper()} {mean[name]:.4f}" for name in METRIC_NAMES if mean[name] is not None)
     fid_line = f"FID {report['fid']:.3f}" if report.get("fid") is not None else (report.get("fid_note") or "")
     rows = []
-    for row in per_image:
+    for row in report["per_image"]:
         cells = "".join(
             f'<td><img src="images/{row["index"]:05d}_{kind}.png" alt="{kind} {row["index"]}" loading="lazy"></td>'
             for kind in ("input", "output", "target")
@@ -272,26 +251,3 @@ def results_page(per_image: list[dict[str, Any]], report: dict[str, Any], title:
 {f"<h2>Skipped</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
-
-
-def save_image_atomic(image: Image.Image, path: Path, image_format: str | None = None) -> None:
-    """Save ``image`` to ``path`` through a temp file in the same folder, so readers never see half a file."""
-    image_format = image_format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format=image_format, **({"quality": 95} if image_format == "JPEG" else {}))
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)

@@ -1,5 +1,5 @@
-"""Run a generator through onnxruntime: on CPUs without fast transposed convolutions in torch, the same math
-runs about twice as fast there (figures in README "Performance"). ``Pix2Pix``'s default on a CPU.
+"""Run a generator through onnxruntime: the same math, faster on most CPUs than eager torch (see
+docs/performance.md). ``Pix2Pix``'s default on a CPU.
 
 The ONNX graph is exported once per set of weights; any in-place change to a parameter or buffer (an optimizer
 step, ``load_state_dict``) bumps torch's version counters and triggers a fresh export on the next call. Exports
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import export
 from .imaging import model_to_uint8, pad_box, uint8_to_model
 
 
@@ -49,12 +50,9 @@ def default_cache_dir() -> Path:
 
 def weights_key(generator: nn.Module) -> str:
     """A hash of everything the exported graph depends on: class, config, every tensor, torch version."""
-    from .export import DEFAULT_OPSET
-
     digest = hashlib.sha256()
-    config = getattr(generator, "_hub_mixin_config", None) or {}
-    header = [type(generator).__name__, json.dumps(config, sort_keys=True, default=str), torch.__version__]
-    digest.update(json.dumps([*header, DEFAULT_OPSET]).encode())
+    header = [type(generator).__name__, json.dumps(generator.config, sort_keys=True, default=str), torch.__version__]
+    digest.update(json.dumps([*header, export.DEFAULT_OPSET]).encode())
     for name, tensor in generator.state_dict().items():
         array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
@@ -85,20 +83,16 @@ class OnnxGenerator:
     def _current_session(self) -> Any:
         version = weights_version(self.generator)
         if self.session is None or version != self.version:
-            from .export import onnx_session
-
             was_training = self.generator.training
             with tempfile.TemporaryDirectory() as tmp:
-                self.session = onnx_session(self._graph(Path(tmp)), threads=torch.get_num_threads())
+                self.session = export.onnx_session(self._graph(Path(tmp)), threads=torch.get_num_threads())
             self.generator.train(was_training)
             self.version = weights_version(self.generator)
         return self.session
 
     def _graph(self, scratch: Path) -> Path:
         """The exported graph for the current weights: from the cache, or exported (into ``scratch`` when the
-        cache cannot be written)."""
-        from .export import export_onnx
-
+        cache cannot be written). Written by ``export_onnx``, so atomically (``fileio``)."""
         cache = default_cache_dir()
         path = cache / f"{weights_key(self.generator)}.onnx"
         if path.is_file():
@@ -106,11 +100,11 @@ class OnnxGenerator:
                 os.utime(path)  # most recently used: pruning keeps it
             return path
         try:
-            export_onnx(self.generator, path, check=False, describe=False)
+            export.export_onnx(self.generator, path, check=False, describe=False)
             prune_cache(cache)
         except OSError:  # a read-only or full cache: export for this session only
             path = scratch / "generator.onnx"
-            export_onnx(self.generator, path, check=False, describe=False)
+            export.export_onnx(self.generator, path, check=False, describe=False)
         return path
 
     def translate_uint8(
@@ -119,8 +113,8 @@ class OnnxGenerator:
         """uint8 ``(H, W, C)`` images of any size -> uint8 outputs of the same sizes, reflect-padded as
         ``fit_to_multiple`` does and rounded as ``tensor_to_uint8`` does.
 
-        All in numpy: on a 2-core CPU, torch's own worker threads, woken by torch conversions around the call,
-        would compete with onnxruntime's (measured: ~15% of a 256x256 call).
+        All in numpy: torch's own worker threads, woken by torch conversions around the call, would compete with
+        onnxruntime's on a CPU with few cores.
         """
         session = self._session()
         name = session.get_inputs()[0].name

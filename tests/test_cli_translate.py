@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks
-from pix2pix_hub.cli import build_parser, load_model, main
+from pix2pix_hub.cli import build_parser, main, open_model
 from pix2pix_hub.imaging import convert_image
 
 
@@ -64,7 +64,7 @@ def test_onnxruntime_backend_matches_torch(model_dir, tmp_path):
     assert onnx_output.shape == (45, 61, 3)
     assert np.abs(torch_output - onnx_output).max() <= 1  # float differences may flip an 8-bit rounding
     args = build_parser().parse_args(["translate", str(model_dir), "in", "out", "--backend", "onnxruntime"])
-    assert load_model(args).backend == "onnxruntime"
+    assert open_model(args).backend == "onnxruntime"
 
 
 def test_single_image_into_a_folder_and_ext_override(model_dir, tmp_path):

@@ -14,7 +14,8 @@ from torch import nn
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import main
-from pix2pix_hub.evaluation import FidUnavailable, UnreadableImage, decode_image, evaluate, fid_metric
+from pix2pix_hub.evaluation import FidUnavailable, evaluate, fid_metric
+from pix2pix_hub.image_io import UnreadableImage, decode_image
 
 
 def noise_image(height: int, width: int, seed: int) -> Image.Image:

@@ -9,7 +9,8 @@
 ``datasets`` is imported when a function needs it; ``import pix2pix_hub`` alone never imports this package.
 """
 
-from .checks import BadSampleError, PairsReport, check_pairs, open_image, open_pair, raw_rows, scan_pairs
+from ..image_io import open_image
+from .checks import BadSampleError, PairsReport, check_pairs, open_pair, raw_rows, scan_pairs
 from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
 from .sources import (
     DIRECTIONS,

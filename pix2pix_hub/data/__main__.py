@@ -8,13 +8,19 @@ Exit status 0 when every pair reads, 1 when some do not (they are listed), 2 whe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+
+from ..constants import DIRECTIONS
+from ..fileio import save_image
+from ..imaging import make_grid, tensor_to_image
+from .checks import BadSampleError, open_pair, raw_rows, scan_pairs
+from .sources import open_source, select_pairs
+from .transforms import PairedTransform
 
 # How summaries name the two sides of folder sources (their columns are imageA/imageB).
 FOLDER_LABELS = {
@@ -31,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("source", help="Hub id (user/name), folder of A|B images, folder with A/ and B/, ...")
     parser.add_argument("--split", default="train", help="split (subfolder or dataset split) to read (train)")
-    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="which side is the input")
+    parser.add_argument("--direction", default="AtoB", choices=DIRECTIONS, help="which side is the input")
     parser.add_argument("--column_a", default="imageA", help="image column A of a dataset (imageA)")
     parser.add_argument("--column_b", default="imageB", help="image column B of a dataset (imageB)")
     parser.add_argument("--streaming", action="store_true", help="stream a Hub dataset instead of downloading it")
@@ -57,12 +63,8 @@ def format_counts(counts: Counter, limit: int = 4) -> str:
     return ", ".join(parts) or "-"
 
 
-def write_preview(pairs, path: str, rows: int, augment: bool) -> int:
+def write_preview(pairs: Any, path: str, rows: int, augment: bool) -> int:
     """Save input | target rows for the first ``rows`` pairs (atomically); returns how many rows were drawn."""
-    from ..imaging import make_grid, tensor_to_image
-    from .checks import BadSampleError, open_pair, raw_rows
-    from .transforms import PairedTransform
-
     transform = PairedTransform() if augment else None
     grid_rows = []
     for index, row in enumerate(raw_rows(pairs)):
@@ -79,29 +81,17 @@ def write_preview(pairs, path: str, rows: int, augment: bool) -> int:
     if not grid_rows:
         raise ValueError("no readable pair to preview")
     grid = make_grid(grid_rows)
-    destination = Path(path)
-    extension = destination.suffix.lower()
+    extension = Path(path).suffix.lower()
     image_format = Image.registered_extensions().get(extension)
     if image_format is None:
         raise ValueError(f"--preview {path}: unknown image extension {extension!r}; use .png or .jpg")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".preview-", suffix=extension, dir=destination.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            grid.save(file, format=image_format)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    save_image(grid, path, image_format)
     return len(grid_rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import datasets
-
-    from .checks import scan_pairs
-    from .sources import open_source, select_pairs
+    import datasets  # after parsing, so that --help does not wait for it
 
     try:
         dataset, info = open_source(args.source, split=args.split, streaming=args.streaming, cache_dir=args.cache_dir)

@@ -1,67 +1,24 @@
-"""Decoding one stored image, and the fail-fast check that every pair of a dataset decodes.
+"""Decoding pairs, and the fail-fast check that every pair of a dataset decodes.
 
-Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here, so an error can name the
-row and the file, which ``datasets``' own decoder cannot.
+Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here (``image_io.open_image``), so an
+error can name the row and the file, which ``datasets``' own decoder cannot.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-# Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
-# A source that cannot split a file into a pair (an aligned A|B image of odd width, say) stores this prefix and
-# the reason instead of image bytes, so the row fails here with that reason, and can be skipped like any other.
-BAD_IMAGE_PREFIX = b"pix2pix-hub unreadable image: "
+from ..image_io import DECODE_ERRORS, image_file, open_image
+
 MAX_LISTED = 10
 
 
 class BadSampleError(ValueError):
     """A pair that cannot be decoded or transformed; the message names the row and the file(s)."""
-
-
-def bad_image_bytes(reason: str) -> bytes:
-    """Placeholder bytes for a row whose file could not be turned into an image; ``open_image`` raises ``reason``."""
-    return BAD_IMAGE_PREFIX + reason.encode("utf-8", "replace")
-
-
-def image_file(value: Any) -> str | None:
-    """The file name stored with an image value, when there is one."""
-    return value.get("path") if isinstance(value, dict) else getattr(value, "filename", None) or None
-
-
-def open_image(value: Any) -> Image.Image:
-    """Decode a stored image value (``{"bytes", "path"}`` dict, a path, or a PIL image) fully, upright per EXIF.
-
-    Raises PIL's own errors (OSError, SyntaxError, ...) on corrupt data; ``ValueError`` for placeholders.
-    """
-    if isinstance(value, Image.Image):
-        return value
-    if isinstance(value, str):
-        value = {"bytes": None, "path": value}
-    if not isinstance(value, dict) or (value.get("bytes") is None and not value.get("path")):
-        raise ValueError(f"not an image: {type(value).__name__}")
-    data = value.get("bytes")
-    if data is not None and data.startswith(BAD_IMAGE_PREFIX):
-        raise ValueError(data[len(BAD_IMAGE_PREFIX) :].decode("utf-8", "replace"))
-    if data is None and "://" in value["path"] and not os.path.exists(value["path"]):
-        import datasets
-
-        # A remote file of a streamed dataset (hf://, zip://...::https://): datasets knows how to fetch it.
-        return datasets.Image().decode_example(value)
-    image = Image.open(io.BytesIO(data) if data is not None else value["path"])
-    image.load()  # decode now: truncated files fail here, not somewhere inside the transform
-    # Same upright view as datasets' Image feature gives.
-    if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
-        image = ImageOps.exif_transpose(image)
-    return image
 
 
 def describe_row(index: int, row: dict[str, Any]) -> str:
@@ -90,7 +47,7 @@ def open_pair(index: int, row: dict[str, Any]) -> tuple[Image.Image, Image.Image
 
 def raw_rows(pairs: Any) -> Any:
     """The same pairs with decoding switched off: rows of ``{"bytes", "path"}`` dicts."""
-    import datasets
+    import datasets  # an optional extra: only callers that hold a dataset pay for it
 
     if isinstance(pairs, datasets.IterableDataset):
         return pairs.decode(False)
@@ -153,7 +110,7 @@ def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None
 def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> None:
     """Fail fast before training: raise ``BadSampleError`` listing every bad row (and file) of ``pairs``.
 
-    Decodes each pair once (about 1 s per 400 facades pairs). ``pairs`` is what ``load_pairs`` returns; a
+    Decodes each pair once. ``pairs`` is what ``load_pairs`` returns; a
     streaming dataset is read to the end unless ``max_rows`` stops it.
     """
     report = scan_pairs(pairs, transform=transform, max_rows=max_rows)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..constants import PREPROCESS_MODES, check_choice
 from ..imaging import check_channels, convert_image
 
-PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Modes that cut a crop_size square out of a load_size image: crop_size may not exceed load_size.
 CROP_AFTER_LOAD = ("resize_and_crop", "scale_width_and_crop")
 
@@ -61,10 +61,7 @@ class PairedTransform:
         train: bool = True,
         size_multiple: int = 1,
     ) -> None:
-        if preprocess not in PREPROCESS_MODES:
-            raise ValueError(
-                f"preprocess={preprocess!r} is not supported; choose one of {', '.join(PREPROCESS_MODES)}."
-            )
+        check_choice("preprocess", preprocess, PREPROCESS_MODES)
         self.load_size = _positive_int(load_size, "load_size")
         self.crop_size = _positive_int(crop_size, "crop_size")
         self.size_multiple = _positive_int(size_multiple, "size_multiple")
@@ -155,7 +152,7 @@ class PairedTransform:
             array = array[top : top + h, left : left + w]
         if plan.flip:
             array = array[:, ::-1]
-        # numpy, not torch ops: torch's intra-op threads cost ~100x on a busy 2-core machine for this small work.
+        # numpy, not torch ops: waking torch's intra-op threads costs far more than this small work on a busy CPU.
         chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
         chw /= np.float32(127.5)
         chw -= np.float32(1.0)

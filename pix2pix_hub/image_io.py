@@ -1,0 +1,144 @@
+"""Reading images safely: the header before the pixels, one size limit, errors that name the file.
+
+Shared by the command line (through ``inference``), ``evaluation`` and ``data``. Values come from files on disk or
+from datasets rows stored undecoded (``{"bytes", "path"}`` dicts), so a bad image can be named and a huge one
+refused before it is decoded. Imports PIL only; ``datasets`` is imported to fetch a remote file of a streamed
+dataset, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .imaging import convert_image
+
+# Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+# A source that cannot split a file into a pair (an aligned A|B image of odd width, say) stores this prefix and
+# the reason instead of image bytes, so the row fails when decoded, with that reason, and can be skipped like any other.
+BAD_IMAGE_PREFIX = b"pix2pix-hub unreadable image: "
+
+
+class UnreadableImage(ValueError):
+    """An image that cannot be decoded or is too large; the message names the file (or the dataset row)."""
+
+
+class ImageTooLarge(UnreadableImage):
+    """Above ``max_pixels``. ``size`` and ``max_pixels`` let a front end (the Space) word its own advice."""
+
+    def __init__(self, where: str, size: tuple[int, int], max_pixels: int) -> None:
+        width, height = size
+        self.size, self.max_pixels = size, max_pixels
+        super().__init__(
+            f"{where}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.1f} (max_pixels={max_pixels}). Downscale it, or pass --max_pixels N if you have "
+            "the memory."
+        )
+
+
+def image_extensions() -> set[str]:
+    """Lower-case suffixes PIL can open (``.png``, ``.jpg``, ``.tif``, ...)."""
+    return {suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN}
+
+
+def check_max_pixels(size: tuple[int, int], max_pixels: int, where: str) -> None:
+    """Raise ``ImageTooLarge`` when ``size`` (width, height) has more than ``max_pixels`` pixels."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageTooLarge(where, size, max_pixels)
+
+
+# ----- files --------------------------------------------------------------------------------------------------
+def read_header(path: Path, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` from the file header, without decoding; ``UnreadableImage`` for non-images and huge
+    images."""
+    try:
+        with Image.open(path) as image:
+            size = image.size
+    except UnidentifiedImageError:
+        raise UnreadableImage(f"{path}: not an image file (PIL cannot identify its format).") from None
+    except Image.DecompressionBombError as error:
+        raise UnreadableImage(f"{path}: refused, too large to decode safely ({error}).") from None
+    except OSError as error:
+        raise UnreadableImage(f"{path}: cannot read the file header ({error}).") from None
+    check_max_pixels(size, max_pixels, str(path))
+    return size
+
+
+def load_image(path: Path, channels: int, max_pixels: int) -> Image.Image:
+    """Decode ``path`` into a PIL image of ``channels`` channels, upright per EXIF (so outputs look like the
+    inputs); 16-bit, CMYK, RGBA, palette and grayscale images are converted by ``imaging.convert_image``."""
+    read_header(path, max_pixels)
+    try:
+        return convert_image(open_image(str(path)), channels)
+    except DECODE_ERRORS as error:
+        raise UnreadableImage(f"{path}: corrupt or truncated image ({error}).") from None
+
+
+# ----- stored values (datasets rows) ----------------------------------------------------------------------------
+def bad_image_bytes(reason: str) -> bytes:
+    """Placeholder bytes for a row whose file could not be turned into an image; ``open_image`` raises ``reason``."""
+    return BAD_IMAGE_PREFIX + reason.encode("utf-8", "replace")
+
+
+def image_file(value: Any) -> str | None:
+    """The file name stored with an image value, when there is one."""
+    return value.get("path") if isinstance(value, dict) else getattr(value, "filename", None) or None
+
+
+def open_image(value: Any) -> Image.Image:
+    """Decode a stored image value (``{"bytes", "path"}`` dict, a path, or a PIL image) fully, upright per EXIF.
+
+    Raises PIL's own errors (OSError, SyntaxError, ...) on corrupt data; ``ValueError`` for placeholders.
+    """
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, str):
+        value = {"bytes": None, "path": value}
+    if not isinstance(value, dict) or (value.get("bytes") is None and not value.get("path")):
+        raise ValueError(f"not an image: {type(value).__name__}")
+    data = value.get("bytes")
+    if data is not None and data.startswith(BAD_IMAGE_PREFIX):
+        raise ValueError(data[len(BAD_IMAGE_PREFIX) :].decode("utf-8", "replace"))
+    if data is None and "://" in value["path"] and not os.path.exists(value["path"]):
+        import datasets  # only here: an optional extra, and seconds to import
+
+        # A remote file of a streamed dataset (hf://, zip://...::https://): datasets knows how to fetch it.
+        return datasets.Image().decode_example(value)
+    image = Image.open(io.BytesIO(data) if data is not None else value["path"])
+    image.load()  # decode now: truncated files fail here, not somewhere inside the transform
+    # Same upright view as datasets' Image feature gives.
+    if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+        image = ImageOps.exif_transpose(image)
+    return image
+
+
+def decode_image(value: Any, max_pixels: int, where: str) -> Image.Image:
+    """A PIL image from a dataset value: a PIL image, or a raw ``{"bytes", "path"}`` dict (``Image(decode=False)``).
+
+    Raw values are checked against ``max_pixels`` from the header before decoding, so a huge image is refused
+    without being decoded. ``UnreadableImage`` names ``where`` and the stored file name.
+    """
+    if isinstance(value, Image.Image):
+        check_max_pixels(value.size, max_pixels, where)
+        return value
+    file = image_file(value)
+    where = f"{where} ({file})" if file else where
+    data = value.get("bytes") if isinstance(value, dict) else None
+    try:
+        if data is None or not data.startswith(BAD_IMAGE_PREFIX):  # a placeholder has no header to read
+            with Image.open(io.BytesIO(data) if data is not None else file) as header:
+                check_max_pixels(header.size, max_pixels, where)
+        image = open_image(value)
+    except UnreadableImage:
+        raise
+    except DECODE_ERRORS as error:
+        raise UnreadableImage(f"{where}: cannot read the image: {error}") from None
+    check_max_pixels(image.size, max_pixels, where)
+    return image

@@ -1,0 +1,252 @@
+"""Translating many images: plan the jobs (files, folders, dataset rows), read, translate in batches, write.
+
+    plan = file_jobs(Path("photos"), Path("out"), max_pixels=pix2pix.max_pixels)   # or dataset_jobs(pairs, out)
+    result = translate_jobs(pix2pix, plan, batch_size=8, warn=print)
+    result.written, result.bad    # images written; "name: reason" for each input skipped
+
+One input that cannot be read, translated or written is skipped with a warning and listed in ``result.bad``; the
+rest are still written. ``pix2pix-hub translate`` is this module behind an argument parser.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .data.checks import raw_rows
+from .fileio import save_image
+from .image_io import UnreadableImage, decode_image, image_extensions, load_image, read_header
+from .imaging import convert_image
+from .pipeline import Pix2Pix
+
+logger = logging.getLogger(__name__)
+
+# Images smaller than this on a side are translated, but almost all of what the model sees is padding.
+TINY_SIDE = 16
+Box = tuple[int, int, int, int]
+T = TypeVar("T")
+
+
+class NoImagesFound(FileNotFoundError):
+    """A folder with nothing to translate."""
+
+
+@dataclass
+class Job:
+    """One image to translate: its name in messages, where the output goes, and how to read the input."""
+
+    name: str
+    output: Path
+    read: Callable[[int, int], Image.Image]  # (channels, max_pixels) -> the decoded input
+    size: tuple[int, int] = (0, 0)  # (width, height) when known before decoding
+
+
+@dataclass
+class Plan:
+    """The jobs, the inputs refused while planning (``"name: reason"``) and the count of non-image files ignored."""
+
+    jobs: list[Job]
+    bad: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+
+@dataclass
+class TranslationResult:
+    """What ``translate_jobs`` did: images written, and ``"name: reason"`` for every input skipped."""
+
+    written: int = 0
+    bad: list[str] = field(default_factory=list)
+
+    def skip(self, message: str, warn: Callable[[str], None]) -> None:
+        self.bad.append(message)
+        warn(f"skipped {message}")
+
+
+# ----- planning -------------------------------------------------------------------------------------------------
+def find_images(folder: Path, exclude: Path | None) -> tuple[list[Path], int]:
+    """Files under ``folder`` (recursively, sorted) with an image suffix, and the count of other files ignored."""
+    extensions = image_extensions()
+    found, ignored = [], 0
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        # Skip hidden folders and the output folder, so a second run does not translate its own outputs.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != exclude)
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in extensions:
+                found.append(root_path / name)
+            else:
+                ignored += 1
+    return found, ignored
+
+
+def file_jobs(source: Path, output: Path, *, ext: str | None = None, max_pixels: int) -> Plan:
+    """Jobs for an image file or a folder (searched recursively; outputs keep the relative names, with the suffix
+    ``ext`` when given). An image goes into the folder ``output`` unless ``output`` has an image suffix.
+
+    Headers are read now: non-images and images above ``max_pixels`` go to ``plan.bad``. Jobs are sorted by size,
+    so same-size images fill whole batches. Raises ``NoImagesFound`` for a folder without images.
+    """
+    suffix = f".{ext.lstrip('.')}" if ext else None
+    ignored = 0
+    if source.is_file():
+        targets = {source: output if output.suffix.lower() in image_extensions() else output / source.name}
+    else:
+        paths, ignored = find_images(source, output.resolve())
+        if not paths:
+            looked_for = ", ".join(sorted(image_extensions()))
+            raise NoImagesFound(f"No images found under {source} (looked for {looked_for}).")
+        targets = {path: output / path.relative_to(source) for path in paths}
+    plan = Plan([], ignored=ignored)
+    for path, target in targets.items():
+        try:
+            size = read_header(path, max_pixels)
+        except UnreadableImage as error:
+            plan.bad.append(str(error))
+            continue
+        target = target.with_suffix(suffix) if suffix else target
+        plan.jobs.append(Job(str(path), target, partial(load_image, path), size))
+    plan.jobs.sort(key=lambda job: (job.size, job.name))
+    return plan
+
+
+def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None) -> Plan:
+    """One job per row of ``pairs`` (``data.load_pairs`` output), translating its ``input`` into
+    ``output/00000.png`` (the suffix ``ext`` when given). Rows are read undecoded, so errors name the file."""
+    rows = raw_rows(pairs)
+    suffix = f".{ext.lstrip('.')}" if ext else ".png"
+    jobs = [
+        Job(f"row {index}", output / f"{index:05d}{suffix}", partial(load_row, rows, index))
+        for index in range(len(rows))
+    ]
+    return Plan(jobs)
+
+
+def load_row(rows: Any, index: int, channels: int, max_pixels: int) -> Image.Image:
+    """The ``input`` image of row ``index``, decoded, as ``channels`` channels."""
+    return convert_image(decode_image(rows[index]["input"], max_pixels, f"row {index}"), channels)
+
+
+# ----- translating ----------------------------------------------------------------------------------------------
+def pad_tiny(image: Image.Image) -> tuple[Image.Image, Box | None]:
+    """Edge-replicate an image with a side under ``TINY_SIDE`` up to it; returns the image and the crop box that
+    undoes it (None when untouched). Why: a ResNet generator (size_multiple 4) fails on inputs under 8x8, whose
+    bottleneck is too small for its reflection padding, and the pipeline passes them through."""
+    width, height = image.size
+    if min(width, height) >= TINY_SIDE:
+        return image, None
+    new_width, new_height = max(width, TINY_SIDE), max(height, TINY_SIDE)
+    left, top = (new_width - width) // 2, (new_height - height) // 2
+    array = np.asarray(image)
+    padding = ((top, new_height - height - top), (left, new_width - width - left)) + ((0, 0),) * (array.ndim - 2)
+    return Image.fromarray(np.pad(array, padding, mode="edge")), (left, top, left + width, top + height)
+
+
+def translate_with_retry(pix2pix: Pix2Pix, images: Sequence[Any], **options: Any) -> list[Any]:
+    """``pix2pix(images, **options)``; if the batch fails, each image alone, so that one image the model cannot
+    take does not cost the others. Each output is the translated image or, for an image that failed alone, the
+    exception."""
+    if not images:
+        return []
+    try:
+        return pix2pix(list(images), **options)
+    except Exception:  # noqa: BLE001 - retried one by one below, where the failing image is found
+        pass
+    outputs: list[Any] = []
+    for image in images:
+        try:
+            outputs.append(pix2pix(image, **options))
+        except Exception as error:  # noqa: BLE001 - reported per image by the caller
+            outputs.append(error)
+    return outputs
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` consecutive items (the last one shorter), drawn lazily from ``items``."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def progress_bar(total: int, enabled: bool, unit: str = "img") -> tqdm:
+    """A tqdm bar on stderr; a silent one when not ``enabled``."""
+    return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True)
+
+
+def translate_jobs(
+    pix2pix: Pix2Pix,
+    plan: Plan,
+    *,
+    batch_size: int = 8,
+    size_mode: str | None = None,
+    dropout_at_test: bool = False,
+    progress: bool = False,
+    warn: Callable[[str], None] = logger.warning,
+) -> TranslationResult:
+    """Read, translate (``batch_size`` images per call) and write every job of ``plan``.
+
+    Inputs that cannot be read, translated or written are skipped: each one is passed to ``warn`` as it happens
+    and listed in the result. Images under ``TINY_SIDE`` pixels a side are edge-padded, translated and cropped
+    back (with a warning). ``size_mode`` and ``dropout_at_test`` go to ``pix2pix``.
+    """
+    result = TranslationResult()
+    for message in plan.bad:
+        result.skip(message, warn)
+    bar = progress_bar(len(plan.jobs), progress)
+    for chunk in batches(plan.jobs, batch_size):
+        ready = read_inputs(chunk, pix2pix, result, warn)
+        images = [image for _, image, _ in ready]
+        outputs = translate_with_retry(pix2pix, images, size_mode=size_mode, dropout_at_test=dropout_at_test)
+        for (job, _, box), output in zip(ready, outputs):
+            if isinstance(output, Exception):
+                result.skip(f"{job.name}: translation failed ({type(output).__name__}: {output})", warn)
+            else:
+                write_output(job, output if box is None else output.crop(box), result, warn)
+        bar.update(len(chunk))
+    bar.close()
+    return result
+
+
+def read_inputs(
+    jobs: Sequence[Job], pix2pix: Pix2Pix, result: TranslationResult, warn: Callable[[str], None]
+) -> list[tuple[Job, Image.Image, Box | None]]:
+    """``(job, image ready for the model, crop box that undoes tiny-image padding)`` for the jobs that read."""
+    ready = []
+    for job in jobs:
+        try:
+            image = job.read(pix2pix.in_channels, pix2pix.max_pixels)
+        except UnreadableImage as error:
+            result.skip(str(error), warn)
+            continue
+        padded, box = pad_tiny(image)
+        if box is not None:
+            warn(
+                f"{job.name} is only {image.width}x{image.height}: it is edge-padded to at least {TINY_SIDE} "
+                "pixels a side, translated and cropped back; the model sees almost nothing but padding."
+            )
+        ready.append((job, padded, box))
+    return ready
+
+
+def write_output(job: Job, image: Image.Image, result: TranslationResult, warn: Callable[[str], None]) -> None:
+    try:
+        save_image(image, job.output)
+    except OSError as error:
+        result.skip(f"{job.name}: cannot write {job.output} ({error})", warn)
+        return
+    result.written += 1
