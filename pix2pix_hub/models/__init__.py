@@ -6,8 +6,10 @@ Names of presets and network classes live in one place, ``registry``; importing 
 from __future__ import annotations
 
 from .discriminator import PatchDiscriminator, imagegan, patchgan, patchgan_70, pixelgan
+from .hd import GlobalGenerator, LocalEnhancer, global_generator, local_enhancer
 from .hub import HubModel, WeightsNotFoundError
 from .layers import init_weights
+from .multiscale import MultiscaleDiscriminator, multiscale
 from .registry import (
     DISCRIMINATOR_CLASSES,
     DISCRIMINATOR_PRESETS,
@@ -19,27 +21,36 @@ from .registry import (
 )
 from .resnet import ResnetGenerator, resnet_6blocks, resnet_9blocks
 from .unet import UNetGenerator, unet_128, unet_256
+from .vgg import VGG19Features, load_vgg19
 
 __all__ = [
+    "build_discriminator",
+    "build_generator",
     "DISCRIMINATOR_CLASSES",
     "DISCRIMINATOR_PRESETS",
     "GENERATOR_CLASSES",
     "GENERATOR_PRESETS",
-    "HubModel",
-    "PatchDiscriminator",
-    "ResnetGenerator",
-    "UNetGenerator",
-    "WeightsNotFoundError",
-    "build_discriminator",
-    "build_generator",
     "generator_size_multiple",
+    "global_generator",
+    "GlobalGenerator",
+    "HubModel",
     "imagegan",
     "init_weights",
+    "load_vgg19",
+    "local_enhancer",
+    "LocalEnhancer",
+    "multiscale",
+    "MultiscaleDiscriminator",
+    "PatchDiscriminator",
     "patchgan",
     "patchgan_70",
     "pixelgan",
     "resnet_6blocks",
     "resnet_9blocks",
+    "ResnetGenerator",
     "unet_128",
     "unet_256",
+    "UNetGenerator",
+    "VGG19Features",
+    "WeightsNotFoundError",
 ]

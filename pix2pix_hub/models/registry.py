@@ -22,10 +22,15 @@ GENERATOR_CLASSES: dict[str, type] = {}
 DISCRIMINATOR_CLASSES: dict[str, type] = {}
 
 
-def register_generator(preset: Callable[..., T]) -> Callable[..., T]:
-    """Register a generator preset under its function name (``unet_256``)."""
-    GENERATOR_PRESETS[preset.__name__] = preset
-    return preset
+def register_generator(preset: Callable[..., T] | None = None, *, name: str | None = None) -> Any:
+    """Register a generator preset under its function name (``@register_generator`` on ``unet_256``) or under
+    ``name`` (``@register_generator(name="global")``: the ``--netG`` value, when a function cannot carry it)."""
+
+    def register(function: Callable[..., T]) -> Callable[..., T]:
+        GENERATOR_PRESETS[name or function.__name__] = function
+        return function
+
+    return register(preset) if preset is not None else register
 
 
 def register_discriminator(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -78,6 +83,9 @@ def discriminator_depth(name: str, n_layers: int = 3) -> int:
     return int(build_discriminator(name, ndf=1, norm="none", **extra).n_layers)
 
 
-def discriminator_extra_args(name: str, n_layers: int) -> dict[str, Any]:
-    """Arguments a preset takes beyond the common ones: only ``n_layers`` takes its depth."""
+def discriminator_extra_args(name: str, n_layers: int, num_D: int = 2) -> dict[str, Any]:
+    """Arguments a preset takes beyond the common ones: ``n_layers`` takes its depth, ``multiscale`` its depth and
+    number of scales."""
+    if name == "multiscale":
+        return {"n_layers": n_layers, "num_D": num_D}
     return {"n_layers": n_layers} if name == "n_layers" else {}

@@ -15,8 +15,11 @@ class UNetGenerator(HubModel):
     """Encoder-decoder with a skip connection between mirrored layers.
 
     Encoder ``C64-C128-C256-C512-C512-...`` (4x4 stride-2 convs, LeakyReLU 0.2, no norm on the first),
-    decoder mirrors it with 4x4 transposed convs, ReLU and dropout in the ``num_dropout`` innermost decoder blocks;
-    the output is Tanh in [-1, 1].
+    decoder mirrors it with 4x4 transposed convs, ReLU and dropout in ``num_dropout`` decoder blocks; the output is
+    Tanh in [-1, 1]. ``dropout_offset`` is how many of the innermost decoder blocks come before the first one with
+    dropout: 0 is the paper's decoder (CD512 right after the bottleneck), 1 the authors' code, whose dropout sits
+    one level further out (their ``unet_256`` converts to ``num_dropout=3, dropout_offset=1``). It matters only
+    where dropout is on: training, or ``dropout_at_test``.
 
     Input ``(N, in_channels, H, W)`` with H and W divisible by ``2 ** num_downs``; output
     ``(N, out_channels, H, W)``. ``num_downs=8`` turns a 256x256 image into a 1x1 bottleneck.
@@ -31,12 +34,15 @@ class UNetGenerator(HubModel):
         norm: str = "batch",
         dropout: float = 0.5,
         num_dropout: int = 3,
+        dropout_offset: int = 0,
         init_type: str = "normal",
         init_gain: float = 0.02,
     ) -> None:
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs={num_downs} is too shallow; use at least 2 (the paper uses 7 or 8).")
+        if dropout_offset < 0:
+            raise ValueError(f"dropout_offset={dropout_offset} must be 0 (the paper) or more (1: the authors' code).")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_downs = num_downs
@@ -64,7 +70,7 @@ class UNetGenerator(HubModel):
                 nn.ConvTranspose2d(in_width, widths[i - 1], 4, 2, 1, bias=bias),
                 norm_layer(norm, widths[i - 1]),
             ]
-            if depth < num_dropout and dropout > 0:
+            if dropout_offset <= depth < dropout_offset + num_dropout and dropout > 0:
                 layers.append(nn.Dropout(dropout))
             decoders.append(nn.Sequential(*layers))
         decoders.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh()))
