@@ -4,8 +4,12 @@ Importing this package pulls in torch, huggingface_hub and safetensors only; tra
 and the Space (gradio) live behind their own imports.
 """
 
+from .authors import convert_authors_checkpoint, load_authors_checkpoint
 from .model_info import ModelInfo
 from .models import (
+    GlobalGenerator,
+    LocalEnhancer,
+    MultiscaleDiscriminator,
     PatchDiscriminator,
     ResnetGenerator,
     UNetGenerator,
@@ -22,7 +26,10 @@ from .pipeline import Pix2Pix
 __version__ = "0.1.0"
 
 __all__ = [
+    "GlobalGenerator",
+    "LocalEnhancer",
     "ModelInfo",
+    "MultiscaleDiscriminator",
     "PatchDiscriminator",
     "Pix2Pix",
     "ResnetGenerator",
@@ -30,7 +37,9 @@ __all__ = [
     "__version__",
     "build_discriminator",
     "build_generator",
+    "convert_authors_checkpoint",
     "init_weights",
+    "load_authors_checkpoint",
     "resnet_6blocks",
     "resnet_9blocks",
     "unet_128",

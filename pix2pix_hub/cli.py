@@ -3,6 +3,7 @@
     pix2pix-hub translate MODEL INPUT OUTPUT        an image, a folder (recursively) or --dataset SOURCE
     pix2pix-hub evaluate MODEL --dataset SOURCE --split test --output_dir DIR
     pix2pix-hub export-onnx MODEL out.onnx
+    pix2pix-hub convert latest_net_G.pth OUT     the authors' checkpoint as a model folder (or --push_to_hub)
 
 MODEL is a folder written by ``save_pretrained`` or a Hub repo id. Exit status: 0 when every input was
 translated, 1 when some inputs were skipped (the good ones are still written; the count is printed last) or a
@@ -22,7 +23,8 @@ from typing import Any
 
 import torch
 
-from .constants import BACKENDS, DIRECTIONS, SIZE_MODES
+from .authors import AuthorsCheckpointError, convert_authors_checkpoint
+from .constants import BACKENDS, DIRECTIONS, NORMS, SIZE_MODES
 from .data import load_pairs
 from .evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
 from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, export_onnx
@@ -126,6 +128,35 @@ def export_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----- convert ------------------------------------------------------------------------------------------------
+CONVERT_FLAGS = ("netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout", "netD", "n_layers_D", "ndf")
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    flags = {name: getattr(args, name) for name in CONVERT_FLAGS if getattr(args, name) is not None}
+    if Path(args.output).exists() and any(Path(args.output).iterdir()) and not args.overwrite:
+        raise CommandError(f"OUT {args.output} exists and is not empty; choose another folder or pass --overwrite.")
+    try:
+        folder = convert_authors_checkpoint(
+            args.source,
+            args.output,
+            direction=args.direction,
+            discriminator_path=args.discriminator,
+            base_model=args.base_model,
+            repo_id=args.push_to_hub,
+            **flags,
+        )
+    except (AuthorsCheckpointError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUTS
+    print(f"Wrote {folder} (load it with Pix2Pix.from_pretrained({str(folder)!r})).", file=sys.stderr)
+    if args.push_to_hub:
+        pix2pix = Pix2Pix.from_pretrained(folder, backend="torch")
+        url = pix2pix.push_to_hub(args.push_to_hub, card=(folder / "README.md").read_text(encoding="utf-8"))
+        print(f"Pushed to the Hub: {url}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ----- shared -------------------------------------------------------------------------------------------------
 def open_model(args: argparse.Namespace) -> Pix2Pix:
     """``Pix2Pix.from_pretrained`` with the command's options; any failure becomes a one-line CommandError."""
@@ -207,12 +238,15 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pix2pix-hub", description="pix2pix translators: translate images, evaluate, export to ONNX."
+        prog="pix2pix-hub",
+        description="pix2pix translators: translate images, evaluate, export to ONNX, convert the authors' "
+        "checkpoints.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_translate_parser(commands)
     add_evaluate_parser(commands)
     add_export_parser(commands)
+    add_convert_parser(commands)
     return parser
 
 
@@ -275,6 +309,31 @@ def add_export_parser(commands: Any) -> None:
     )
     export.add_argument("--no_check", action="store_true", help="skip the onnxruntime parity check")
     export.set_defaults(handler=export_command)
+
+
+def add_convert_parser(commands: Any) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="the authors' latest_net_G.pth (junyanz/pytorch-CycleGAN-and-pix2pix) as a safetensors model folder",
+        description="Read the authors' checkpoint with torch.load(weights_only=True) (a file that needs full "
+        "unpickling is refused), infer its architecture from its keys and shapes, and write a model folder that "
+        "Pix2Pix.from_pretrained loads. Architecture flags (the authors' names) override what is inferred.",
+    )
+    convert.add_argument("source", help="the authors' generator checkpoint, e.g. latest_net_G.pth")
+    convert.add_argument("output", help="the model folder to write")
+    convert.add_argument("--direction", choices=DIRECTIONS, default=None, help="the side of the data it takes")
+    convert.add_argument("--discriminator", default=None, help="the matching latest_net_D.pth, kept for fine-tuning")
+    convert.add_argument("--base_model", default=None, help="origin recorded in the card (default: the file name)")
+    convert.add_argument("--push_to_hub", default=None, metavar="USER/NAME", help="also upload the folder there")
+    convert.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT folder")
+    for name in ("netG", "netD"):
+        convert.add_argument(f"--{name}", default=None, help="e.g. unet_256, resnet_9blocks / basic, n_layers, pixel")
+    for name in ("ngf", "ndf", "input_nc", "output_nc", "n_layers_D"):
+        convert.add_argument(f"--{name}", type=int, default=None, help="override the inferred value")
+    convert.add_argument("--norm", choices=NORMS, default=None, help="override the inferred normalisation")
+    # store_const, not store_true: unset must mean "infer", since False would force dropout on.
+    convert.add_argument("--no_dropout", action="store_const", const=True, default=None, help="no dropout in G")
+    convert.set_defaults(handler=convert_command)
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -31,8 +31,9 @@ def pickle_refusal(location: str, pickles: list[str]) -> str:
     names = ", ".join(sorted(pickles)) or "pytorch_model.bin"
     return (
         f"{location} holds no {WEIGHTS_NAME}, only pickled weights ({names}). pix2pix_hub loads safetensors "
-        "only: unpickling a downloaded file can run arbitrary code. If you trust the file, convert it yourself: "
-        "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`."
+        "only: unpickling a downloaded file can run arbitrary code. If these are the authors' checkpoints "
+        "(latest_net_G.pth from junyanz/pytorch-CycleGAN-and-pix2pix), convert them: `pix2pix-hub convert "
+        "latest_net_G.pth OUT [--discriminator latest_net_D.pth] [--direction BtoA]`."
     )
 
 
