@@ -9,20 +9,36 @@ This module depends on the networks and ``ModelInfo`` only: ``pipeline`` imports
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Sequence
+from importlib import metadata as package_metadata
 from pathlib import Path
 from string import Template
 from typing import Any, Protocol
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from PIL import Image
 from torch import nn
 
 from .constants import PICKLE_SUFFIXES
+from .fileio import save_image
 from .model_info import ModelInfo, dataset_name
 
 TEMPLATE_NAME = "model_card.md"
 CARD_KEY = "pix2pix"  # the YAML key holding ModelInfo.to_dict()
+# The tags PyTorchModelHubMixin gives every repo it writes: the Hub counts the mixin's users by them.
+MIXIN_TAGS = ["model_hub_mixin", "pytorch_model_hub_mixin"]
+# The widget's example, as paths inside the repo (``save_widget_images`` writes them).
+WIDGET_INPUT, WIDGET_OUTPUT = "samples/input.png", "samples/output.png"
+METRIC_NAMES = {"l1": "L1", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID"}
+VERSIONED = ("pix2pix-hub", "torch", "huggingface_hub")  # always listed; accelerate and datasets after training
+UNKNOWN_LICENSE_NOTE = (
+    "The license was not set when this card was written (`license: other`). A trained model inherits the terms "
+    "of its training data: the CMP facades, for example, are distributed for research use only. Ask the "
+    "model's owner before other uses; they can state the license with `--license`."
+)
 
 
 class Translator(Protocol):
@@ -56,7 +72,10 @@ def render_model_card(
     training_config: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     sample_grid: str | None = None,
-    license: str = "mit",
+    license: str | None = None,
+    command: str | Sequence[str] | None = None,
+    widget_images: tuple[str, str] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> str:
     """The README.md text of a model repo for ``pix2pix`` (a ``Pix2Pix``): see ``render_card``.
 
@@ -75,6 +94,9 @@ def render_model_card(
         metrics=metrics,
         sample_grid=sample_grid,
         license=license,
+        command=command,
+        widget_images=widget_images,
+        versions=versions,
     )
 
 
@@ -93,24 +115,20 @@ def render_card(
     training_config: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     sample_grid: str | None = None,
-    license: str = "mit",
+    license: str | None = None,
+    command: str | Sequence[str] | None = None,
+    widget_images: tuple[str, str] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> str:
     """YAML metadata (with ``info`` under ``pix2pix``) plus usage, configuration, metrics and samples.
 
-    No local path reaches the card: a local dataset is named by its folder (``info.dataset``), and path-like
-    training arguments are shown by name (``public_value``).
+    ``repo_id`` is the repo the card is for (its usage snippet loads it); ``license`` None writes ``other`` with a
+    note; ``command`` is the command line that trained the model; ``widget_images`` are an (input, output) pair
+    of image paths inside the repo for the Hub's widget (``save_widget_images``); ``versions`` default to the
+    installed libraries'. No local path reaches the card: a local dataset is named by its folder
+    (``info.dataset``), and path-like arguments and command-line words by their names (``public_value``).
     """
-    tags = ["pix2pix", "image-to-image", "gan", "pix2pix-hub", type(generator).__name__]
-    metadata = ModelCardData(
-        library_name="pix2pix-hub",
-        pipeline_tag="image-to-image",
-        license=license,
-        tags=tags,
-        datasets=[info.dataset] if info.dataset and info.dataset_on_hub else None,
-        metrics=sorted(metrics) if metrics else None,
-        base_model=info.base_model if is_hub_model_id(info.base_model) else None,
-        **{CARD_KEY: info.to_dict() or None},
-    )
+    metadata = card_metadata(generator, info, repo_id, training_config, metrics, license, widget_images)
     return Template(template_path().read_text(encoding="utf-8")).substitute(
         metadata=metadata.to_yaml(),
         title=f"pix2pix: {repo_id.split('/')[-1]}",
@@ -123,9 +141,79 @@ def render_card(
             else "No discriminator is included."
         ),
         training=training_table(training_config),
-        evaluation=evaluation_table(metrics),
+        command=command_block(command),
+        versions=versions_table(library_versions(training_config is not None) if versions is None else versions),
+        evaluation=evaluation_table(metrics, training_config),
         samples=f"## Samples\n\ninput | output | target\n\n![samples]({sample_grid})" if sample_grid else "",
+        license=f"`{license}`." if license else UNKNOWN_LICENSE_NOTE,
     )
+
+
+def card_metadata(
+    generator: nn.Module,
+    info: ModelInfo,
+    repo_id: str,
+    training_config: dict[str, Any] | None,
+    metrics: dict[str, float] | None,
+    license: str | None,
+    widget_images: tuple[str, str] | None,
+) -> ModelCardData:
+    """The card's YAML: what the Hub reads (library, task, tags, dataset, base model, license, eval results,
+    widget) and the model's facts under ``pix2pix``."""
+    name = repo_id.split("/")[-1]
+    results = eval_results(metrics, info, training_config)
+    extra: dict[str, Any] = {CARD_KEY: info.to_dict() or None}
+    if widget_images:
+        source, output = widget_images
+        extra["widget"] = [{"src": source, "output": {"url": output}, "example_title": f"{info.input or 'input'}"}]
+    return ModelCardData(
+        library_name="pix2pix-hub",
+        pipeline_tag="image-to-image",
+        license=license or "other",
+        tags=["pix2pix", "image-to-image", "gan", "pix2pix-hub", type(generator).__name__, *MIXIN_TAGS],
+        datasets=[info.dataset] if info.dataset and info.dataset_on_hub else None,
+        metrics=sorted(metrics) if metrics else None,
+        base_model=info.base_model if is_hub_model_id(info.base_model) else None,
+        model_name=name if results else None,
+        eval_results=results,
+        **extra,
+    )
+
+
+def eval_results(
+    metrics: dict[str, float] | None, info: ModelInfo, training_config: dict[str, Any] | None
+) -> list[EvalResult] | None:
+    """The validation metrics as the Hub's ``model-index`` entries; None without metrics or a named dataset.
+
+    The dataset is the Hub id, or a local dataset's folder name (``info.dataset``); the split is
+    ``validation_split`` when the run validated on one (otherwise pairs held out of the training split, which
+    the card's text says).
+    """
+    if not metrics or not info.dataset:
+        return None
+    split = (training_config or {}).get("validation_split")
+    return [
+        EvalResult(
+            task_type="image-to-image",
+            task_name="Image-to-Image",
+            dataset_type=info.dataset,
+            dataset_name=info.dataset,
+            dataset_split=split,
+            metric_type=metric,
+            metric_name=METRIC_NAMES.get(metric, metric),
+            metric_value=float(value),
+            verified=False,  # self-reported by the training run
+        )
+        for metric, value in metrics.items()
+    ]
+
+
+def save_widget_images(folder: str | os.PathLike, source: Image.Image, output: Image.Image) -> tuple[str, str]:
+    """Write a widget example (an input and the model's output) into a repo folder; returns the paths inside the
+    repo, to pass as ``widget_images``."""
+    for image, name in ((source, WIDGET_INPUT), (output, WIDGET_OUTPUT)):
+        save_image(image, Path(folder) / name, "PNG")
+    return WIDGET_INPUT, WIDGET_OUTPUT
 
 
 def summary(info: ModelInfo) -> str:
@@ -155,12 +243,62 @@ def training_table(training_config: dict[str, Any] | None) -> str:
     return "| argument | value |\n|---|---|\n" + markdown_table(rows)
 
 
-def evaluation_table(metrics: dict[str, float] | None) -> str:
+def evaluation_table(metrics: dict[str, float] | None, training_config: dict[str, Any] | None = None) -> str:
     if not metrics:
         return "No metrics were recorded."
-    return "Validation split:\n\n| metric | value |\n|---|---|\n" + "\n".join(
+    return f"{validation_source(training_config)}\n\n| metric | value |\n|---|---|\n" + "\n".join(
         f"| {name} | {value:.4f} |" for name, value in metrics.items()
     )
+
+
+def validation_source(training_config: dict[str, Any] | None) -> str:
+    """Which pairs the metrics were measured on, in words."""
+    config = training_config or {}
+    if config.get("validation_split"):
+        return f"Validation split `{config['validation_split']}`:"
+    if "val_size" in config:
+        return f"Validation pairs ({config['val_size']}) held out of the training split `{config.get('split')}`:"
+    return "Validation split:"
+
+
+def command_block(command: str | Sequence[str] | None) -> str:
+    if not command:
+        return "The command line was not recorded."
+    return f"```bash\n{public_command(command)}\n```\n\nLocal paths are shown by their folder's name."
+
+
+def public_command(command: str | Sequence[str]) -> str:
+    """A command line with every local path replaced by its name (``/home/me/data/facades/train`` ->
+    ``facades``, ``scripts/train.py`` -> ``train.py``); flags, values and Hub ids unchanged."""
+    words = shlex.split(command) if isinstance(command, str) else [str(word) for word in command]
+    return shlex.join(public_word(word) for word in words)
+
+
+def public_word(word: str) -> str:
+    if word.startswith("--") and "=" in word:
+        flag, value = word.split("=", 1)
+        return f"{flag}={public_word(value)}"
+    local = word.startswith(("/", "~", "./", "../")) or ("/" in word and Path(word).exists())
+    if not local:
+        return word
+    path = Path(word).expanduser()
+    return path.name if path.suffix and not path.is_dir() else dataset_name(word) or path.name
+
+
+def library_versions(trained: bool = False) -> dict[str, str]:
+    """Installed versions of the libraries a card names (``"not installed"`` for a missing one)."""
+    names = [*VERSIONED, *(("accelerate", "datasets") if trained else ())]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def versions_table(versions: dict[str, str]) -> str:
+    return "| library | version |\n|---|---|\n" + "\n".join(f"| {name} | {v} |" for name, v in versions.items())
 
 
 def public_value(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
     pairs = load_pairs("huggan/facades", direction="BtoA")        # or a folder, A/ B/ folders, parquet, ...
     check_pairs(pairs)                                              # every row decodes, sizes match
+    prepare_dataset("facades/", "facades-pairs")                    # imageA/imageB splits, save_to_disk (+ Hub)
     train, val = split_pairs(pairs, val_size=0.1)
     data = PairedDataset(train, PairedTransform(286, 256), seed=0)  # {"input", "target", "index"} in [-1, 1]
     loader = DataLoader(data, batch_size=1, shuffle=True, num_workers=2, collate_fn=collate_pairs)
@@ -12,6 +13,7 @@
 from ..image_io import open_image
 from .checks import BadSampleError, PairsReport, check_pairs, open_pair, raw_rows, scan_pairs
 from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
+from .prepare import prepare_dataset
 from .sources import (
     DIRECTIONS,
     DatasetUnavailableError,
@@ -41,6 +43,7 @@ __all__ = [
     "open_image",
     "open_pair",
     "open_source",
+    "prepare_dataset",
     "raw_rows",
     "sample_seed",
     "scan_pairs",

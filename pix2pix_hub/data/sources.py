@@ -8,6 +8,8 @@
                                                  and train/A + train/B
     a folder of side-by-side images              A left half, B right half (the authors' format); optional
                                                  train/ val/ test/ subfolders, ``split`` picks one
+    an imagefolder with ``metadata.jsonl``       load_dataset("imagefolder"): ``imageA_file_name`` and
+                                                 ``imageB_file_name`` name the two files of each row
     a folder holding parquet files               load_dataset(folder) (a cloned Hub dataset repo)
     a Hub id (``huggan/facades``)                load_dataset(id), served from the local cache when offline
 
@@ -41,6 +43,8 @@ SPLIT_NAMES = ("train", "val", "validation", "test")
 # Bump when the stored form of split A|B halves changes, so old caches are not reused.
 ALIGNED_CACHE_VERSION = 2
 STREAM_SHARDS = 16
+# datasets' imagefolder metadata: a folder holding one of these is read by datasets, never as A|B images.
+METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOCAL_ALTERNATIVE = (
     "--dataset PATH (a folder of side-by-side A|B images, a folder with A/ and B/, a save_to_disk folder or a "
@@ -60,7 +64,7 @@ class DatasetUnavailableError(ConnectionError):
 class SourceInfo:
     """Where pairs came from, for summaries and error messages."""
 
-    kind: str  # "hub", "parquet", "disk", "aligned", "folders", "repo"
+    kind: str  # "hub", "parquet", "disk", "aligned", "folders", "imagefolder", "repo"
     location: str
     split: str | None
     columns: list[str]
@@ -76,6 +80,7 @@ KIND_NAMES = {
     "disk": "save_to_disk folder",
     "aligned": "side-by-side A|B images",
     "folders": "A/ and B/ folders",
+    "imagefolder": "imagefolder with metadata",
     "repo": "local dataset repo",
 }
 
@@ -208,6 +213,9 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
         except ValueError as error:
             raise PairsSourceError(f"cannot read split {split!r} of the dataset folder {root}: {error}") from error
         return dataset, SourceInfo("repo", str(root), split, list(dataset.column_names or []))
+    if kind == "imagefolder":
+        dataset = _load_imagefolder(folders[0], streaming, cache_dir)
+        return dataset, SourceInfo(kind, str(root), used_split, list(dataset.column_names or []))
     if kind == "folders":
         dataset = _folder_pairs(*folders)
         if streaming:
@@ -217,18 +225,35 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
     return dataset, SourceInfo(kind, str(root), used_split, ["imageA", "imageB"])
 
 
+def _load_imagefolder(folder: Path, streaming: bool, cache_dir: str | None) -> Any:
+    """datasets' imagefolder: ``metadata.jsonl`` rows name their images in ``*_file_name`` keys, so
+    ``{"imageA_file_name": "a/1.png", "imageB_file_name": "b/1.png"}`` gives the columns ``imageA``/``imageB``."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(
+            "imagefolder", data_dir=str(folder), split="train", streaming=streaming, cache_dir=cache_dir
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise PairsSourceError(
+            f"cannot read the imagefolder {folder}: {error}. Each metadata row names its two images in "
+            '"imageA_file_name" and "imageB_file_name" (paths relative to the metadata file).'
+        ) from error
+
+
 def _stream(dataset: Any) -> Any:
     """A local dataset as an IterableDataset in shards, so DataLoader workers can each read their own."""
     return dataset.to_iterable_dataset(num_shards=max(1, min(len(dataset), STREAM_SHARDS)))
 
 
 def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, tuple[Path, ...], str | None]:
-    """("folders", (A, B)) | ("aligned", (folder,)) | ("repo", (root,)), and the split used (None: none applied)."""
+    """("folders", (A, B)) | ("imagefolder", (folder,)) | ("aligned", (folder,)) | ("repo", (root,)), and the
+    split used (None: none applied)."""
     a, b = root / "A", root / "B"
     if a.is_dir() and b.is_dir():
         if (a / split).is_dir() and (b / split).is_dir():
             return "folders", (a / split, b / split), split
-        if _images(a) or _images(b):
+        if image_files(a) or image_files(b):
             return "folders", (a, b), None
         available = sorted({p.name for p in a.iterdir() if p.is_dir()} & {p.name for p in b.iterdir() if p.is_dir()})
         if available:
@@ -239,10 +264,12 @@ def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, 
     if a.is_dir() != b.is_dir():
         present, absent = (a, b) if a.is_dir() else (b, a)
         raise PairsSourceError(f"{root} has {present.name}/ but no {absent.name}/: A/ and B/ folders go together.")
+    if any((root / name).is_file() for name in METADATA_FILES):
+        return "imagefolder", (root,), None
     if descend and (root / split).is_dir():
         kind, folders, _ = _resolve_folder(root / split, split, descend=False)
         return kind, folders, split
-    if _images(root):
+    if image_files(root):
         return "aligned", (root,), None
     if next(root.rglob("*.parquet"), None) is not None:
         return "repo", (root,), split
@@ -261,7 +288,7 @@ def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _images(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder`` (by extension, hidden files skipped), in natural order (2 before 10)."""
     files = [
         p
@@ -276,10 +303,20 @@ def _folder_pairs(folder_a: Path, folder_b: Path) -> Any:
     """Pairs of files with the same stem in ``folder_a`` and ``folder_b`` (``A/1.jpg`` with ``B/1.png``)."""
     import datasets
 
+    pairs = match_by_stem(folder_a, folder_b)
+    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
+    return datasets.Dataset.from_dict(
+        {"imageA": [str(a) for a, _ in pairs], "imageB": [str(b) for _, b in pairs]}, features=features
+    )
+
+
+def match_by_stem(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
+    """The files of ``folder_a`` and ``folder_b`` paired by name without extension, in natural order; a name in
+    only one folder, or twice in one, is a ``PairsSourceError`` listing them."""
     by_stem = []
     for folder in (folder_a, folder_b):
         stems: dict[str, Path] = {}
-        for file in _images(folder):
+        for file in image_files(folder):
             if file.stem in stems:
                 raise PairsSourceError(
                     f"{folder} has two images named {file.stem!r} ({stems[file.stem].name}, {file.name}); "
@@ -299,12 +336,7 @@ def _folder_pairs(folder_a: Path, folder_b: Path) -> Any:
 
         details = "; ".join(text for text in (listing(only_a, folder_a), listing(only_b, folder_b)) if text)
         raise PairsSourceError(f"unmatched file names ({details}). Every image in A/ needs one with its name in B/.")
-    stems = sorted(by_stem[0], key=_natural_key)
-    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
-    return datasets.Dataset.from_dict(
-        {"imageA": [str(by_stem[0][s]) for s in stems], "imageB": [str(by_stem[1][s]) for s in stems]},
-        features=features,
-    )
+    return [(by_stem[0][stem], by_stem[1][stem]) for stem in sorted(by_stem[0], key=_natural_key)]
 
 
 # ----- side-by-side A|B files -------------------------------------------------------------------------------------
@@ -316,7 +348,7 @@ def _aligned_pairs(folder: Path, streaming: bool, cache_dir: str | None) -> Any:
     """
     import datasets
 
-    files = [str(p.resolve()) for p in _images(folder)]
+    files = [str(p.resolve()) for p in image_files(folder)]
     if not files:
         raise PairsSourceError(f"no images in {folder}.")
     features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
@@ -347,22 +379,31 @@ def split_aligned_file(file: str) -> tuple[bytes, bytes]:
     the reason when decoded: ``check_pairs`` then names it, ``skip_bad_samples`` skips it.
     """
     try:
-        with Image.open(file) as opened:
-            opened.load()
-            image = opened
-            if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
-                image = ImageOps.exif_transpose(image)
-            width, height = image.size
-            if width % 2:
-                raise ValueError(
-                    f"{file} is {width}x{height}: a side-by-side A|B image needs an even width (A is the left "
-                    "half, B the right half). Fix the file or use A/ and B/ folders."
-                )
-            half = width // 2
-            return _encode(image.crop((0, 0, half, height))), _encode(image.crop((half, 0, width, height)))
+        left, right = split_halves(file)
+        return _encode(left), _encode(right)
     except DECODE_ERRORS as error:
         reason = bad_image_bytes(str(error) if str(file) in str(error) else f"{file}: {error}")
         return reason, reason
+
+
+def split_halves(file: str | os.PathLike) -> tuple[Image.Image, Image.Image]:
+    """The left (A) and right (B) halves of a side-by-side file, upright (EXIF orientation applied).
+
+    Raises what decoding raises (``DECODE_ERRORS``), and ValueError for an odd width.
+    """
+    with Image.open(file) as opened:
+        opened.load()
+        image = opened
+        if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+            image = ImageOps.exif_transpose(image)
+        width, height = image.size
+        if width % 2:
+            raise ValueError(
+                f"{file} is {width}x{height}: a side-by-side A|B image needs an even width (A is the left "
+                "half, B the right half). Fix the file or use A/ and B/ folders."
+            )
+        half = width // 2
+        return image.crop((0, 0, half, height)), image.crop((half, 0, width, height))
 
 
 def _encode(image: Image.Image) -> bytes:

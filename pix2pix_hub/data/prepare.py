@@ -1,0 +1,378 @@
+"""``pix2pix-hub dataset prepare SOURCE OUT``: a folder of image pairs -> a paired 🤗 dataset on disk (and the Hub).
+
+The result is a ``datasets.DatasetDict`` with two ``Image()`` columns, ``imageA`` and ``imageB``, one split per
+subfolder, written with ``save_to_disk(OUT)``; ``load_pairs(OUT, split=...)`` and ``datasets.load_from_disk`` read
+it, and ``push_to_hub`` publishes it as parquet with a dataset card. What each source becomes:
+
+    A/ and B/ folders (also A/train + B/train, train/A + train/B)   each file's own bytes, paired by name
+    a folder of side-by-side A|B images: split "train"               each file cut in two, halves stored as PNG
+    the authors' layout, train/ val/ test/ of A|B images             one split per subfolder, as above
+
+Why PNG for the halves: an encoded JPEG cannot be cut in two without decoding it, so "the original bytes" exist
+only for whole files. PNG keeps the decoded pixels exactly (a later decode gives what cutting the original gives)
+at about 3x the JPEG's size (facades train: 20 MB of JPEGs -> about 62 MB), against 151 MB for the uncompressed
+TIFF halves of ``load_pairs``' cache. ``docs/data.md`` has the numbers and the alternatives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import DatasetCardData, HfApi
+from PIL import Image
+
+from ..constants import DIRECTIONS, check_choice
+from ..fileio import atomic_directory
+from ..image_io import DECODE_ERRORS
+from ..imaging import convert_image
+from ..model_info import KNOWN_SIDES, dataset_name
+from .checks import check_pairs
+from .sources import (
+    METADATA_FILES,
+    PairsSourceError,
+    SourceInfo,
+    image_files,
+    match_by_stem,
+    select_pairs,
+    split_halves,
+)
+
+COLUMNS = ("imageA", "imageB")
+DEFAULT_SPLIT = "train"
+SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")  # what datasets accepts as a split name
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """One split's files: ``kind`` "aligned" (``folders`` = the A|B folder) or "folders" (``folders`` = A, B)."""
+
+    kind: str
+    folders: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class PreparedInfo:
+    """What a dataset card says about a prepared dataset: no local path, only the source folder's name."""
+
+    source_name: str
+    layout: str
+    counts: dict[str, int]
+    direction: str | None = None
+    license: str | None = None
+    command: str | None = None
+
+
+# ----- finding the splits ---------------------------------------------------------------------------------------
+def find_splits(source: Path) -> dict[str, SplitSource]:
+    """The splits of ``source``, by its layout (see the module docstring); a folder without pairs is an error."""
+    metadata = [p for p in (source, *source.iterdir()) if p.is_dir() and any((p / m).is_file() for m in METADATA_FILES)]
+    if metadata:
+        raise PairsSourceError(
+            f"{metadata[0]} is a datasets imagefolder (it has a metadata file), not a folder of image files: "
+            "load_pairs and --dataset read it as it is, and datasets.load_dataset('imagefolder', data_dir=...)"
+            ".push_to_hub(...) publishes it."
+        )
+    a, b = source / "A", source / "B"
+    if a.is_dir() and b.is_dir():
+        if image_files(a) or image_files(b):
+            return {DEFAULT_SPLIT: SplitSource("folders", (a, b))}
+        names = sorted({p.name for p in a.iterdir() if p.is_dir()} & {p.name for p in b.iterdir() if p.is_dir()})
+        return _checked({name: SplitSource("folders", (a / name, b / name)) for name in names}, source)
+    if image_files(source):
+        return {DEFAULT_SPLIT: SplitSource("aligned", (source,))}
+    splits = {}
+    for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (sub / "A").is_dir() and (sub / "B").is_dir():
+            splits[sub.name] = SplitSource("folders", (sub / "A", sub / "B"))
+        elif image_files(sub):
+            splits[sub.name] = SplitSource("aligned", (sub,))
+    return _checked(splits, source)
+
+
+def _checked(splits: dict[str, SplitSource], source: Path) -> dict[str, SplitSource]:
+    if not splits:
+        raise PairsSourceError(
+            f"no pairs found in {source}: expected side-by-side A|B images, A/ and B/ folders, or subfolders "
+            "(train/ val/ test/) holding either."
+        )
+    bad = [name for name in splits if not SPLIT_NAME.match(name)]
+    if bad:
+        raise PairsSourceError(
+            f"split folder names {', '.join(bad)} in {source} are not valid split names (letters, digits, _ and "
+            "dots only); rename them."
+        )
+    return splits
+
+
+def describe_layout(splits: dict[str, SplitSource]) -> str:
+    kinds = {split.kind for split in splits.values()}
+    names = "side-by-side A|B images" if kinds == {"aligned"} else "A/ and B/ folders"
+    if len(kinds) > 1:
+        names = "side-by-side A|B images and A/ and B/ folders"
+    return names + (f" in {len(splits)} split folders" if len(splits) > 1 else "")
+
+
+# ----- rows ------------------------------------------------------------------------------------------------------
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format="PNG")
+    except (OSError, KeyError, ValueError):
+        # A mode PNG cannot store (CMYK, YCbCr): the RGB (or L) that training converts it to anyway.
+        buffer = io.BytesIO()
+        convert_image(image, 1 if len(image.getbands()) == 1 else 3).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def aligned_rows(files: list[str]) -> Iterator[dict[str, dict[str, Any]]]:
+    """Each A|B file as a row of two lossless PNG halves, named after the file (never its local path)."""
+    for file in files:
+        try:
+            left, right = split_halves(file)
+        except DECODE_ERRORS as error:  # ValueError (odd width) included
+            raise PairsSourceError(f"cannot split {file} into A|B halves: {error}") from error
+        stem = Path(file).stem
+        yield {
+            "imageA": {"bytes": png_bytes(left), "path": f"{stem}_A.png"},
+            "imageB": {"bytes": png_bytes(right), "path": f"{stem}_B.png"},
+        }
+
+
+def folder_rows(pairs: list[tuple[str, str]]) -> Iterator[dict[str, dict[str, Any]]]:
+    """Each (A file, B file) as a row holding the files' own bytes, unchanged."""
+    for file_a, file_b in pairs:
+        yield {
+            "imageA": {"bytes": Path(file_a).read_bytes(), "path": Path(file_a).name},
+            "imageB": {"bytes": Path(file_b).read_bytes(), "path": Path(file_b).name},
+        }
+
+
+def build_split(split: SplitSource, cache_dir: str) -> Any:
+    """One split as a ``datasets.Dataset`` with the image bytes inside (written through ``cache_dir``)."""
+    import datasets
+
+    features = datasets.Features({name: datasets.Image() for name in COLUMNS})
+    if split.kind == "aligned":
+        files = [str(p) for p in image_files(split.folders[0])]
+        generator, kwargs = aligned_rows, {"files": files}
+    else:
+        pairs = match_by_stem(*split.folders)
+        # Decode every pair once first, so a broken file or a size mismatch is named before anything is written.
+        paths = datasets.Dataset.from_dict(
+            {"imageA": [str(a) for a, _ in pairs], "imageB": [str(b) for _, b in pairs]},
+            features=features,
+        )
+        info = SourceInfo("folders", str(split.folders[0].parent), None, list(COLUMNS))
+        check_pairs(select_pairs(paths, info, column_a="imageA", column_b="imageB", direction="AtoB"))
+        generator, kwargs = folder_rows, {"pairs": [(str(a), str(b)) for a, b in pairs]}
+    try:
+        return datasets.Dataset.from_generator(generator, features=features, gen_kwargs=kwargs, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetGenerationError as error:
+        # datasets wraps what the generator raised; ours names the file, so show it as it is.
+        if isinstance(error.__cause__, PairsSourceError):
+            raise error.__cause__ from None
+        raise
+
+
+# ----- the entry point ------------------------------------------------------------------------------------------
+def prepare_dataset(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    direction: str | None = None,
+    push_to_hub: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    license: str | None = None,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> Any:
+    """Turn the pairs in ``source`` into a ``datasets.DatasetDict`` saved at ``out`` (``save_to_disk``).
+
+    Returns the dataset as loaded back from ``out``: split name -> ``Dataset`` with ``imageA``/``imageB``
+    ``Image()`` columns. ``direction`` (``AtoB``/``BtoA``: which side is meant as the input) and ``license`` go
+    into the dataset card; ``push_to_hub="user/name"`` uploads the card, then the dataset (parquet) there.
+    ``out`` is written whole or not at all; an existing non-empty ``out`` needs ``overwrite=True``.
+    """
+    import datasets
+
+    if direction is not None:
+        check_choice("direction", direction, DIRECTIONS)
+    root, target = Path(source).expanduser(), Path(out).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {os.fspath(source)!r}.")
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it.")
+    splits = find_splits(root)
+    with tempfile.TemporaryDirectory(prefix="pix2pix-prepare-") as cache_dir:
+        built = datasets.DatasetDict({name: build_split(split, cache_dir) for name, split in splits.items()})
+        with atomic_directory(target) as staging:
+            built.save_to_disk(str(staging))
+    prepared = datasets.load_from_disk(str(target))
+    info = PreparedInfo(
+        source_name=dataset_name(str(root)) or root.name,
+        layout=describe_layout(splits),
+        counts={name: len(split) for name, split in prepared.items()},
+        direction=direction,
+        license=license,
+        command=command,
+    )
+    if push_to_hub:
+        push_dataset(prepared, push_to_hub, dataset_card(info, push_to_hub), private=private, token=token)
+    return prepared
+
+
+def push_dataset(
+    dataset: Any, repo_id: str, card: str, *, private: bool | None = None, token: str | None = None
+) -> str:
+    """Upload ``card`` as the README, then ``dataset`` with ``DatasetDict.push_to_hub``, which merges its
+    ``dataset_info``/``configs`` metadata into that card. Returns the dataset's URL on the Hub."""
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
+    api.upload_file(
+        path_or_fileobj=card.encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        repo_type="dataset",
+        commit_message="Dataset card",
+    )
+    dataset.push_to_hub(repo_id, private=private, token=token, commit_message="Upload paired images")
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+# ----- the dataset card -----------------------------------------------------------------------------------------
+def dataset_card(info: PreparedInfo, repo_id: str) -> str:
+    """The README of a pushed paired dataset: Hub metadata plus source, splits, counts, direction and usage."""
+    data = DatasetCardData(
+        license=info.license or "other",
+        task_categories=["image-to-image"],
+        tags=["pix2pix", "paired-images", "pix2pix-hub"],
+        pretty_name=info.source_name,
+        size_categories=[size_category(sum(info.counts.values()))],
+    )
+    rows = "\n".join(f"| `{name}` | {count} |" for name, count in info.counts.items())
+    example_split = DEFAULT_SPLIT if DEFAULT_SPLIT in info.counts else next(iter(info.counts))
+    sides = next((pair for key, pair in KNOWN_SIDES.items() if key in info.source_name.lower()), None)
+    columns = (
+        f"`imageA` ({sides[0]}) and `imageB` ({sides[1]})" if sides else "`imageA` and `imageB`"
+    ) + ", two `Image` columns of the same size in each row"
+    lines = [
+        f"# {info.source_name}: paired images for pix2pix",
+        "",
+        f"Image pairs prepared by [pix2pix-hub](https://pypi.org/project/pix2pix-hub/) from `{info.source_name}` "
+        f"({info.layout}). Columns: {columns}.",
+        "",
+        "| split | pairs |",
+        "|---|---|",
+        rows,
+        "",
+        direction_line(info.direction),
+        "",
+        "Whole image files are stored with their original bytes; side-by-side A|B files are cut in two and each "
+        "half is stored as a lossless PNG (the pixels the original decodes to).",
+        "",
+        license_line(info.license),
+        "",
+        "## Use it",
+        "",
+        "```python",
+        "from pix2pix_hub.data import load_pairs",
+        "",
+        f'pairs = load_pairs("{repo_id}", split="{example_split}", '
+        f'direction="{info.direction or "AtoB"}")  # input / target columns',
+        "```",
+        "",
+        f"or train on it: `pix2pix-hub train --dataset {repo_id} --direction {info.direction or 'AtoB'}`.",
+    ]
+    if info.command:
+        lines += ["", "## How it was made", "", f"`{info.command}`"]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
+
+
+def direction_line(direction: str | None) -> str:
+    if direction is None:
+        return "No translation direction was recorded: `AtoB` makes `imageA` the input, `BtoA` makes `imageB` it."
+    source, target = ("imageA", "imageB") if direction == "AtoB" else ("imageB", "imageA")
+    return f"Direction: `{direction}`, `{source}` is the input and `{target}` the target."
+
+
+def license_line(license: str | None) -> str:
+    if license:
+        return f"License: `{license}`."
+    return (
+        "License: not stated by whoever prepared it (`other`). Check the original data's terms before use; the "
+        "CMP facades, for example, are distributed for research use only."
+    )
+
+
+def size_category(count: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``count`` rows."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if count < limit:
+            return name
+    return "n>1M"
+
+
+# ----- the command line -----------------------------------------------------------------------------------------
+def add_dataset_parser(commands: Any) -> None:
+    """``pix2pix-hub dataset prepare SOURCE OUT [--direction] [--push_to_hub USER/NAME] ...``."""
+    dataset = commands.add_parser("dataset", help="paired datasets: prepare (and publish) a folder of pairs")
+    actions = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    prepare = actions.add_parser(
+        "prepare",
+        help="an A|B folder, A/ B/ folders or train/ val/ test/ subfolders -> an imageA/imageB dataset",
+        description="Write SOURCE's pairs as a datasets DatasetDict (imageA/imageB Image columns, one split per "
+        "subfolder) with save_to_disk(OUT); whole files keep their bytes, A|B files are cut into PNG halves. "
+        "--push_to_hub also publishes it with a dataset card.",
+    )
+    prepare.add_argument("source", help="folder of side-by-side A|B images, A/ and B/ folders, or split subfolders")
+    prepare.add_argument("out", help="folder to write (load it with load_pairs(OUT) or datasets.load_from_disk)")
+    prepare.add_argument("--direction", choices=DIRECTIONS, default=None, help="which side is the input (card)")
+    prepare.add_argument("--push_to_hub", default=None, metavar="USER/NAME", help="publish it as this dataset")
+    prepare.add_argument("--private", action="store_true", default=None, help="create the Hub dataset private")
+    prepare.add_argument("--license", default=None, help="the data's license for the card (default: other)")
+    prepare.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
+    prepare.set_defaults(handler=dataset_prepare_command)
+
+
+def dataset_prepare_command(args: argparse.Namespace) -> int:
+    """The handler of ``pix2pix-hub dataset prepare``: 0 done, 2 the source cannot be prepared."""
+    command = prepare_command_line(args)
+    try:
+        prepared = prepare_dataset(
+            args.source,
+            args.out,
+            direction=args.direction,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+            license=args.license,
+            overwrite=args.overwrite,
+            command=command,
+        )
+    except (PairsSourceError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{name}: {len(split)}" for name, split in prepared.items())
+    print(f"Wrote {args.out} ({counts} pairs).")
+    if args.push_to_hub:
+        print(f"Pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+    return 0
+
+
+def prepare_command_line(args: argparse.Namespace) -> str:
+    """The command as the card shows it: the source by its folder's name, OUT by its own, options as given."""
+    words = ["pix2pix-hub", "dataset", "prepare", dataset_name(args.source) or "SOURCE", Path(args.out).name]
+    for name in ("direction", "push_to_hub", "license"):
+        if getattr(args, name):
+            words += [f"--{name}", getattr(args, name)]
+    return shlex.join(words + (["--private"] if args.private else []))

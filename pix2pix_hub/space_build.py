@@ -1,0 +1,237 @@
+"""``pix2pix-hub space build OUT --model user/name``: a Gradio Space folder that builds on the Hub as it is.
+
+The folder holds the app (``app.py``, ``model_service.py``, ``facade_palette.py``, shipped inside the wheel as
+``pix2pix_hub/space_app/`` or read from ``spaces_app/`` in a source checkout), an entry point ``start.py`` that
+serves the model the Space was built for, a ``README.md`` whose front matter the Hub reads (sdk, sdk_version =
+the installed Gradio's, app_file, ``models:``, ``preload_from_hub``, ``suggested_hardware: cpu-basic``, tags) and
+a ``requirements.txt`` that installs pix2pix-hub from where a Space can get it, which is not the package index:
+
+    wheel=   the wheel is copied into the folder and required by its URL inside the Space repo
+             (``https://huggingface.co/spaces/<space>/resolve/main/<wheel>``): a Space installs requirements.txt
+             before it copies its own files in, so a relative path would not be found
+    git_url= a pinned git URL (``git+https://github.com/OWNER/pix2pix-hub@<tag or commit>``)
+
+``push="user/space"`` creates the Space (Gradio SDK) and uploads the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, SpaceCardData
+
+from .fileio import atomic_directory, write_text
+from .model_card import is_hub_model_id
+
+APP_FILES = ("app.py", "model_service.py", "facade_palette.py")
+ENTRY_POINT = "start.py"
+SPACE_TAGS = ["pix2pix", "image-to-image", "gan", "pix2pix-hub", "gradio"]
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+PINNED_GIT = re.compile(r"^git\+\S+/[^/@#]+@[^/@#]+(#\S*)?$")  # git+https://host/owner/repo@rev[#fragment]
+
+START_PY = '''"""Entry point of this Space, written by `pix2pix-hub space build`: the app serves {model_id!r} unless the
+Space variable MODEL_ID names another model."""
+
+import os
+import runpy
+from pathlib import Path
+
+os.environ.setdefault("MODEL_ID", {model_id!r})
+runpy.run_path(str(Path(__file__).with_name("app.py")), run_name="__main__")
+'''
+
+
+def app_source() -> Path:
+    """Where the app files are: inside the installed package (wheel), or ``spaces_app/`` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "space_app", here.parent / "spaces_app"):
+        if all((candidate / name).is_file() for name in APP_FILES):
+            return candidate
+    raise FileNotFoundError(
+        f"the Space app ({', '.join(APP_FILES)}) is neither in {here / 'space_app'} nor in a source checkout; "
+        "reinstall pix2pix-hub."
+    )
+
+
+def gradio_version() -> str:
+    """The installed Gradio's version: the Space runs the Gradio the app was tested with."""
+    try:
+        return package_metadata.version("gradio")
+    except package_metadata.PackageNotFoundError:
+        raise RuntimeError(
+            "Gradio is not installed, so the Space's sdk_version is unknown: pip install 'pix2pix-hub[space]', "
+            "or pass sdk_version."
+        ) from None
+
+
+def package_requirement(wheel: Path | None, git_url: str | None, space_id: str | None) -> str:
+    """The requirements.txt line that installs pix2pix-hub on the Space."""
+    if (wheel is None) == (git_url is None):
+        raise ValueError(
+            "pass exactly one of wheel (a built pix2pix-hub wheel, copied into the Space) or git_url (a pinned "
+            "git+https://.../pix2pix-hub@<tag or commit>): pix2pix-hub is not on the package index."
+        )
+    if git_url is not None:
+        if not PINNED_GIT.match(git_url):
+            raise ValueError(f"git_url {git_url!r} must be pinned: git+https://host/owner/repo@<tag or commit>.")
+        return f"pix2pix-hub @ {git_url}"
+    if not wheel.is_file() or wheel.suffix != ".whl":
+        raise FileNotFoundError(f"no wheel at {wheel} (build one with: python -m pip wheel --no-deps . -w dist).")
+    if space_id is None:
+        raise ValueError(
+            "a wheel is installed from the Space repo's own URL, which needs the Space id: pass push='user/space' "
+            "(or space_id='user/space' to push it yourself later)."
+        )
+    return f"pix2pix-hub @ https://huggingface.co/spaces/{space_id}/resolve/main/{wheel.name}"
+
+
+def requirements_text(requirement: str) -> str:
+    return "\n".join(
+        [
+            "# Written by pix2pix-hub space build. Gradio itself comes from sdk_version in README.md.",
+            "# CPU wheels of torch: a cpu-basic Space does not need the multi-GB CUDA build.",
+            f"--extra-index-url {TORCH_INDEX}",
+            "torch>=2.1",
+            requirement,
+            "",
+        ]
+    )
+
+
+def readme_text(model_id: str, *, sdk_version: str, license: str | None, how: str) -> str:
+    """The Space card: the front matter the Hub reads to build and link the Space, then a short description."""
+    name = model_id.split("/")[-1]
+    data = SpaceCardData(
+        title=f"pix2pix {name}",
+        sdk="gradio",
+        sdk_version=sdk_version,
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        app_file=ENTRY_POINT,
+        license=license or "other",
+        models=[model_id],
+        tags=SPACE_TAGS,
+        emoji="🏛️",
+        colorFrom="blue",
+        colorTo="yellow",
+        pinned=False,
+        short_description=f"pix2pix image-to-image: {name}"[:60],
+        preload_from_hub=[model_id],  # downloaded while the Space builds, not by the first visitor
+        suggested_hardware="cpu-basic",
+    )
+    body = f"""# pix2pix: {name}
+
+Image-to-image translation with [pix2pix](https://arxiv.org/abs/1611.07004) (Isola et al., CVPR 2017), serving
+the model [{model_id}](https://huggingface.co/{model_id}) with [pix2pix-hub](https://pypi.org/project/pix2pix-hub/).
+Upload an image of any size (the output has the same size), or paint a facade label map.
+
+Built by `{how}`. The Space variable `MODEL_ID` serves another model; `DIRECTION`, `MAX_PIXELS`,
+`CONCURRENCY_LIMIT`, `QUEUE_SIZE` and `MAX_FILE_SIZE` are described in pix2pix-hub's `docs/space.md`.
+"""
+    return f"---\n{data.to_yaml()}\n---\n\n{body}"
+
+
+def build_space(
+    out: str | os.PathLike,
+    model_id: str,
+    *,
+    wheel: str | os.PathLike | None = None,
+    git_url: str | None = None,
+    push: str | None = None,
+    space_id: str | None = None,
+    license: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    sdk_version: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a deployable Space folder for the Hub model ``model_id`` at ``out`` and return its path.
+
+    pix2pix-hub is installed on the Space from ``wheel`` (copied in) or a pinned ``git_url``; see the module
+    docstring. ``push="user/space"`` also creates that Space and uploads the folder (``space_id`` defaults to
+    it). ``out`` is written whole or not at all; a non-empty ``out`` needs ``overwrite=True``.
+    """
+    if not is_hub_model_id(model_id):
+        raise ValueError(f"model_id {model_id!r} must be a Hub model id (user/name): the Space downloads it.")
+    target = Path(out).expanduser()
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it.")
+    wheel_path = Path(wheel).expanduser() if wheel is not None else None
+    requirement = package_requirement(wheel_path, git_url, space_id or push)
+    how = "pix2pix-hub space build OUT --model " + model_id + (" --git_url ..." if git_url else " --wheel ...")
+    readme = readme_text(model_id, sdk_version=sdk_version or gradio_version(), license=license, how=how)
+    source = app_source()
+    with atomic_directory(target) as staging:
+        for name in APP_FILES:
+            shutil.copyfile(source / name, staging / name)
+        write_text(staging / ENTRY_POINT, START_PY.format(model_id=model_id))
+        write_text(staging / "README.md", readme)
+        write_text(staging / "requirements.txt", requirements_text(requirement))
+        if wheel_path is not None:
+            shutil.copyfile(wheel_path, staging / wheel_path.name)
+    if push:
+        push_space(target, push, private=private, token=token)
+    return target
+
+
+def push_space(folder: Path, space_id: str, *, private: bool | None = None, token: str | None = None) -> str:
+    """Create the Gradio Space ``space_id`` if needed and upload ``folder``; returns the Space's URL."""
+    api = HfApi(token=token)
+    repo = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo.repo_id, repo_type="space", folder_path=str(folder), commit_message="Build the pix2pix Space"
+    )
+    return f"https://huggingface.co/spaces/{repo.repo_id}"
+
+
+# ----- the command line -----------------------------------------------------------------------------------------
+def add_space_parser(commands: Any) -> None:
+    """``pix2pix-hub space build OUT --model user/name (--wheel W | --git_url URL) [--push user/space] ...``."""
+    space = commands.add_parser("space", help="Gradio Spaces: build (and push) a Space serving a model")
+    actions = space.add_subparsers(dest="space_command", required=True, metavar="ACTION")
+    build = actions.add_parser(
+        "build",
+        help="write a Space folder (app, README front matter, requirements) that builds on the Hub",
+        description="Write a Gradio Space folder serving --model. pix2pix-hub is installed on the Space from "
+        "--wheel (copied into the folder, required by its URL in the Space repo: needs --push or --space_id) or "
+        "a pinned --git_url.",
+    )
+    build.add_argument("out", help="the folder to write")
+    build.add_argument("--model", required=True, metavar="USER/NAME", help="the Hub model the Space serves")
+    build.add_argument("--wheel", default=None, help="a pix2pix-hub wheel (python -m pip wheel --no-deps . -w dist)")
+    build.add_argument("--git_url", default=None, help="git+https://.../pix2pix-hub@<tag or commit> instead")
+    build.add_argument("--push", default=None, metavar="USER/SPACE", help="create this Space and upload the folder")
+    build.add_argument("--space_id", default=None, metavar="USER/SPACE", help="the Space it is for (no push)")
+    build.add_argument("--private", action="store_true", default=None, help="create the Space private")
+    build.add_argument("--license", default=None, help="the Space's license (default: other)")
+    build.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
+    build.set_defaults(handler=space_build_command)
+
+
+def space_build_command(args: argparse.Namespace) -> int:
+    """The handler of ``pix2pix-hub space build``: 0 written (and pushed), 2 a usage error."""
+    try:
+        folder = build_space(
+            args.out,
+            args.model,
+            wheel=args.wheel,
+            git_url=args.git_url,
+            push=args.push,
+            space_id=args.space_id,
+            license=args.license,
+            private=args.private,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote the Space folder {folder}.")
+    if args.push:
+        print(f"Pushed to https://huggingface.co/spaces/{args.push}")
+    return 0

@@ -1,0 +1,211 @@
+"""``build_space``: a Space folder the Hub can build (front matter, requirements that do not need the package
+index, the app files, an entry point serving the model), its errors, the push, the command; and (slow) the whole
+flow from a freshly built wheel: install it into a new virtual environment, build the Space there, start it from
+its folder and translate an image through gradio_client."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from huggingface_hub import SpaceCard
+from PIL import Image
+
+from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub.space_build import APP_FILES, ENTRY_POINT, add_space_parser, build_space
+
+gradio = pytest.importorskip("gradio")
+
+REPO = Path(__file__).resolve().parents[1]
+GIT_URL = "git+https://github.com/someone/pix2pix-hub@v0.1.0"
+
+
+def fake_wheel(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "pix2pix_hub-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK not really a zip")
+    return wheel
+
+
+def test_the_folder_has_the_app_and_a_front_matter_the_hub_reads(tmp_path):
+    folder = build_space(tmp_path / "space", "alice/facades", git_url=GIT_URL)
+    data = SpaceCard.load(folder / "README.md").data
+    assert data.sdk == "gradio" and data.sdk_version == gradio.__version__
+    assert data.app_file == ENTRY_POINT and (folder / data.app_file).is_file()
+    assert data.models == ["alice/facades"] and data.preload_from_hub == ["alice/facades"]
+    assert data.suggested_hardware == "cpu-basic"
+    assert {"pix2pix", "image-to-image"} <= set(data.tags) and data.license == "other"
+    assert len(data.short_description) <= 60
+    for name in APP_FILES:  # the app itself, unchanged
+        assert (folder / name).read_bytes() == (REPO / "spaces_app" / name).read_bytes()
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    assert f"pix2pix-hub @ {GIT_URL}" in requirements
+    assert not any(line.startswith(("pix2pix-hub>", "pix2pix-hub=", "gradio")) for line in requirements)
+    assert "os.environ.setdefault(\"MODEL_ID\", 'alice/facades')" in (folder / ENTRY_POINT).read_text()
+
+
+def test_a_wheel_is_copied_in_and_required_by_its_url_in_the_space(tmp_path):
+    wheel = fake_wheel(tmp_path / "dist")
+    folder = build_space(tmp_path / "space", "alice/facades", wheel=wheel, space_id="alice/facades-demo")
+    assert (folder / wheel.name).read_bytes() == wheel.read_bytes()
+    url = f"https://huggingface.co/spaces/alice/facades-demo/resolve/main/{wheel.name}"
+    assert f"pix2pix-hub @ {url}" in (folder / "requirements.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({}, ValueError, "exactly one of wheel"),
+        ({"git_url": GIT_URL, "wheel": "x.whl"}, ValueError, "exactly one of wheel"),
+        ({"git_url": "git+https://github.com/someone/pix2pix-hub"}, ValueError, "must be pinned"),
+        ({"wheel": "missing.whl", "space_id": "a/b"}, FileNotFoundError, "no wheel at missing.whl"),
+        ({"wheel": "WHEEL"}, ValueError, "needs the Space id"),
+    ],
+)
+def test_where_the_package_comes_from_must_work_on_a_space(tmp_path, kwargs, error, message):
+    if kwargs.get("wheel") == "WHEEL":
+        kwargs["wheel"] = fake_wheel(tmp_path / "dist")
+    with pytest.raises(error, match=message):
+        build_space(tmp_path / "space", "alice/facades", **kwargs)
+    assert not (tmp_path / "space").exists()
+
+
+def test_the_model_must_be_a_hub_id_and_a_full_out_needs_overwrite(tmp_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ValueError, match="Hub model id"):
+        build_space(tmp_path / "space", str(tmp_path / "model"), git_url=GIT_URL)
+    (tmp_path / "space").mkdir()
+    (tmp_path / "space" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        build_space(tmp_path / "space", "alice/facades", git_url=GIT_URL)
+    build_space(tmp_path / "space", "alice/facades", git_url=GIT_URL, overwrite=True)
+    assert not (tmp_path / "space" / "notes.txt").exists()
+
+
+class FakeHfApi:
+    """Stands in for HfApi: records the Space it creates; uploads land in ``uploads``."""
+
+    uploads: Path
+    created: dict = {}
+
+    def __init__(self, token=None):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeHfApi.created = {"repo_id": repo_id, **kwargs}
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, self.uploads)
+        return SimpleNamespace(commit_url=f"https://hub.local/spaces/{repo_id}/commit/1")
+
+
+def test_push_creates_a_gradio_space_and_uploads_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.space_build.HfApi", FakeHfApi)
+    FakeHfApi.uploads = tmp_path / "pushed"
+    wheel = fake_wheel(tmp_path / "dist")
+    build_space(tmp_path / "space", "alice/facades", wheel=wheel, push="alice/demo")
+    assert FakeHfApi.created == {
+        "repo_id": "alice/demo",
+        "repo_type": "space",
+        "space_sdk": "gradio",
+        "private": None,
+        "exist_ok": True,
+    }
+    assert sorted(p.name for p in FakeHfApi.uploads.iterdir()) == sorted(
+        [*APP_FILES, ENTRY_POINT, "README.md", "requirements.txt", wheel.name]
+    )
+    assert "spaces/alice/demo/resolve/main/" in (FakeHfApi.uploads / "requirements.txt").read_text()
+
+
+def run_command(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="pix2pix-hub")
+    add_space_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def test_space_build_command(tmp_path, capsys):
+    assert run_command("space", "build", str(tmp_path / "s"), "--model", "alice/facades", "--git_url", GIT_URL) == 0
+    assert "Wrote the Space folder" in capsys.readouterr().out
+    assert run_command("space", "build", str(tmp_path / "t"), "--model", "alice/facades") == 2
+    assert "exactly one of wheel" in capsys.readouterr().err
+
+
+# ----- the whole flow, from a fresh wheel ----------------------------------------------------------------------------
+def offline_env(**extra: str) -> dict[str, str]:
+    """This environment without PYTHONPATH (nothing from the checkout) and without any package index."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return {**env, "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **extra}
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def build_wheel(destination: Path) -> Path:
+    """``pip wheel`` of this checkout, offline (the build backend must be installed: no build isolation)."""
+    pytest.importorskip("hatchling", reason="building the wheel offline needs hatchling installed")
+    command = ["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(destination)]
+    run(sys.executable, *command, cwd=destination.parent, env=offline_env())
+    return next(destination.glob("pix2pix_hub-*.whl"))
+
+
+def cached_model(hf_home: Path, repo_id: str) -> None:
+    """A tiny model in the Hugging Face cache, as the Space's ``preload_from_hub`` leaves it."""
+    repo_dir = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    Pix2Pix(unet_128(ngf=8), None).save_pretrained(repo_dir / "snapshots" / revision)
+
+
+@pytest.mark.slow
+def test_a_space_built_from_a_fresh_wheel_serves_the_model_in_a_new_virtual_environment(tmp_path):
+    gradio_client = pytest.importorskip("gradio_client")
+    sys.path.insert(0, str(REPO / "spaces_app"))
+    from local_server import free_port, wait_until_up
+
+    wheel = build_wheel(tmp_path / "dist")
+    venv, work = tmp_path / "venv", tmp_path / "elsewhere"
+    work.mkdir()
+    # The installed torch and gradio are reused (no network); pix2pix-hub comes from the wheel only.
+    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=work, env=offline_env())
+    python = venv / "bin" / "python"
+    env = offline_env(HF_HOME=str(tmp_path / "hf"), GRADIO_ANALYTICS_ENABLED="False")
+    run(python, "-m", "pip", "install", "--no-deps", "--ignore-installed", wheel, cwd=work, env=env)
+    build = f"build_space('space', 'me/tiny', wheel={str(wheel)!r}, space_id='me/demo')"
+    run(python, "-c", f"from pix2pix_hub.space_build import build_space; {build}", cwd=work, env=env)
+    space = work / "space"
+    where = run(python, "-c", "import pix2pix_hub; print(pix2pix_hub.__file__)", cwd=space, env=env)
+    assert where.strip().startswith(str(venv)), where
+    cached_model(tmp_path / "hf", "me/tiny")
+
+    port = free_port()
+    app_env = {**env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile(mode="w+") as log:
+        app = subprocess.Popen([str(python), ENTRY_POINT], cwd=space, env=app_env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(url, app, log, timeout=240)
+            Image.new("RGB", (90, 60), (0, 48, 254)).save(tmp_path / "labels.png")
+            client = gradio_client.Client(url, verbose=False)
+            output = client.predict(gradio_client.handle_file(str(tmp_path / "labels.png")), api_name="/translate")
+            assert Image.open(output).size == (90, 60)
+            with urllib.request.urlopen(url + "/config", timeout=30) as response:
+                assert "`me/tiny`" in response.read().decode()  # start.py's default: the model it was built for
+        finally:
+            app.terminate()
+            app.wait(timeout=30)
