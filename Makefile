@@ -5,7 +5,7 @@ PYTHON ?= python3
 
 demo:
 	bash scripts/install.sh train
-	$(PYTHON) scripts/train.py --quick --output_dir outputs/facades-quick
+	$(PYTHON) scripts/train.py --quick --dataset ../shared/data/facades/train --output_dir outputs/facades-quick
 
 test:
 	bash scripts/install.sh dev

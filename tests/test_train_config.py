@@ -8,9 +8,11 @@ from dataclasses import asdict, replace
 import pytest
 from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
 
+from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_depth
 from pix2pix_hub.training import TrainingConfig, config_from_args
-from pix2pix_hub.training.config import quick_overrides
-from pix2pix_hub.training.loop import LRFactor
+from pix2pix_hub.training.cli import main
+from pix2pix_hub.training.config import DISCRIMINATORS, GENERATORS, UNTRAINED_DISCRIMINATORS, fields_by_name
+from pix2pix_hub.training.setup import LRFactor
 
 
 def test_defaults_are_the_papers_facades_setup():
@@ -43,7 +45,8 @@ def test_defaults_are_the_papers_facades_setup():
         "mixed_precision": None,  # the launcher decides
     }
     assert {key: getattr(config, key) for key in paper} == paper
-    assert config.d_layers == 3
+    assert discriminator_depth(config.netD, config.n_layers_D) == 3
+    assert config.fused_adam and config.winograd and config.allocator_tuning  # the speed-ups are on by default
 
 
 def test_every_documented_flag_parses():
@@ -62,27 +65,61 @@ def test_every_documented_flag_parses():
         10,
         "me/model",
     )
-    assert config.push_to_hub and config.d_layers == 2 and config.val_size == 0.1
+    assert config.push_to_hub and discriminator_depth(config.netD, config.n_layers_D) == 2 and config.val_size == 0.1
     assert config_from_args(["--val_size", "16"]).val_size == 16
 
 
-def test_quick_uses_local_facades_and_explicit_flags_win(tmp_path):
-    config = config_from_args(["--quick"], repo_root=REPO_ROOT)
-    local = (REPO_ROOT / ".." / "shared" / "data" / "facades" / "train").resolve()
-    expected_dataset = str(local) if local.is_dir() else "huggan/facades"
-    assert (config.dataset, config.netG, config.crop_size, config.direction) == (
-        expected_dataset,
-        "unet_128",
-        128,
-        "BtoA",
-    )
+def test_quick_is_a_preset_that_explicit_flags_override_and_that_names_no_data():
+    config = config_from_args(["--quick", "--dataset", "some/where"])
+    assert (config.dataset, config.netG, config.crop_size, config.direction) == ("some/where", "unet_128", 128, "BtoA")
     assert config.quick and config.load_size >= config.crop_size
-    overridden = config_from_args(
-        ["--quick", "--max_train_steps", "7", "--output_dir", "elsewhere"], repo_root=REPO_ROOT
-    )
+    overridden = config_from_args(["--quick", "--max_train_steps", "7", "--output_dir", "elsewhere"])
     assert (overridden.max_train_steps, overridden.output_dir) == (7, "elsewhere")
-    # a clone without ../shared falls back to the Hub dataset
-    assert quick_overrides(tmp_path)["dataset"] == "huggan/facades"
+    # the library does not know where a workspace keeps its data: without --dataset, the default one
+    assert overridden.dataset == TrainingConfig().dataset
+
+
+def test_network_choices_are_the_registrys():
+    assert GENERATORS == tuple(GENERATOR_PRESETS)
+    assert set(DISCRIMINATORS) | set(UNTRAINED_DISCRIMINATORS) == set(DISCRIMINATOR_PRESETS)
+    assert fields_by_name()["netG"].metadata["choices"] == GENERATORS
+    assert fields_by_name()["netD"].metadata["choices"] == DISCRIMINATORS
+    assert {"unet_256", "resnet_9blocks"} <= set(GENERATORS) and {"basic", "n_layers", "pixel"} <= set(DISCRIMINATORS)
+    for name in DISCRIMINATORS:  # every offered discriminator passes the checks at the quick preset's crop
+        TrainingConfig(netD=name, netG="unet_128", load_size=143, crop_size=128).check()
+    for name in UNTRAINED_DISCRIMINATORS:
+        with pytest.raises(ValueError, match=f"--netD '{name}' is not supported"):
+            TrainingConfig(netD=name).check()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], (True, True, True)),
+        (["--no_fused_adam"], (False, True, True)),
+        (["--no_winograd"], (True, False, True)),
+        (["--no_allocator_tuning"], (True, True, False)),
+        (["--plain_eager"], (False, False, False)),
+    ],
+)
+def test_each_speed_up_has_its_own_switch_and_plain_eager_turns_all_off(argv, expected):
+    config = config_from_args(argv)
+    assert (config.fused_adam, config.winograd, config.allocator_tuning) == expected
+
+
+def test_entry_point_tunes_the_allocator_and_train_does_not(monkeypatch):
+    calls = []
+    monkeypatch.setattr("pix2pix_hub.training.cli.tune_allocator", lambda: calls.append("tuned"))
+    monkeypatch.setattr("pix2pix_hub.training.cli.train", lambda config: config)
+    assert main(["--report_to", "none"]).allocator_tuning and calls == ["tuned"]
+    main(["--no_allocator_tuning"])
+    main(["--plain_eager"])
+    assert calls == ["tuned"]
+    # No library module of training changes the process: only the entry point mentions the allocator.
+    training = REPO_ROOT / "pix2pix_hub" / "training"
+    library = [path.name for path in training.glob("*.py") if path.name != "cli.py"]
+    assert "trainer.py" in library
+    assert not [name for name in library if "tune_allocator" in (training / name).read_text()]
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ from test_train_support import make_aligned_pairs, reset_accelerate, run, tiny_c
 
 from pix2pix_hub import Pix2Pix
 from pix2pix_hub.training import TrainingConfig
-from pix2pix_hub.training.loop import StepParts, build_networks, make_accelerator, train_step
 from pix2pix_hub.training.losses import GANLoss
+from pix2pix_hub.training.setup import build_networks, make_accelerator, make_adam
+from pix2pix_hub.training.step import StepParts, train_step
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,24 @@ def test_run_saves_a_loadable_model_with_card_grid_and_logs(data, tmp_path, monk
     torch.testing.assert_close(pushed.translate_tensor(x), expected)
     assert (tmp_path / "pushed" / "README.md").read_text() == card
     assert not (tmp_path / "pushed" / "checkpoints").exists()  # only the model folder is uploaded
+    assert (tmp_path / "pushed" / "pix2pix.json").read_text() == (out / "pix2pix.json").read_text()
+
+
+def test_trained_folder_records_what_the_model_does(data, tmp_path):
+    import json
+    import os
+
+    result = run(tiny_config(data, tmp_path / "out", max_train_steps=1, direction="BtoA"))
+    path = tmp_path / "out" / "pix2pix.json"
+    assert result.pix2pix.direction == "BtoA" and Pix2Pix.from_pretrained(tmp_path / "out").info == result.pix2pix.info
+    info = json.loads(path.read_text())
+    # the dataset by name (a split folder is named by its parent), never the local path it was read from
+    assert info["direction"] == "BtoA" and info["resolution"] == 32
+    assert info["dataset"] == data.parent.name and info["dataset_on_hub"] is False
+    assert str(data.parent) not in path.read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal write's permissions
 
 
 @pytest.mark.parametrize("gan_mode", ["vanilla", "lsgan", "wgangp", "hinge"])
@@ -131,7 +150,6 @@ def test_fused_adam_matches_the_reference_adam():
     import copy
 
     from pix2pix_hub import PatchDiscriminator
-    from pix2pix_hub.training.loop import make_adam
 
     torch.manual_seed(0)
     fused_model = PatchDiscriminator(ndf=8)

@@ -13,8 +13,9 @@ from pix2pix_hub.models import PatchDiscriminator, UNetGenerator
 from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd
 from pix2pix_hub.performance import tune_allocator
 from pix2pix_hub.training import TrainingConfig
-from pix2pix_hub.training.loop import StepParts, build_networks, make_adam, train_step
 from pix2pix_hub.training.losses import GANLoss
+from pix2pix_hub.training.setup import build_networks, make_adam
+from pix2pix_hub.training.step import StepParts, train_step
 
 
 def plain_eager_steps(generator, discriminator, batches, seeds):
@@ -74,13 +75,25 @@ def test_allocator_tuning_applies_on_linux_glibc():
     assert tune_allocator() is expected  # idempotent
 
 
-@pytest.mark.parametrize("plain_eager", [False, True])
-def test_build_networks_uses_winograd_unless_plain_eager(plain_eager):
-    _, discriminator = build_networks(TrainingConfig(plain_eager=plain_eager))
+@pytest.mark.parametrize(
+    ("switches", "winograd"),
+    [({}, True), ({"plain_eager": True}, False), ({"no_winograd": True}, False), ({"no_fused_adam": True}, True)],
+)
+def test_build_networks_uses_winograd_unless_switched_off(switches, winograd):
+    _, discriminator = build_networks(TrainingConfig(**switches))
     winograd_layers = [layer for layer in discriminator.modules() if isinstance(layer, WinogradConv2d)]
     assert len(winograd_layers) == 1 and winograd_layers[0].stride == (1, 1)
-    assert winograd_layers[0].winograd is not plain_eager
-    generator, _ = build_networks(TrainingConfig(netG="resnet_6blocks", plain_eager=plain_eager))
+    assert winograd_layers[0].winograd is winograd
+    generator, _ = build_networks(TrainingConfig(netG="resnet_6blocks", **switches))
     generator_layers = [layer for layer in generator.modules() if isinstance(layer, WinogradConv2d)]
     assert len(generator_layers) == 12  # two 3x3 convs per residual block
-    assert all(layer.winograd is not plain_eager for layer in generator_layers)
+    assert all(layer.winograd is winograd for layer in generator_layers)
+
+
+@pytest.mark.parametrize(
+    ("switches", "fused"),
+    [({}, True), ({"plain_eager": True}, False), ({"no_fused_adam": True}, False), ({"no_winograd": True}, True)],
+)
+def test_make_adam_is_fused_unless_switched_off(switches, fused):
+    optimizer = make_adam(nn.Linear(2, 2).parameters(), TrainingConfig(**switches), torch.device("cpu"))
+    assert bool(optimizer.defaults.get("fused")) is fused

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix_hub.training import TrainingConfig, train
-from pix2pix_hub.training.loop import TrainingResult
+from pix2pix_hub.training import TrainingConfig, TrainingResult, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACADES = (REPO_ROOT / ".." / "shared" / "data" / "facades" / "train").resolve()

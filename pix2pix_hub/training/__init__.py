@@ -1,10 +1,12 @@
-"""Training pix2pix with Accelerate: ``TrainingConfig`` (the arguments), ``train`` (the loop), ``train_step``.
+"""Training pix2pix with Accelerate: ``TrainingConfig`` (the arguments), ``train`` (the run), ``train_step``.
 
-Run it through ``accelerate launch scripts/train.py`` (see docs/training.md). Importing ``pix2pix_hub`` does
-not import this package; accelerate and datasets are imported only when ``train`` runs.
+Run it through ``accelerate launch scripts/train.py`` (see docs/training.md); the entry point is
+``pix2pix_hub.training.cli.main``. Needs the ``train`` extra (accelerate, datasets, tqdm); importing ``pix2pix_hub``
+does not import this package.
 """
 
 from .config import TrainingConfig, config_from_args
-from .loop import TrainingResult, train, train_step
+from .step import StepParts, train_step
+from .trainer import Trainer, TrainingResult, train
 
-__all__ = ["TrainingConfig", "TrainingResult", "config_from_args", "train", "train_step"]
+__all__ = ["StepParts", "Trainer", "TrainingConfig", "TrainingResult", "config_from_args", "train", "train_step"]

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline import replace_directory
+from .. import fileio
 from .config import ARCHITECTURE_FIELDS, TrainingConfig
 
 if TYPE_CHECKING:
@@ -89,13 +89,6 @@ def check_compatible(checkpoint: Path, config: TrainingConfig) -> None:
         )
 
 
-def write_json(path: Path, values: dict[str, Any]) -> None:
-    """Atomic: a temp file renamed over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def remove_stale(output_dir: str | os.PathLike) -> None:
     """Delete temporary folders left by a run killed while writing a checkpoint (main process only)."""
     folder = checkpoints_dir(output_dir)
@@ -122,14 +115,14 @@ def save_checkpoint(
     final = folder / f"{PREFIX}{step}"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)  # here, so that the other processes only ever write their own RNG state
+        fileio.make_directory(tmp)  # here, so that the other processes only ever write their own RNG state
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_json(tmp / CONFIG_FILE, json.loads(config.to_json()))
-        write_json(tmp / STATE_FILE, trainer_state)
-        replace_directory(tmp, final)
+        fileio.write_json(tmp / CONFIG_FILE, json.loads(config.to_json()))
+        fileio.write_json(tmp / STATE_FILE, trainer_state)  # last: it marks the checkpoint complete
+        fileio.replace_directory(tmp, final)
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old, ignore_errors=True)

@@ -12,22 +12,34 @@ import argparse
 import dataclasses
 import json
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
-GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
-DISCRIMINATORS = ("basic", "n_layers", "pixel", "image")
-NORMS = ("batch", "instance", "none")
-GAN_MODES = ("vanilla", "lsgan", "wgangp", "hinge")
-LR_POLICIES = ("linear", "step", "cosine", "constant")
-DIRECTIONS = ("AtoB", "BtoA")
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
-TRACKERS = ("tensorboard", "trackio", "wandb", "none")
-MIXED_PRECISION = ("no", "fp16", "bf16")
+from ..constants import (
+    CHANNEL_COUNTS,
+    DIRECTIONS,
+    GAN_MODES,
+    INIT_TYPES,
+    LR_POLICIES,
+    MIXED_PRECISION,
+    NORMS,
+    PREPROCESS_MODES,
+    TRACKERS,
+)
+from ..models.registry import (
+    DISCRIMINATOR_PRESETS,
+    GENERATOR_PRESETS,
+    discriminator_depth,
+    generator_size_multiple,
+)
+
+# Registered discriminators this loop does not train: its GAN loss takes one logit map per pair, and pix2pixHD's
+# multi-scale discriminator gives one per scale (with feature-matching losses of its own).
+UNTRAINED_DISCRIMINATORS = ("multiscale",)
+# The registry's names (importing ``models`` registers every preset): the ``--netG``/``--netD`` choices.
+GENERATORS = tuple(GENERATOR_PRESETS)
+DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNTRAINED_DISCRIMINATORS)
 # Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
 ARCHITECTURE_FIELDS = ("netG", "netD", "n_layers_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "no_dropout")
-FACADES_LOCAL = Path("..") / "shared" / "data" / "facades" / "train"
 
 
 def _arg(help: str, choices: tuple[str, ...] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -55,7 +67,7 @@ class TrainingConfig:
     column_b: str = field(default="imageB", metadata=_arg("Dataset column holding the B images."))
     input_nc: int = field(default=3, metadata=_arg("Input channels: 1 (grayscale) or 3 (RGB)."))
     output_nc: int = field(default=3, metadata=_arg("Output channels: 1 (grayscale) or 3 (RGB)."))
-    preprocess: str = field(default="resize_and_crop", metadata=_arg("Training augmentation.", PREPROCESS))
+    preprocess: str = field(default="resize_and_crop", metadata=_arg("Training augmentation.", PREPROCESS_MODES))
     load_size: int = field(default=286, metadata=_arg("Resize images to this size before cropping."))
     crop_size: int = field(default=256, metadata=_arg("Random crop size: the training resolution."))
     no_flip: bool = field(default=False, metadata=_arg("Do not flip training pairs horizontally."))
@@ -97,10 +109,15 @@ class TrainingConfig:
             "no|fp16|bf16; unset: the launcher's choice (accelerate launch --mixed_precision).", MIXED_PRECISION
         ),
     )
+    no_fused_adam: bool = field(default=False, metadata=_arg("Use torch's default Adam, not the fused kernel."))
+    no_winograd: bool = field(default=False, metadata=_arg("Run every conv directly, none by Winograd (CPU)."))
+    no_allocator_tuning: bool = field(
+        default=False, metadata=_arg("Leave glibc's allocator as it is (read by the command line, not by train()).")
+    )
     plain_eager: bool = field(
         default=False,
         metadata=_arg(
-            "Turn the speed-ups off (fused Adam, allocator tuning, Winograd convs) and run the plain eager loop."
+            "All of --no_fused_adam, --no_winograd and --no_allocator_tuning: the plain eager loop, same maths."
         ),
     )
     # output, checkpoints, logging
@@ -122,10 +139,18 @@ class TrainingConfig:
     tracker_project_name: str = field(default="pix2pix", metadata=_arg("Project/run name given to the tracker."))
     push_to_hub: bool = field(default=False, metadata=_arg("Upload the final model folder to --hub_model_id."))
     hub_model_id: str | None = field(default=None, metadata=_arg("Hub repo id, e.g. user/facades."))
-    quick: bool = field(default=False, metadata=_arg("Small fast CPU run on local facades (see docs/training.md)."))
+    quick: bool = field(
+        default=False, metadata=_arg("Small fast CPU run: unet_128 at 128x128, 400 steps (see docs/training.md).")
+    )
 
     def check(self) -> None:
         """Refuse inconsistent arguments before any data or model work; each error names the flags to change."""
+        self._check_choices()
+        self._check_counts()
+        self._check_shapes()
+
+    def _check_choices(self) -> None:
+        """Every field with a list of accepted values holds one of them."""
         for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type"):
             choices = fields_by_name()[name].metadata["choices"]
             if getattr(self, name) not in choices:
@@ -137,10 +162,15 @@ class TrainingConfig:
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
         for name in ("input_nc", "output_nc"):
-            if getattr(self, name) not in (1, 3, 4):
+            if getattr(self, name) not in CHANNEL_COUNTS:
                 raise ValueError(
                     f"--{name} {getattr(self, name)} is not supported; use 1 (grayscale), 3 (RGB) or 4 (RGBA)."
                 )
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id user/name.")
+
+    def _check_counts(self) -> None:
+        """Sizes, steps, epochs and the learning rate are in range."""
         positive = ("load_size", "crop_size", "batch_size", "gradient_accumulation_steps", "checkpointing_steps")
         for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
             if getattr(self, name) < 1:
@@ -162,8 +192,9 @@ class TrainingConfig:
             raise ValueError("--val_size must be positive (a count or a fraction), or pass --validation_split.")
         if self.val_size >= 1 and self.val_size != int(self.val_size):
             raise ValueError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
-        if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id user/name.")
+
+    def _check_shapes(self) -> None:
+        """The crop fits the resized image, and both networks fit the crop."""
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
             raise ValueError(
                 f"--crop_size {self.crop_size} is larger than --load_size {self.load_size}: the random crop must fit "
@@ -177,16 +208,26 @@ class TrainingConfig:
                 f"by {multiple}; --crop_size {self.crop_size} is not. Use --crop_size {fitting} "
                 f"or a shallower generator ({suggest_generator(self.crop_size)})."
             )
-        if "crop" in self.preprocess and discriminator_output_size(self.crop_size, self.d_layers) < 1:
+        depth = discriminator_depth(self.netD, self.n_layers_D)
+        if "crop" in self.preprocess and discriminator_output_size(self.crop_size, depth) < 1:
             raise ValueError(
-                f"--netD {self.netD} with {self.d_layers} layers is too deep for --crop_size {self.crop_size}: "
+                f"--netD {self.netD} with {depth} layers is too deep for --crop_size {self.crop_size}: "
                 "its output would be empty. Use a smaller --n_layers_D or a larger crop."
             )
 
+    # The speed-ups, each with its own switch; --plain_eager turns them all off. Same maths either way.
     @property
-    def d_layers(self) -> int:
-        """The discriminator's ``n_layers`` for ``netD``: basic is the 70x70 PatchGAN (3), pixel 0, image 5."""
-        return {"basic": 3, "n_layers": self.n_layers_D, "pixel": 0, "image": 5}[self.netD]
+    def fused_adam(self) -> bool:
+        return not (self.no_fused_adam or self.plain_eager)
+
+    @property
+    def winograd(self) -> bool:
+        return not (self.no_winograd or self.plain_eager)
+
+    @property
+    def allocator_tuning(self) -> bool:
+        """Process-wide, so only entry points (``training.cli``) read it; ``train()`` never changes the process."""
+        return not (self.no_allocator_tuning or self.plain_eager)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -205,14 +246,11 @@ def fields_by_name() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(TrainingConfig)}
 
 
-def generator_size_multiple(net_g: str) -> int:
-    """Sides the generator preset needs to divide: 2 ** num_downs for U-Nets, 4 for ResNets."""
-    return {"unet_128": 128, "unet_256": 256}.get(net_g, 4)
-
-
 def suggest_generator(crop_size: int) -> str:
+    """The generator presets whose size multiple divides ``crop_size``, as a hint for an error message."""
     fitting = [name for name in GENERATORS if crop_size % generator_size_multiple(name) == 0]
-    return "e.g. " + " or ".join(fitting) if fitting else "none of the presets fits; use a multiple of 4"
+    smallest = min(generator_size_multiple(name) for name in GENERATORS)
+    return "e.g. " + " or ".join(fitting) if fitting else f"none of the presets fits; use a multiple of {smallest}"
 
 
 def discriminator_output_size(size: int, n_layers: int) -> int:
@@ -224,15 +262,12 @@ def discriminator_output_size(size: int, n_layers: int) -> int:
     return size - 2
 
 
-def quick_overrides(repo_root: Path) -> dict[str, Any]:
-    """``--quick``: a small unet_128 at 128x128 on the local facades pairs that finishes in minutes on a CPU.
+def quick_overrides() -> dict[str, Any]:
+    """``--quick``: a small unet_128 at 128x128 on facades (labels -> photo) that finishes in minutes on a CPU.
 
-    ``repo_root`` is the clone's root, so ``../shared/data/facades/train`` resolves from wherever the script
-    runs. Where that folder does not exist the Hub's ``huggan/facades`` is used.
+    It does not choose the data: ``--dataset`` does (``make demo`` passes the local facades pairs).
     """
-    local = (repo_root / FACADES_LOCAL).resolve()
     return {
-        "dataset": str(local) if local.is_dir() else "huggan/facades",
         "direction": "BtoA",
         "netG": "unet_128",
         "ngf": 32,
@@ -245,7 +280,7 @@ def quick_overrides(repo_root: Path) -> dict[str, Any]:
         "checkpointing_steps": 200,
         "checkpoints_total_limit": 1,
         "logging_steps": 10,
-        "dataloader_num_workers": 0,  # a pair decodes in a few ms, ~2% of a CPU step: a worker would only compete
+        "dataloader_num_workers": 0,  # decoding a pair is cheap next to a CPU step: a worker would only compete
         "output_dir": "outputs/facades-quick",
         "overwrite_output_dir": True,  # the demo is meant to be run again and again
     }
@@ -286,7 +321,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: list[str] | None = None, *, repo_root: Path | None = None) -> TrainingConfig:
+def config_from_args(argv: list[str] | None = None) -> TrainingConfig:
     """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
 
     Flags given explicitly always win over the ``--quick`` preset.
@@ -294,7 +329,7 @@ def config_from_args(argv: list[str] | None = None, *, repo_root: Path | None = 
     parser = add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
     args = parser.parse_args(argv)
     if args.quick:
-        parser.set_defaults(**quick_overrides(repo_root or Path.cwd()))
+        parser.set_defaults(**quick_overrides())
         args = parser.parse_args(argv)
     config = TrainingConfig(**vars(args))
     config.check()

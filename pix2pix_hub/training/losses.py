@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAN_MODES = ("vanilla", "lsgan", "wgangp", "hinge")
+from ..constants import GAN_MODES, check_choice
 
 
 class GANLoss:
@@ -18,8 +18,7 @@ class GANLoss:
     (Wasserstein critic; add ``gradient_penalty``) or ``hinge``."""
 
     def __init__(self, mode: str = "vanilla") -> None:
-        if mode not in GAN_MODES:
-            raise ValueError(f"gan_mode={mode!r} is not supported; choose one of {', '.join(GAN_MODES)}.")
+        check_choice("gan_mode", mode, GAN_MODES)
         self.mode = mode
 
     def _towards(self, logits: torch.Tensor, real: bool) -> torch.Tensor:

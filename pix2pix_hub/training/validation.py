@@ -6,8 +6,6 @@ Every process scores its share of the pairs; the sums are added across processes
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -45,7 +43,7 @@ def translate(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(generator: nn.Module, dataset: Any, accelerator: Accelerator) -> dict[str, float]:
+def validation_metrics(generator: nn.Module, dataset: Any, accelerator: Accelerator) -> dict[str, float]:
     """Mean ``l1``, ``psnr``, ``ssim`` over every pair of ``dataset`` (a ``PairedDataset``), all processes together."""
     indices = list(range(accelerator.process_index, len(dataset), accelerator.num_processes))
     sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64, device=accelerator.device)
@@ -69,12 +67,3 @@ def sample_grid(generator: nn.Module, dataset: Any, rows: int, device: torch.dev
         for x, y, z in zip(inputs, outputs, targets):
             grid_rows.append([tensor_to_image(x), tensor_to_image(y), tensor_to_image(z)])
     return make_grid(grid_rows)
-
-
-def save_png(image: Image.Image, path: Path) -> Path:
-    """Atomic PNG write (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path

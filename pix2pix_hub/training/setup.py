@@ -1,0 +1,260 @@
+"""What a run is built from: the accelerator, the networks, the optimizers and schedules, the data, the checks.
+
+Plain functions of a ``TrainingConfig``, so tests and benchmarks build exactly what ``train()`` builds. Everything
+that can be wrong with the arguments, the output folder or the data is found here, before the first step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, broadcast_object_list
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from .. import fileio
+from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
+from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
+from ..models.winograd import use_winograd
+from . import checkpoint
+from .config import TrainingConfig
+
+LOGS_DIR = "logs"
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
+
+
+# ----- networks and optimisation ---------------------------------------------------------------------------------
+def build_networks(config: TrainingConfig) -> tuple[nn.Module, nn.Module]:
+    """The generator preset and the conditional discriminator preset (``input_nc + output_nc`` channels) that
+    ``config`` names, from the registry; Winograd convs on unless ``config`` turns them off."""
+    common = {"norm": config.norm, "init_type": config.init_type, "init_gain": config.init_gain}
+    generator = build_generator(
+        config.netG,
+        in_channels=config.input_nc,
+        out_channels=config.output_nc,
+        ngf=config.ngf,
+        dropout=0.0 if config.no_dropout else 0.5,
+        **common,
+    )
+    discriminator = build_discriminator(
+        config.netD,
+        in_channels=config.input_nc + config.output_nc,
+        ndf=config.ndf,
+        **common,
+        **discriminator_extra_args(config.netD, config.n_layers_D),
+    )
+    for network in (generator, discriminator):
+        use_winograd(network, config.winograd)
+    return generator, discriminator
+
+
+def make_adam(params: Any, config: TrainingConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam with the paper's betas; the fused kernel (same maths, one kernel for all tensors) where this torch has
+    it for ``device``, unless ``config`` turns it off."""
+    kwargs = {"lr": config.lr, "betas": (config.beta1, config.beta2)}
+    if device.type in ("cuda", "cpu") and config.fused_adam:
+        try:
+            return torch.optim.Adam(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError):
+            pass
+    return torch.optim.Adam(params, **kwargs)
+
+
+class LRFactor:
+    """Learning-rate multiplier after ``step`` updates, by epoch (``step // updates_per_epoch``), as the authors:
+
+    ``linear``: 1 for ``n_epochs``, then down by ``1 / (n_epochs_decay + 1)`` per epoch; ``step``: x0.1 every
+    ``lr_decay_iters`` epochs; ``cosine``: half a cosine over all epochs; ``constant``: 1. A class, not a lambda,
+    so ``LambdaLR.state_dict`` (and thus a checkpoint) carries it.
+    """
+
+    def __init__(self, config: TrainingConfig, updates_per_epoch: int) -> None:
+        self.policy = config.lr_policy
+        self.updates_per_epoch = max(1, updates_per_epoch)
+        self.n_epochs = config.n_epochs
+        self.n_epochs_decay = config.n_epochs_decay
+        self.lr_decay_iters = config.lr_decay_iters
+
+    def __call__(self, step: int) -> float:
+        epoch = step // self.updates_per_epoch
+        if self.policy == "linear":
+            return max(0.0, 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1))
+        if self.policy == "step":
+            return 0.1 ** (epoch // self.lr_decay_iters)
+        if self.policy == "cosine":
+            total = max(1, self.n_epochs + self.n_epochs_decay)
+            return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
+        return 1.0
+
+
+def make_schedulers(config: TrainingConfig, optimizers: tuple, updates_per_epoch: int) -> tuple:
+    """One ``LambdaLR(LRFactor)`` per (prepared) optimizer. Not prepared: Accelerate would step them once per
+    process, and ours count updates."""
+    return tuple(
+        torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, LRFactor(config, updates_per_epoch))
+        for optimizer in optimizers
+    )
+
+
+def make_accelerator(config: TrainingConfig) -> Accelerator:
+    """The ``Accelerator``. ``mixed_precision`` is passed only when given, so ``accelerate launch
+    --mixed_precision`` (or its config file) decides otherwise; on a CPU that default is fp32."""
+    kwargs: dict[str, Any] = {}
+    if config.mixed_precision is not None:
+        kwargs["mixed_precision"] = config.mixed_precision
+    output_dir = Path(config.output_dir)
+    return Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / LOGS_DIR)),
+        **kwargs,
+    )
+
+
+def tracker_config(config: TrainingConfig) -> dict[str, Any]:
+    """The config as tracker hyper-parameters (TensorBoard takes only numbers, strings and booleans)."""
+    return {
+        key: value if isinstance(value, (int, float, str, bool)) else str(value)
+        for key, value in asdict(config).items()
+    }
+
+
+# ----- data ------------------------------------------------------------------------------------------------------
+class EpochShuffler(Sampler[int]):
+    """A permutation of ``range(size)`` drawn from ``(seed, epoch)`` only: identical in every process and after a
+    resume, and it never touches the global RNG (which dropout uses and checkpoints restore)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+def load_datasets(config: TrainingConfig, size_multiple: int) -> tuple[PairedDataset, PairedDataset]:
+    """``(train, validation)`` ``PairedDataset``s; every pair is decoded once first (fail fast, rows named)."""
+
+    def pairs_of(split: str) -> Any:
+        return load_pairs(
+            config.dataset, split=split, direction=config.direction, column_a=config.column_a, column_b=config.column_b
+        )
+
+    pairs = pairs_of(config.split)
+    if config.validation_split:
+        train_pairs, val_pairs = pairs, pairs_of(config.validation_split)
+    else:
+        if config.val_size >= len(pairs):
+            raise ValueError(
+                f"--val_size {config.val_size} leaves no training pairs: {config.dataset} has {len(pairs)} pairs "
+                f"in split {config.split!r}."
+            )
+        val_size = int(config.val_size) if config.val_size >= 1 else config.val_size
+        train_pairs, val_pairs = split_pairs(pairs, val_size=val_size, seed=config.seed)
+    common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
+    common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
+    train_transform = PairedTransform(flip=not config.no_flip, train=True, **common)
+    val_transform = PairedTransform(flip=False, train=False, **common)
+    if not config.skip_bad_samples:
+        check_pairs(train_pairs, transform=train_transform)
+        check_pairs(val_pairs, transform=val_transform)
+    train = PairedDataset(train_pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    return train, val
+
+
+def make_loader(config: TrainingConfig, dataset: PairedDataset, sampler: EpochShuffler, device: torch.device):
+    """The training ``DataLoader`` (not yet prepared): ``sampler`` orders it, batches are ``collate_pairs``'s."""
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.dataloader_num_workers,
+        collate_fn=collate_pairs,
+        pin_memory=device.type == "cuda",
+        # Its own generator: worker seeds must not consume the global RNG, or a resumed run would diverge.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def first_good_batch(dataset: PairedDataset) -> dict[str, torch.Tensor]:
+    """A one-pair batch from the first decodable pair: stands in for a batch whose pairs were all skipped."""
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if item is not None:
+            return collate_pairs([item])
+    raise RuntimeError("Every training pair was skipped as unreadable; check the dataset.")
+
+
+# ----- checks before any work ------------------------------------------------------------------------------------
+def check_tracker(report_to: str) -> None:
+    """Refuse a ``--report_to`` whose package is not installed, saying what to install."""
+    if report_to == "none":
+        return
+    if not any(importlib.util.find_spec(name) for name in TRACKER_PACKAGES[report_to]):
+        raise ImportError(
+            f"--report_to {report_to} needs the {TRACKER_PACKAGES[report_to][0]} package: "
+            f"pip install {TRACKER_PACKAGES[report_to][0]} (or pass --report_to none)."
+        )
+
+
+def check_output_dir(path: Path) -> None:
+    """Create ``path`` and prove a file can be written there, or say which path is the problem."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = fileio.write_bytes(fileio.temporary_sibling(path / "write-test"), b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"--output_dir {path} cannot be written ({error.strerror or error}). Choose a folder you can write to."
+        ) from error
+
+
+def prepare_output_dir(config: TrainingConfig) -> None:
+    """Main process, before anything is built: a writable ``output_dir`` that a fresh run will not mix with an
+    older run's checkpoints, without what a killed run left half-written."""
+    output_dir = Path(config.output_dir)
+    check_output_dir(output_dir)
+    existing = checkpoint.list_checkpoints(output_dir)
+    if existing and config.resume_from_checkpoint is None:
+        if not config.overwrite_output_dir:
+            raise FileExistsError(
+                f"--output_dir {output_dir} already holds checkpoints ({existing[-1].name}); pass "
+                "--resume_from_checkpoint latest to continue that run, --overwrite_output_dir to start afresh "
+                "(deleting them), or another --output_dir."
+            )
+        shutil.rmtree(checkpoint.checkpoints_dir(output_dir))
+    checkpoint.remove_stale(output_dir)
+    fileio.remove_temporaries(output_dir)
+
+
+def on_main_then_everywhere(accelerator: Accelerator, check: Callable[[], None]) -> None:
+    """Run ``check`` on the main process only (it may write) and raise its error in every process alike."""
+    message: list[Any] = [None]
+    if accelerator.is_main_process:
+        try:
+            check()
+        except Exception as error:  # noqa: BLE001 - re-raised below, in every process
+            if accelerator.num_processes == 1:
+                raise
+            message = [f"{type(error).__name__}: {error}"]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(message)
+        if message[0] is not None:
+            raise RuntimeError(message[0])

@@ -1,0 +1,332 @@
+"""The training run on Accelerate: devices, DDP, mixed precision, gradient accumulation, checkpoints.
+
+``train(config)`` runs one ``TrainingConfig`` end to end in every process that ``accelerate launch`` (or torchrun)
+started; the main process alone writes files, logs and prints. ``Trainer`` holds the run's state: ``__init__`` is
+the set-up, ``fit`` the loop (``train_step`` per batch, then the periodic work after each update), ``finish`` the
+end (final checkpoint, validation, publish). Process-wide settings (the allocator) are left to the entry point.
+
+Output folder::
+
+    output_dir/config.json, model.safetensors, discriminator/, README.md, samples.png   the model (save_pretrained)
+    output_dir/pix2pix.json                                                            what it does (ModelInfo)
+    output_dir/checkpoints/checkpoint-<step>/                                          resumable states
+    output_dir/samples/step-<step>.png                                                 validation grids
+    output_dir/logs/                                                                   tracker logs
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from .. import fileio
+from ..performance import rss_mb
+from ..pipeline import Pix2Pix
+from . import checkpoint
+from .config import TrainingConfig
+from .losses import GANLoss
+from .publish import model_info, publish
+from .setup import (
+    EpochShuffler,
+    build_networks,
+    check_tracker,
+    first_good_batch,
+    load_datasets,
+    make_accelerator,
+    make_adam,
+    make_loader,
+    make_schedulers,
+    on_main_then_everywhere,
+    prepare_output_dir,
+    tracker_config,
+)
+from .step import StepParts, train_step
+from .sync_norm import sync_batchnorm
+from .validation import sample_grid, validation_metrics
+
+SAMPLES_DIR = "samples"
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainingResult:
+    """What ``train`` leaves behind: the saved folder, the trained ``Pix2Pix`` (unwrapped, on its device), metrics."""
+
+    output_dir: Path
+    pix2pix: Pix2Pix
+    global_step: int
+    metrics: dict[str, float]
+    num_processes: int
+    process_index: int
+    skipped_samples: int
+
+
+class Throughput:
+    """Training images per second: images counted since the last ``take``, over the time spent training."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.started = time.perf_counter()
+        self.images = 0
+
+    def add(self, images: int) -> None:
+        self.images += images
+
+    def take(self) -> float:
+        """Images per second since the last ``take`` (or the start); counting starts afresh."""
+        rate = self.images / (time.perf_counter() - self.started)
+        self.restart()
+        return rate
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside (checkpoints, validation) is not training time."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.started += time.perf_counter() - start
+
+
+class Trainer:
+    """One run of ``config`` in this process (one of ``num_processes``): built and checked here, run by ``fit``.
+
+    Everything that can be wrong with the arguments, the output folder, the checkpoint to resume or the dataset
+    is found here, before the first step.
+    """
+
+    def __init__(self, config: TrainingConfig) -> None:
+        config.check()
+        check_tracker(config.report_to)
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        resume = checkpoint.resolve_resume(self.output_dir, config.resume_from_checkpoint)
+        if resume is not None:
+            checkpoint.check_compatible(resume, config)
+
+        self.accelerator = make_accelerator(config)
+        self.main = self.accelerator.is_main_process
+        on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config))
+        precision = self.accelerator.mixed_precision
+        if self.accelerator.device.type == "cpu" and precision != "no":
+            self.accelerator.print(f"Warning: {precision} on a CPU is usually far slower than fp32.")
+
+        set_seed(config.seed)
+        self._build()
+        self.step = self._resume(resume)
+        self.last_saved = self.step if resume is not None else -1
+        self._announce()
+        self.progress = tqdm(
+            total=self.total_steps, initial=self.step, disable=not self.main, desc="pix2pix", dynamic_ncols=True
+        )
+        self.throughput = Throughput()
+        self.previous_batch: Batch | None = None
+
+    def _build(self) -> None:
+        """Networks, data, optimizers, schedules, prepared by Accelerate (in this order: the RNG draws depend on it)."""
+        config, accelerator = self.config, self.accelerator
+        generator, discriminator = build_networks(config)
+        with accelerator.main_process_first():
+            self.train_set, self.val_set = load_datasets(config, generator.size_multiple)
+        if accelerator.num_processes > 1 and config.norm == "batch":
+            generator = sync_batchnorm(generator, accelerator.device)
+            discriminator = sync_batchnorm(discriminator, accelerator.device)
+        self.sampler = EpochShuffler(len(self.train_set), config.seed)
+        loader = make_loader(config, self.train_set, self.sampler, accelerator.device)
+        optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
+        optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
+        generator, discriminator, optimizer_g, optimizer_d, self.loader = accelerator.prepare(
+            generator, discriminator, optimizer_g, optimizer_d, loader
+        )
+        gan_loss = GANLoss(config.gan_mode)
+        self.parts = StepParts(
+            generator, discriminator, optimizer_g, optimizer_d, gan_loss, config.lambda_l1, config.lambda_gp
+        )
+        self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
+        self.updates_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
+        self.schedulers = make_schedulers(config, (optimizer_g, optimizer_d), self.updates_per_epoch)
+        accelerator.register_for_checkpointing(*self.schedulers)  # so checkpoints carry them
+        self.total_steps = config.max_train_steps or (config.n_epochs + config.n_epochs_decay) * self.updates_per_epoch
+        self.num_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
+
+    def _resume(self, resume: Path | None) -> int:
+        """Restore ``resume`` (weights, optimizers, schedules, RNGs) and return its step; 0 for a new run."""
+        if resume is None:
+            if self.config.resume_from_checkpoint == "latest":
+                where = checkpoint.checkpoints_dir(self.output_dir)
+                self.accelerator.print(f"No checkpoint in {where}; starting a new run.")
+            return 0
+        state = checkpoint.load_checkpoint(self.accelerator, resume)
+        step = int(state["global_step"])
+        written_by = (state.get("num_processes"), state.get("batch_size"))
+        if written_by != (self.accelerator.num_processes, self.config.batch_size):
+            self.accelerator.print(
+                f"Warning: {resume} was written by {state.get('num_processes')} process(es) at batch size "
+                f"{state.get('batch_size')}; the data order will not continue exactly."
+            )
+        self.accelerator.print(f"Resumed from {resume} at step {step}.")
+        return step
+
+    def _announce(self) -> None:
+        config, accelerator = self.config, self.accelerator
+        accelerator.print(
+            f"pix2pix: {len(self.train_set)} training and {len(self.val_set)} validation pairs; "
+            f"{accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision "
+            f"{accelerator.mixed_precision}; {self.total_steps} updates ({self.updates_per_epoch} per epoch) of batch "
+            f"{config.batch_size} x {accelerator.num_processes} x {config.gradient_accumulation_steps}."
+        )
+        if self.main and config.report_to != "none":
+            accelerator.init_trackers(config.tracker_project_name, config=tracker_config(config))
+
+    # ----- the loop ----------------------------------------------------------------------------------------------
+    def fit(self) -> TrainingResult:
+        """Train to ``total_steps``: a D-then-G step per batch; after each update, log, checkpoint, validate."""
+        for epoch, batch in self.batches():
+            losses = train_step(batch, self.parts, self.accelerator)
+            self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
+            if self.accelerator.sync_gradients:  # an update (not a micro-batch of gradient accumulation)
+                self.after_update(epoch, losses)
+                if self.step >= self.total_steps:
+                    break
+        return self.finish()
+
+    def batches(self) -> Iterator[tuple[int, Batch]]:
+        """``(epoch, batch)`` from where the run stands: a resumed run skips what its epoch has already seen."""
+        for epoch in range(self.step // self.updates_per_epoch, self.num_epochs):
+            if self.step >= self.total_steps:
+                return
+            self.train_set.set_epoch(epoch)
+            self.sampler.set_epoch(epoch)
+            loader = self.loader
+            skip = (self.step - epoch * self.updates_per_epoch) * self.config.gradient_accumulation_steps
+            if skip > 0:
+                loader = self.accelerator.skip_first_batches(self.loader, skip)
+            loader.set_epoch(epoch)
+            for batch in loader:
+                yield epoch, self._stand_in_for_empty(batch)
+
+    def _stand_in_for_empty(self, batch: Batch | None) -> Batch:
+        """``None`` means every pair of the batch was unreadable and skipped (``--skip_bad_samples``): the
+        previous batch (or the first readable pair) is trained on again instead, so every process steps alike."""
+        if batch is None:
+            batch = self.previous_batch if self.previous_batch is not None else first_good_batch(self.train_set)
+            batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
+        self.previous_batch = batch
+        return batch
+
+    def after_update(self, epoch: int, losses: Batch) -> None:
+        """The schedules step, then the periodic work; the last update always logs and checkpoints."""
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.step += 1
+        self.progress.update(1)
+        last = self.step == self.total_steps
+        if self.step % self.config.logging_steps == 0 or last:
+            self.log(epoch, losses)
+        with self.throughput.paused():  # images/s measures training only
+            if self.step % self.config.checkpointing_steps == 0 or last:
+                self.save_checkpoint(epoch)
+            if self.step % self.config.validation_steps == 0 and not last:
+                self.validate()
+
+    # ----- periodic work -----------------------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        """Print on the main process, above the progress bar."""
+        if self.main:
+            self.progress.write(message)
+
+    def log(self, epoch: int, losses: Batch) -> None:
+        """The losses averaged over processes, the learning rate, images/s and memory, to the tracker and the bar."""
+        names = sorted(losses)
+        values = self.accelerator.reduce(torch.stack([losses[name].float() for name in names]), reduction="mean")
+        logs = dict(zip(names, values.tolist()))
+        logs.update(lr=self.schedulers[0].get_last_lr()[0], epoch=epoch, images_per_s=self.throughput.take())
+        memory = rss_mb()  # flat after the first steps; a rise would be a leak
+        if memory is not None:
+            logs["rss_mb"] = memory
+        self.accelerator.log(logs, step=self.step)
+        self.progress.set_postfix(
+            epoch=epoch,
+            G_GAN=f"{logs['loss_G_GAN']:.3f}",
+            G_L1=f"{logs['loss_G_L1']:.3f}",
+            D_real=f"{logs['loss_D_real']:.3f}",
+            D_fake=f"{logs['loss_D_fake']:.3f}",
+            img_s=f"{logs['images_per_s']:.2f}",
+            mem=f"{logs.get('rss_mb', 0) / 1024:.2f}G",
+        )
+
+    def save_checkpoint(self, epoch: int) -> None:
+        """``checkpoint-<step>`` from every process, with where the data stands so a resume continues exactly."""
+        trainer_state = {
+            "global_step": self.step,
+            "epoch": epoch,
+            "updates_per_epoch": self.updates_per_epoch,
+            "num_processes": self.accelerator.num_processes,
+            "batch_size": self.config.batch_size,
+        }
+        limit = self.config.checkpoints_total_limit
+        path = checkpoint.save_checkpoint(
+            self.accelerator, self.output_dir, self.step, trainer_state, self.config, limit
+        )
+        self.last_saved = self.step
+        self.say(f"step {self.step}: saved {path}")
+
+    def validate(self) -> dict[str, float]:
+        """Metrics over the validation pairs (all processes); the main process also saves and logs a grid."""
+        metrics = validation_metrics(self.generator, self.val_set, self.accelerator)
+        if self.main:
+            grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
+            path = fileio.save_image(grid, self.output_dir / SAMPLES_DIR / f"step-{self.step:06d}.png")
+            self.accelerator.log({f"val_{name}": value for name, value in metrics.items()}, step=self.step)
+            self.say(
+                f"step {self.step}: validation L1 {metrics['l1']:.4f}  PSNR {metrics['psnr']:.2f} dB  "
+                f"SSIM {metrics['ssim']:.4f}  ({len(self.val_set)} pairs)  grid: {path}"
+            )
+        return metrics
+
+    # ----- the end -----------------------------------------------------------------------------------------------
+    def finish(self) -> TrainingResult:
+        """The last checkpoint (if not just written) and validation; the main process publishes the model."""
+        self.progress.close()
+        if self.last_saved != self.step:
+            self.save_checkpoint(self.step // self.updates_per_epoch)
+        metrics = self.validate()
+        discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
+        pix2pix = Pix2Pix(self.generator, discriminator, info=model_info(self.config))
+        skipped = self.train_set.skipped_count + self.val_set.skipped_count
+        if skipped:
+            self.say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
+        if self.main:
+            grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
+            publish(pix2pix, self.config, self.accelerator, metrics, grid, self.say)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        return TrainingResult(
+            output_dir=self.output_dir,
+            pix2pix=pix2pix,
+            global_step=self.step,
+            metrics=metrics,
+            num_processes=self.accelerator.num_processes,
+            process_index=self.accelerator.process_index,
+            skipped_samples=skipped,
+        )
+
+
+def train(config: TrainingConfig) -> TrainingResult:
+    """Train ``config`` in this process (one of ``num_processes``); see the module docstring for what it writes.
+
+    Everything that can be wrong with the arguments, the output folder, the checkpoint to resume or the dataset
+    is checked before the first step. The process's settings are left as they are (``training.cli`` tunes the
+    allocator).
+    """
+    return Trainer(config).fit()
