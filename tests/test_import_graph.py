@@ -10,10 +10,34 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "pix2pix_hub"
 PACKAGE = PACKAGE_DIR.name
 
 # Layer -> the package modules (prefixes) it may import; a module's layer is the longest matching prefix.
+P = PACKAGE
+BASICS = (f"{P}.constants", f"{P}.fileio", f"{P}.imaging", f"{P}.image_io", f"{P}.metrics")
+NETWORKS = (f"{P}.constants", f"{P}.fileio", f"{P}.models")
 ALLOWED = {
-    f"{PACKAGE}.constants": (),
-    f"{PACKAGE}.fileio": (),
-    f"{PACKAGE}.models": (f"{PACKAGE}.constants", f"{PACKAGE}.fileio", f"{PACKAGE}.models"),
+    f"{P}.constants": (),
+    f"{P}.fileio": (),
+    f"{P}.imaging": (),
+    f"{P}.image_io": (f"{P}.imaging",),
+    f"{P}.metrics": (),
+    f"{P}.models": NETWORKS,
+    f"{P}.model_info": (f"{P}.constants", f"{P}.fileio"),
+    f"{P}.model_card": (*NETWORKS, f"{P}.model_info"),
+    f"{P}.export": (*BASICS, f"{P}.models"),
+    f"{P}.onnx_backend": (*BASICS, f"{P}.export"),
+    f"{P}.quantize": (*BASICS, f"{P}.export"),
+    f"{P}.pipeline": (
+        *BASICS,
+        *NETWORKS,
+        *(f"{P}.{m}" for m in ("model_info", "model_card", "onnx_backend", "export", "quantize")),
+    ),
+    f"{P}.data": (*BASICS, f"{P}.model_info", f"{P}.data"),
+    # Training may use everything below the entry points, but never the CLI or the inference jobs.
+    f"{P}.training": (
+        *BASICS,
+        *NETWORKS,
+        *(f"{P}.{m}" for m in ("model_info", "model_card", "pipeline", "data", "performance", "training")),
+        *(f"{P}.{m}" for m in ("hd_losses", "onnx_backend", "export", "quantize", "launch")),
+    ),
 }
 
 
@@ -100,14 +124,23 @@ def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_layers_import_only_what_lies_below_them():
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     wrong = []
-    for module, targets in import_graph().items():
+    for module, targets in graph.items():
         layer = max((prefix for prefix in ALLOWED if module.startswith(prefix)), key=len, default=None)
-        if layer is None:
-            continue
-        wrong += [f"{module} -> {t}" for t in targets if not t.startswith(ALLOWED[layer])]
-    assert not wrong, "imports across layers: " + ", ".join(sorted(wrong))
+        if layer is not None:
+            wrong += [f"{module} -> {t}" for t in targets if not t.startswith(ALLOWED[layer])]
+    return sorted(wrong)
+
+
+def test_layers_import_only_what_lies_below_them():
+    wrong = layer_violations(import_graph())
+    assert not wrong, "imports across layers: " + ", ".join(wrong)
+
+
+def test_a_network_importing_the_pipeline_is_a_violation():
+    graph = {f"{P}.models.unet": {f"{P}.pipeline", f"{P}.models.layers"}, f"{P}.cli": {f"{P}.training"}}
+    assert layer_violations(graph) == [f"{P}.models.unet -> {P}.pipeline"]
 
 
 def test_function_local_imports_count_and_type_checking_ones_do_not():
