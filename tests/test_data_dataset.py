@@ -13,9 +13,11 @@ from pix2pix_hub.data import (
     PairedDataset,
     PairedIterableDataset,
     PairedTransform,
+    PairsSourceError,
     check_pairs,
     collate_pairs,
     load_pairs,
+    raw_rows,
 )
 
 SMALL = PairedTransform(load_size=40, crop_size=32)
@@ -208,3 +210,97 @@ def test_16_bit_and_cmyk_files_are_converted(tmp_path):
     assert torch.equal(deep["input"], torch.ones(3, 32, 32))  # 16-bit white stays white (scaled, not clipped)
     assert cmyk["input"].min() > 0.95  # CMYK with no ink is white in RGB
     assert torch.equal(cmyk["target"], -torch.ones(3, 32, 32))
+
+
+# ----- label maps and instance maps (pix2pixHD) -------------------------------------------------------------
+def label_folders(root, labels: list[np.ndarray], with_instances: bool = True):
+    """A/ class-index PNGs (mode L), B/ photos, I/ 16-bit instance ids (object k of class c: id 1000 c + k)."""
+    for side in "ABI" if with_instances else "AB":
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i, classes in enumerate(labels):
+        Image.fromarray(classes.astype(np.uint8), mode="L").save(root / "A" / f"{i}.png")
+        noise(classes.shape[1], classes.shape[0], i).save(root / "B" / f"{i}.png")
+        if with_instances:
+            ids = (1000 * classes + (np.arange(classes.shape[1]) >= classes.shape[1] // 2)).astype(np.uint16)
+            Image.fromarray(ids).save(root / "I" / f"{i}.png")
+    return root
+
+
+def test_instance_maps_from_an_i_folder_become_the_boundary_channel(tmp_path):
+    classes = np.zeros((16, 32), dtype=np.int64)
+    classes[8:] = 3  # two classes, top and bottom; each split in two instances left and right
+    root = label_folders(tmp_path, [classes, classes])
+    assert load_pairs(root).column_names == ["input", "target"]  # instances only when asked for
+    pairs = load_pairs(root, column_instance="instance")
+    assert pairs.column_names == ["input", "target", "instance"]
+    transform = PairedTransform(preprocess="none", flip=False, label_nc=4, instance=True)
+    item = PairedDataset(pairs, transform)[1]
+    assert item["input"].shape == (5, 16, 32) and item["target"].shape == (3, 16, 32)
+    np.testing.assert_array_equal(item["input"][:4].argmax(0).numpy(), classes)
+    edges = item["input"][4].numpy()
+    assert edges[[7, 8]].all() and edges[:, [15, 16]].all()  # the class border and the instance border
+    assert edges.sum() == 2 * 32 + 2 * 16 - 4
+
+
+def test_an_instance_map_missing_from_i_is_named(tmp_path):
+    root = label_folders(tmp_path, [np.zeros((8, 8))] * 2)
+    (root / "I" / "1.png").unlink()
+    with pytest.raises(PairsSourceError, match=r"only in .*A: 1"):
+        load_pairs(root, column_instance="instance")
+    plain = label_folders(tmp_path / "plain", [np.zeros((8, 8))], with_instances=False)
+    with pytest.raises(PairsSourceError, match=r"has no instance maps .* Put them in an I/ folder beside A/ and B/"):
+        load_pairs(plain, column_instance="instance")
+
+
+def test_bad_label_value_is_named_by_file(tmp_path):
+    good, bad = np.zeros((8, 16)), np.zeros((8, 16))
+    bad[2, 3] = 9
+    root = label_folders(tmp_path, [good, bad, good], with_instances=False)
+    data = PairedDataset(load_pairs(root), PairedTransform(preprocess="none", label_nc=8))
+    assert data[0]["input"].shape == (8, 8, 16)
+    with pytest.raises(BadSampleError) as caught:
+        data[1]
+    line = str(caught.value).splitlines()[0]
+    assert line.startswith("row 1: label map ") and line.endswith(
+        "label value 9 outside 0..7 (label_nc=8); raise --label_nc or fix the map."
+    )
+    assert str(root / "A" / "1.png") in line and "B" not in line.replace(str(root), "")
+    skipping = PairedDataset(load_pairs(root), PairedTransform(preprocess="none", label_nc=8), skip_bad_samples=True)
+    assert skipping[1] is None and skipping[2] is not None and skipping.skipped_count == 1
+
+
+def test_two_to_one_label_pairs_batch_at_their_own_size(tmp_path):
+    """2:1 label/photo pairs through scale_width: whole images, both sides multiples of the generator's 16."""
+    classes = np.kron(np.arange(8).reshape(2, 4), np.ones((40, 40), dtype=np.int64))  # 160x80, 8 classes
+    root = label_folders(tmp_path, [classes, classes[:, ::-1].copy()])
+    # crop_size only floors the height here (the authors' scale_width): keep it at most the scaled height.
+    transform = PairedTransform(
+        load_size=128, crop_size=64, preprocess="scale_width", label_nc=8, instance=True, size_multiple=16
+    )
+    data = PairedDataset(load_pairs(root, column_instance="instance"), transform, seed=0)
+    batch = next(iter(DataLoader(data, batch_size=2, collate_fn=collate_pairs)))
+    assert batch["input"].shape == (2, 9, 64, 128) and batch["target"].shape == (2, 3, 64, 128)
+    assert torch.equal(batch["input"][:, :8].sum(1), torch.ones(2, 64, 128))
+
+
+def test_any_image_column_can_hold_the_instance_maps(tmp_path):
+    from pix2pix_hub.data import SourceInfo, select_pairs
+
+    root = label_folders(tmp_path, [np.zeros((8, 8))])
+    files = {"label": [str(root / "A" / "0.png")], "photo": [str(root / "B" / "0.png")]}
+    table = datasets.Dataset.from_dict({**files, "ids": [str(root / "I" / "0.png")], "caption": ["x"]})
+    info = SourceInfo("parquet", "table.parquet", None, table.column_names)
+    for direction, input_file in (("AtoB", "A"), ("BtoA", "B")):
+        pairs = select_pairs(
+            table, info, column_a="label", column_b="photo", direction=direction, column_instance="ids"
+        )
+        assert pairs.column_names == ["input", "target", "instance"]
+        row = raw_rows(pairs)[0]
+        assert row["input"]["path"].endswith(f"{input_file}/0.png")
+        assert PairedDataset(pairs, SMALL).rows[0]["instance"]["path"].endswith("I/0.png")
+    same = select_pairs(table, info, column_a="label", column_b="label", direction="AtoB", column_instance="ids")
+    assert sorted(same.column_names) == ["input", "instance", "target"]
+    with pytest.raises(PairsSourceError, match="column_instance='label' is also the input"):
+        select_pairs(table, info, column_a="label", column_b="photo", direction="AtoB", column_instance="label")
+    with pytest.raises(PairsSourceError, match=r"no instance maps \(no column 'inst'; columns: label, photo, ids"):
+        select_pairs(table, info, column_a="label", column_b="photo", direction="AtoB", column_instance="inst")

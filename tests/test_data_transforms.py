@@ -170,3 +170,43 @@ def test_colorization_gray_input_color_target():
     assert x.shape == (1, 16, 16) and y.shape == (3, 16, 16)
     assert x[0, 0, 0].item() == pytest.approx(76 / 127.5 - 1)  # ITU-R 601 luma of pure red
     assert y[:, 0, 0].tolist() == [1.0, -1.0, -1.0]
+
+
+# ----- non-square data (pix2pixHD's Cityscapes: whole 2:1 images) --------------------------------------------
+def two_to_one(width: int) -> Image.Image:
+    """A smooth 2:1 RGB image (width x width/2) whose pixels still differ everywhere."""
+    y, x = np.mgrid[0 : width // 2, 0:width]
+    return Image.fromarray(np.stack([x % 256, y % 256, (x // 256) * 60], axis=-1).astype(np.uint8))
+
+
+@pytest.mark.parametrize("multiple", [16, 32])  # GlobalGenerator (4 halvings), LocalEnhancer (5)
+def test_scale_width_trains_on_whole_two_to_one_images(multiple):
+    transform = PairedTransform(load_size=1024, preprocess="scale_width", size_multiple=multiple)
+    x, y = transform(two_to_one(2048), two_to_one(2048), seed=0)
+    assert x.shape == y.shape == (3, 512, 1024)  # the whole image at half size: no crop, no square
+    same_size = two_to_one(1024)
+    x, _ = PairedTransform(load_size=1024, preprocess="scale_width", flip=False)(same_size, same_size)
+    np.testing.assert_array_equal(to_uint8(x), np.asarray(same_size))  # already 1024 wide: untouched
+    x, _ = PairedTransform(load_size=1024, preprocess="scale_width", size_multiple=multiple)(
+        two_to_one(1000), two_to_one(1000), seed=0
+    )
+    assert x.shape == (3, 512, 1024)  # 1000x500 scales to 1024x512
+    wide = coordinate_image(240, 70)  # 1024 x 298.7: the height rounds to a multiple
+    x, _ = PairedTransform(load_size=1024, preprocess="scale_width", size_multiple=multiple, train=False)(wide, wide)
+    assert x.shape[2] == 1024 and x.shape[1] % multiple == 0 and abs(x.shape[1] - 298.7) <= multiple / 2
+
+
+def test_scale_width_and_crop_cuts_squares_out_of_the_scaled_image():
+    image = coordinate_image(256, 128)
+    scaled = np.asarray(image.resize((128, 64), Image.BICUBIC))  # load_size 128: the 2:1 image at 128x64
+    transform = PairedTransform(load_size=128, crop_size=64, preprocess="scale_width_and_crop", flip=False)
+    lefts = set()
+    for seed in range(8):
+        x, y = transform(image, image, seed=seed)
+        assert torch.equal(x, y) and x.shape == (3, 64, 64)
+        window = to_uint8(x)
+        left = next(left for left in range(65) if np.array_equal(scaled[:, left : left + 64], window))
+        lefts.add(left)
+    assert len(lefts) > 1  # the crop moves along the width
+    x, _ = PairedTransform(load_size=128, crop_size=64, preprocess="scale_width_and_crop", train=False)(image, image)
+    np.testing.assert_array_equal(to_uint8(x), scaled[:, 32:96])  # eval: centre of the undistorted image

@@ -11,7 +11,7 @@ PACKAGE = PACKAGE_DIR.name
 
 # Layer -> the package modules (prefixes) it may import; a module's layer is the longest matching prefix.
 P = PACKAGE
-BASICS = (f"{P}.constants", f"{P}.fileio", f"{P}.imaging", f"{P}.image_io", f"{P}.metrics")
+BASICS = (f"{P}.constants", f"{P}.fileio", f"{P}.imaging", f"{P}.image_io", f"{P}.metrics", f"{P}.labels")
 NETWORKS = (f"{P}.constants", f"{P}.fileio", f"{P}.models")
 ALLOWED = {
     f"{P}.constants": (),
@@ -19,6 +19,7 @@ ALLOWED = {
     f"{P}.imaging": (),
     f"{P}.image_io": (f"{P}.imaging",),
     f"{P}.metrics": (),
+    f"{P}.labels": (),
     f"{P}.models": NETWORKS,
     f"{P}.model_info": (f"{P}.constants", f"{P}.fileio"),
     f"{P}.model_card": (*NETWORKS, f"{P}.model_info"),

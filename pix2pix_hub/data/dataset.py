@@ -2,7 +2,11 @@
 
 A sample's randomness comes from ``(seed, epoch, index)`` only, so the same sample gets the same crop and flip
 whatever the DataLoader worker or process that draws it. Bad samples raise with the row and file named, or,
-with ``skip_bad_samples``, come back as ``None`` (dropped by ``collate_pairs``) and are counted.
+with ``skip_bad_samples``, come back as ``None`` (dropped by ``collate_pairs``) and are counted. A label map with a
+class outside ``label_nc`` is named by its file and the bad values.
+
+Pairs may carry a third image column, ``instance`` (``load_pairs(column_instance=...)``, an ``I/`` folder beside
+``A/`` and ``B/``): with a ``PairedTransform(instance=True)`` each sample's instance map is decoded and passed to it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
+from ..image_io import DECODE_ERRORS, image_file, open_image
+from ..labels import LabelMapError
 from .checks import BadSampleError, describe_row, open_pair, raw_rows
 from .transforms import PairedTransform
 
 logger = logging.getLogger(__name__)
+INSTANCE_COLUMN = "instance"
 # One counter slot per DataLoader worker (slot 0: the main process), each written by one process only, so the
 # shared count needs no lock. Worker ids beyond this wrap around (a lost count there is possible, not a crash).
 COUNTER_SLOTS = 64
@@ -69,9 +76,17 @@ class _PairsBase:
     def _make(self, index: int, row: dict[str, Any], seed: int) -> dict[str, Any] | None:
         try:
             source, target = open_pair(index, row)
-            x, y = self.transform(source, target, seed=seed)
+            if getattr(self.transform, "instance", False):
+                x, y = self.transform(source, target, seed=seed, instance_image=open_instance(index, row))
+            else:
+                x, y = self.transform(source, target, seed=seed)
         except BadSampleError as error:
             return self._bad(str(error), error)
+        except LabelMapError as error:
+            # One line naming the map's own file: "row 3: label map A/3.png: label value 9 outside 0..7 ...".
+            what = "instance map" if error.side == "instance" else "label map"
+            file = image_file(row.get(error.side))
+            return self._bad(f"row {index}: {what}{f' {file}' if file else ''}: {error}", error)
         except ValueError as error:
             return self._bad(f"{describe_row(index, row)}: {error}", error)
         return {"input": x, "target": y, "index": index}
@@ -87,11 +102,38 @@ class _PairsBase:
         return None
 
 
-class PairedDataset(_PairsBase, torch.utils.data.Dataset):
-    """Map-style pairs: ``dataset[i] -> {"input": (input_nc, H, W), "target": (output_nc, H, W), "index": i}``.
+def open_instance(index: int, row: dict[str, Any]) -> Any:
+    """The decoded instance map of a raw row, or None when the row has none (the transform then says what is
+    missing); a ``BadSampleError`` names the row and the file when it does not decode."""
+    value = row.get(INSTANCE_COLUMN)
+    if value is None:
+        return None
+    try:
+        return open_image(value)
+    except DECODE_ERRORS as error:
+        file = image_file(value)
+        raise BadSampleError(
+            f"row {index}: cannot read the instance map{f' {file}' if file else ''}: {error}"
+        ) from error
 
-    ``pairs`` is a ``datasets.Dataset`` with ``input``/``target`` image columns (``load_pairs``). Tensors are in
-    [-1, 1]; the crop and flip of sample ``i`` depend only on ``(seed, epoch, i)``.
+
+def raw_instances(pairs: Any) -> Any:
+    """``pairs`` with its instance column (if any) not decoded either, so errors can name its files."""
+    import datasets
+
+    features = getattr(pairs, "features", None) or {}
+    if isinstance(features.get(INSTANCE_COLUMN), datasets.Image) and features[INSTANCE_COLUMN].decode:
+        return pairs.cast_column(INSTANCE_COLUMN, datasets.Image(decode=False))
+    return pairs
+
+
+class PairedDataset(_PairsBase, torch.utils.data.Dataset):
+    """Map-style pairs: ``dataset[i] -> {"input": (C, H, W), "target": (output_nc, H, W), "index": i}`` with
+    ``C = transform.input_channels`` (``input_nc``, or ``label_nc`` [+ 1 with instance maps]).
+
+    ``pairs`` is a ``datasets.Dataset`` with ``input``/``target`` image columns (``load_pairs``), and ``instance``
+    for instance maps. Images are in [-1, 1], one-hot label maps in {0, 1}; the crop and flip of sample ``i``
+    depend only on ``(seed, epoch, i)``.
     """
 
     def __init__(
@@ -103,7 +145,7 @@ class PairedDataset(_PairsBase, torch.utils.data.Dataset):
             raise TypeError("PairedDataset needs a map-style dataset; wrap a streaming one in PairedIterableDataset.")
         super().__init__(pairs, transform, seed, skip_bad_samples)
         self.pairs = pairs
-        self.rows = raw_rows(pairs)
+        self.rows = raw_instances(raw_rows(pairs))
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -5,7 +5,8 @@
     a ``.parquet`` file (or a glob of them)      load_dataset("parquet", ...)
     a ``save_to_disk`` folder                    load_from_disk; ``split`` picks from a DatasetDict
     a folder with ``A/`` and ``B/``              pairs matched by file name (stem); also A/train + B/train
-                                                 and train/A + train/B
+                                                 and train/A + train/B; an ``I/`` beside them (instance maps,
+                                                 same names) adds an ``instance`` column
     a folder of side-by-side images              A left half, B right half (the authors' format); optional
                                                  train/ val/ test/ subfolders, ``split`` picks one
     an imagefolder with ``metadata.jsonl``       load_dataset("imagefolder"): ``imageA_file_name`` and
@@ -14,7 +15,8 @@
     a Hub id (``huggan/facades``)                load_dataset(id), served from the local cache when offline
 
 Every source first becomes columns ``imageA``/``imageB`` (folders) or its own columns (Hub, parquet, disk);
-``column_a``/``column_b`` pick two of them and ``direction`` says which one is the input.
+``column_a``/``column_b`` pick two of them and ``direction`` says which one is the input; ``column_instance``
+keeps a third one, the input's instance maps (pix2pixHD's ``--instance``), as ``instance``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ ALIGNED_CACHE_VERSION = 2
 STREAM_SHARDS = 16
 # datasets' imagefolder metadata: a folder holding one of these is read by datasets, never as A|B images.
 METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
+INSTANCE_TEMP = "__pix2pix_instance"  # the instance column's name while input/target are renamed
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOCAL_ALTERNATIVE = (
     "--dataset PATH (a folder of side-by-side A|B images, a folder with A/ and B/, a save_to_disk folder or a "
@@ -95,17 +98,21 @@ def load_pairs(
     column_b: str = "imageB",
     streaming: bool = False,
     cache_dir: str | None = None,
+    column_instance: str | None = None,
 ) -> Any:
     """Load paired images as a ``datasets.Dataset`` (``IterableDataset`` when ``streaming``) with exactly two
     ``Image()`` columns, ``input`` and ``target``.
 
     ``direction="AtoB"`` makes ``column_a`` the input; ``"BtoA"`` swaps them (facades labels -> photo is BtoA).
     Naming the same column twice gives identical input and target (colorization with ``input_nc=1``).
+    ``column_instance`` (``"instance"`` for an ``I/`` folder) adds the input's instance maps as a third column.
     Rows are not decoded here; ``check_pairs`` decodes them all, ``PairedDataset`` one at a time.
     """
     check_choice("direction", direction, DIRECTIONS)
     dataset, info = open_source(source, split=split, streaming=streaming, cache_dir=cache_dir)
-    return select_pairs(dataset, info, column_a=column_a, column_b=column_b, direction=direction)
+    return select_pairs(
+        dataset, info, column_a=column_a, column_b=column_b, direction=direction, column_instance=column_instance
+    )
 
 
 def split_pairs(pairs: Any, *, val_size: int | float, seed: int = 0) -> tuple[Any, Any]:
@@ -222,7 +229,8 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
             dataset = _stream(dataset)
     else:
         dataset = _aligned_pairs(folders[0], streaming, cache_dir)
-    return dataset, SourceInfo(kind, str(root), used_split, ["imageA", "imageB"])
+    instances = ["instance"] if len(folders) == 3 else []  # an I/ folder beside A/ and B/
+    return dataset, SourceInfo(kind, str(root), used_split, ["imageA", "imageB", *instances])
 
 
 def _load_imagefolder(folder: Path, streaming: bool, cache_dir: str | None) -> Any:
@@ -247,14 +255,14 @@ def _stream(dataset: Any) -> Any:
 
 
 def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, tuple[Path, ...], str | None]:
-    """("folders", (A, B)) | ("imagefolder", (folder,)) | ("aligned", (folder,)) | ("repo", (root,)), and the
-    split used (None: none applied)."""
-    a, b = root / "A", root / "B"
+    """("folders", (A, B[, I])) | ("imagefolder", (folder,)) | ("aligned", (folder,)) | ("repo", (root,)), and the
+    split used (None: none applied). I is the instance-map folder, when there is one beside A/ and B/."""
+    a, b, i = root / "A", root / "B", root / "I"
     if a.is_dir() and b.is_dir():
         if (a / split).is_dir() and (b / split).is_dir():
-            return "folders", (a / split, b / split), split
+            return "folders", _with_instances(a / split, b / split, i / split), split
         if image_files(a) or image_files(b):
-            return "folders", (a, b), None
+            return "folders", _with_instances(a, b, i), None
         available = sorted({p.name for p in a.iterdir() if p.is_dir()} & {p.name for p in b.iterdir() if p.is_dir()})
         if available:
             raise PairsSourceError(
@@ -284,6 +292,10 @@ def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, 
     )
 
 
+def _with_instances(a: Path, b: Path, instances: Path) -> tuple[Path, ...]:
+    return (a, b, instances) if instances.is_dir() else (a, b)
+
+
 def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
@@ -299,15 +311,18 @@ def image_files(folder: Path) -> list[Path]:
 
 
 # ----- A/ and B/ folders ------------------------------------------------------------------------------------------
-def _folder_pairs(folder_a: Path, folder_b: Path) -> Any:
-    """Pairs of files with the same stem in ``folder_a`` and ``folder_b`` (``A/1.jpg`` with ``B/1.png``)."""
+def _folder_pairs(folder_a: Path, folder_b: Path, folder_instance: Path | None = None) -> Any:
+    """Pairs of files with the same stem in ``folder_a`` and ``folder_b`` (``A/1.jpg`` with ``B/1.png``), and
+    with ``folder_instance`` an ``instance`` column of the files with those stems there (``I/1.png``)."""
     import datasets
 
     pairs = match_by_stem(folder_a, folder_b)
-    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
-    return datasets.Dataset.from_dict(
-        {"imageA": [str(a) for a, _ in pairs], "imageB": [str(b) for _, b in pairs]}, features=features
-    )
+    columns = {"imageA": [str(a) for a, _ in pairs], "imageB": [str(b) for _, b in pairs]}
+    if folder_instance is not None:
+        # Same stems in the same natural order as the pairs, or a PairsSourceError listing the unmatched names.
+        columns["instance"] = [str(i) for _, i in match_by_stem(folder_a, folder_instance)]
+    features = datasets.Features({name: datasets.Image() for name in columns})
+    return datasets.Dataset.from_dict(columns, features=features)
 
 
 def match_by_stem(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
@@ -418,11 +433,19 @@ def _encode(image: Image.Image) -> bytes:
 
 
 # ----- picking the two columns ------------------------------------------------------------------------------------
-def select_pairs(dataset: Any, info: SourceInfo, *, column_a: str, column_b: str, direction: str) -> Any:
-    """``dataset`` reduced to ``input``/``target`` image columns (``column_a`` is the input for AtoB)."""
+def select_pairs(
+    dataset: Any, info: SourceInfo, *, column_a: str, column_b: str, direction: str, column_instance: str | None = None
+) -> Any:
+    """``dataset`` reduced to ``input``/``target`` image columns (``column_a`` is the input for AtoB), and
+    ``instance`` from ``column_instance`` when given."""
     import datasets
 
     columns = list(dataset.column_names or [])
+    if column_instance and columns and column_instance not in columns:
+        raise PairsSourceError(
+            f"{info} has no instance maps (no column {column_instance!r}; columns: {', '.join(columns)}). Put them "
+            "in an I/ folder beside A/ and B/, with the same file names, or name their column."
+        )
     missing = [name for name in dict.fromkeys((column_a, column_b)) if columns and name not in columns]
     if missing:
         flags = "--column_a/--column_b (load_pairs(column_a=..., column_b=...))"
@@ -431,30 +454,40 @@ def select_pairs(dataset: Any, info: SourceInfo, *, column_a: str, column_b: str
             f"{', '.join(columns)}. Choose the two image columns with {flags}."
         )
     input_column, target_column = (column_a, column_b) if direction == "AtoB" else (column_b, column_a)
+    if column_instance in (input_column, target_column):
+        raise PairsSourceError(f"column_instance={column_instance!r} is also the input or the target column.")
+    if column_instance:
+        dataset = dataset.rename_column(column_instance, INSTANCE_TEMP)
+    kept = list(dict.fromkeys((input_column, target_column))) + ([INSTANCE_TEMP] if column_instance else [])
     features = dataset.features
-    for name in dict.fromkeys((input_column, target_column)):
+    for name in kept:
         if features is not None and not isinstance(features[name], datasets.Image):
             try:
                 if _holds_text(dataset, name):
                     raise ValueError("text that is not image file names")
                 dataset = dataset.cast_column(name, datasets.Image())
             except (TypeError, ValueError) as error:
+                shown = column_instance if name == INSTANCE_TEMP else name
                 raise PairsSourceError(
-                    f"column {name!r} of {info} holds {features[name]}, not images; choose image columns with "
+                    f"column {shown!r} of {info} holds {features[name]}, not images; choose image columns with "
                     f"--column_a/--column_b."
                 ) from error
-    dataset = dataset.select_columns(list(dict.fromkeys((input_column, target_column))))
+    dataset = dataset.select_columns(kept)
     raw = datasets.Image(decode=False)
     if input_column == target_column:
         # One image column used twice (colorization): copy its stored bytes, do not decode them.
         dataset = dataset.rename_column(input_column, "input").cast_column("input", raw)
         copy_features = datasets.Features({"input": raw, "target": raw})
+        if column_instance:
+            copy_features = datasets.Features({"input": raw, INSTANCE_TEMP: datasets.Image(), "target": raw})
         dataset = dataset.map(lambda batch: {"target": batch["input"]}, batched=True, features=copy_features)
     else:
         # Through temporary names, so that columns already called "target"/"input" can swap.
         dataset = dataset.rename_columns({input_column: "__pix2pix_input", target_column: "__pix2pix_target"})
         dataset = dataset.rename_columns({"__pix2pix_input": "input", "__pix2pix_target": "target"})
-    for name in ("input", "target"):
+    if column_instance:
+        dataset = dataset.rename_column(INSTANCE_TEMP, "instance")
+    for name in ("input", "target", *(["instance"] if column_instance else [])):
         if dataset.features is not None and dataset.features[name] != datasets.Image():
             dataset = dataset.cast_column(name, datasets.Image())
     return dataset
