@@ -41,20 +41,18 @@ def test_resume_continues_exactly(data, tmp_path):
 
 
 def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch):
-    import accelerate.accelerator
-
-    real_save = accelerate.accelerator.save_accelerator_state
+    real_save = ckpt.save_training_state
     calls = []
 
-    def dies_on_second_checkpoint(output_dir, *args, **kwargs):
-        calls.append(output_dir)
+    def dies_on_second_checkpoint(folder, *args, **kwargs):
+        calls.append(folder)
         if len(calls) == 2:
             # Write part of the files, then die, as a process killed mid-write would.
-            (Path(output_dir) / "optimizer.bin").write_bytes(b"half a file")
+            (Path(folder) / ckpt.OPTIMIZER_FILES[0]).write_bytes(b"half a file")
             raise Killed("killed while writing checkpoint-4")
-        return real_save(output_dir, *args, **kwargs)
+        return real_save(folder, *args, **kwargs)
 
-    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", dies_on_second_checkpoint)
+    monkeypatch.setattr(ckpt, "save_training_state", dies_on_second_checkpoint)
     output = tmp_path / "run"
     with pytest.raises(Killed):
         run(tiny_config(data, output, max_train_steps=4, checkpointing_steps=2))
@@ -62,7 +60,7 @@ def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path, mon
     assert leftovers == [".tmp-checkpoint-4", "checkpoint-2"]
     assert ckpt.resolve_resume(output, "latest").name == "checkpoint-2"
 
-    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", real_save)
+    monkeypatch.setattr(ckpt, "save_training_state", real_save)
     resumed = run(tiny_config(data, output, max_train_steps=4, checkpointing_steps=2, resume_from_checkpoint="latest"))
     assert resumed.global_step == 4
     assert sorted(p.name for p in ckpt.checkpoints_dir(output).iterdir()) == ["checkpoint-2", "checkpoint-4"]
@@ -77,10 +75,15 @@ def test_total_limit_keeps_the_newest(data, tmp_path):
     assert saved["checkpoints_total_limit"] == 2 and saved["netG"] == "resnet_6blocks"
     state = ckpt.read_json(tmp_path / "checkpoints" / "checkpoint-5" / ckpt.STATE_FILE)
     assert state["global_step"] == 5 and state["epoch"] == 1 and state["num_processes"] == 1
-    for name in ("model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin", "random_states_0.pkl"):
-        assert (tmp_path / "checkpoints" / "checkpoint-5" / name).is_file(), name
-    # the two lr schedulers
-    assert len(list((tmp_path / "checkpoints" / "checkpoint-5").glob("custom_checkpoint_*.pkl"))) == 2
+    folder = tmp_path / "checkpoints" / "checkpoint-5"
+    for name in (
+        "model.safetensors", "discriminator/model.safetensors", *ckpt.OPTIMIZER_FILES, "rng_state_0.safetensors"
+    ):  # fmt: skip
+        assert (folder / name).is_file(), name
+    # the two lr schedulers, in JSON
+    assert [s["last_epoch"] for s in ckpt.read_json(folder / ckpt.SCHEDULES_FILE)["lr_schedulers"]] == [5, 5]
+    # nothing in a format that could run code when read
+    assert {p.suffix for p in folder.rglob("*") if p.is_file()} <= {".safetensors", ".json", ".md"}
 
 
 def test_resume_refuses_another_architecture(data, tmp_path):

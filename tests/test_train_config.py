@@ -143,8 +143,10 @@ def test_bad_command_line_exits_with_the_reason(capsys):
     import runpy
 
     script = runpy.run_path(str(REPO_ROOT / "scripts" / "train.py"), run_name="train_script")
-    with pytest.raises(SystemExit, match="--crop_size 512 is larger than --load_size 286"):
+    with pytest.raises(SystemExit) as exited:
         script["main"](["--crop_size", "512"])
+    assert exited.value.code == 2  # a usage error
+    assert capsys.readouterr().err.startswith("error: --crop_size 512 is larger than --load_size 286")
 
 
 def test_crop_larger_than_load_size_is_refused_before_any_work(tmp_path):

@@ -21,8 +21,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WRITE_EVENTS = ("os.rename", "os.remove", "os.rmdir", "shutil.rmtree", "shutil.copyfile", "os.truncate")
-# The one file a non-main rank must write: its own RNG state inside the checkpoint (accelerate's save_state).
-RANK_FILES = ("random_states_1.pkl",)
+# The one file a non-main rank must write: its own RNG state inside the checkpoint (through fileio, so under a
+# temporary name first).
+RANK_FILE = "rng_state_1.safetensors"
+
+
+def written_by_rank(name: str) -> bool:
+    return name == RANK_FILE or name.startswith(f".tmp-{RANK_FILE}.")
 
 
 def free_port() -> int:
@@ -67,10 +72,12 @@ def test_two_cpu_processes_train_in_lockstep_and_only_rank0_writes(tmp_path):
     assert (
         json.loads((output / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())["num_processes"] == 2
     )
-    assert (output / "checkpoints" / "checkpoint-4" / "random_states_1.pkl").is_file()
+    assert (output / "checkpoints" / "checkpoint-4" / RANK_FILE).is_file()
+    assert (output / "checkpoints" / "checkpoint-4" / "rng_state_0.safetensors").is_file()
 
     assert ranks[0]["writes"], "the audit hook saw no writes on rank 0: the check below would prove nothing"
-    foreign = [w for w in ranks[1]["writes"] if Path(w).name not in RANK_FILES]
+    assert any(written_by_rank(Path(w).name) for w in ranks[1]["writes"])  # the hook does see rank 1's writes
+    foreign = [w for w in ranks[1]["writes"] if not written_by_rank(Path(w).name)]
     assert not foreign, f"rank 1 wrote into the output folder: {foreign}"
     assert "validation L1" in ranks[0]["stdout"] and "validation" not in ranks[1]["stdout"]
     assert "Saved the model" in ranks[0]["stdout"] and "Saved" not in ranks[1]["stdout"]

@@ -49,3 +49,38 @@ def test_gradient_penalty_of_a_linear_critic():
     # and it is differentiable with respect to the critic's weights
     gradient_penalty(critic, real, fake).backward()
     assert critic.weight.grad is not None and critic.weight.grad.abs().sum() > 0
+
+
+def test_gradient_penalty_and_its_gradient_equal_the_direct_convolutions_at_ndf_64():
+    # ndf 64: D's stride-1 256 -> 512 conv runs by Winograd on a CPU. The penalty's gradient is a double backward,
+    # which must go through the direct convolution (the Winograd Function's backward is not differentiable).
+    import copy
+
+    from pix2pix_hub.models import PatchDiscriminator
+    from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd
+
+    torch.manual_seed(0)
+    winograd = PatchDiscriminator(in_channels=6, ndf=64)
+    direct = use_winograd(copy.deepcopy(winograd), False)
+    layers = [layer for layer in winograd.modules() if isinstance(layer, WinogradConv2d)]
+    assert layers and all(layer.winograd for layer in layers)
+    real, fake = torch.rand(2, 6, 32, 32) * 2 - 1, torch.rand(2, 6, 32, 32) * 2 - 1
+    penalties = []
+    for network in (winograd, direct):
+        penalty = gradient_penalty(network, real, fake, generator=torch.Generator().manual_seed(1))
+        penalty.backward()
+        penalties.append(penalty.detach())
+    torch.testing.assert_close(penalties[0], penalties[1], rtol=1e-5, atol=1e-7)
+    for (name, a), b in zip(winograd.named_parameters(), direct.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7, msg=name)
+    assert all(layer.winograd for layer in layers)  # back on for the rest of the step
+
+
+def test_wgangp_with_batch_norm_gets_a_warning():
+    from pix2pix_hub.training import TrainingConfig
+    from pix2pix_hub.training.config import config_warnings
+
+    (warning,) = config_warnings(TrainingConfig(gan_mode="wgangp"))
+    assert "--norm instance" in warning and "--norm none" in warning
+    assert config_warnings(TrainingConfig(gan_mode="wgangp", norm="instance")) == []
+    assert config_warnings(TrainingConfig(gan_mode="vanilla")) == []

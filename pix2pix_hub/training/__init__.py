@@ -6,7 +6,17 @@ does not import this package.
 """
 
 from .config import TrainingConfig, config_from_args
+from .errors import TrainingInterrupted
 from .step import StepParts, train_step
 from .trainer import Trainer, TrainingResult, train
 
-__all__ = ["StepParts", "Trainer", "TrainingConfig", "TrainingResult", "config_from_args", "train", "train_step"]
+__all__ = [
+    "StepParts",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingInterrupted",
+    "TrainingResult",
+    "config_from_args",
+    "train",
+    "train_step",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_args, get_type_hints
 
@@ -31,6 +32,7 @@ from ..models.registry import (
     discriminator_depth,
     generator_size_multiple,
 )
+from .errors import ConfigError
 
 # Registered discriminators this loop does not train: its GAN loss takes one logit map per pair, and pix2pixHD's
 # multi-scale discriminator gives one per scale (with feature-matching losses of its own).
@@ -40,6 +42,9 @@ GENERATORS = tuple(GENERATOR_PRESETS)
 DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNTRAINED_DISCRIMINATORS)
 # Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
 ARCHITECTURE_FIELDS = ("netG", "netD", "n_layers_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "no_dropout")
+# --val_size unset: this many pairs, but at most a tenth of the data; fewer than AUTO_VAL_MIN: none held out.
+AUTO_VAL_MAX = 16
+AUTO_VAL_MIN = 2
 
 
 def _arg(help: str, choices: tuple[str, ...] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -59,8 +64,13 @@ class TrainingConfig:
     validation_split: str | None = field(
         default=None, metadata=_arg("Split to validate on (e.g. 'val'); unset: hold out --val_size training pairs.")
     )
-    val_size: float = field(
-        default=16, metadata=_arg("Pairs held out of the training split for validation: a count (>= 1) or a fraction.")
+    val_size: float | None = field(
+        default=None,
+        metadata=_arg(
+            "Pairs held out of the training split for validation: a count (>= 1) or a fraction; unset: "
+            f"{AUTO_VAL_MAX} pairs but at most 10%% of the data, none (validate on training pairs) below "
+            f"{AUTO_VAL_MIN * 10} pairs."
+        ),
     )
     direction: str = field(default="AtoB", metadata=_arg("AtoB or BtoA (facades labels -> photo is BtoA).", DIRECTIONS))
     column_a: str = field(default="imageA", metadata=_arg("Dataset column holding the A images."))
@@ -86,6 +96,13 @@ class TrainingConfig:
     no_dropout: bool = field(default=False, metadata=_arg("No dropout in the generator."))
     init_type: str = field(default="normal", metadata=_arg("Weight initialisation.", INIT_TYPES))
     init_gain: float = field(default=0.02, metadata=_arg("Scale of the normal/xavier/orthogonal init."))
+    init_from: str | None = field(
+        default=None,
+        metadata=_arg(
+            "Fine-tune: start G (and D, when it has one) from this model (Hub id or folder, e.g. a converted one), "
+            "with its architecture; architecture flags left at their defaults follow it."
+        ),
+    )
     # objective and optimisation
     gan_mode: str = field(default="vanilla", metadata=_arg("GAN objective.", GAN_MODES))
     lambda_l1: float = field(default=100.0, metadata=_arg("Weight of the L1 term in the generator loss."))
@@ -127,7 +144,11 @@ class TrainingConfig:
     checkpointing_steps: int = field(default=500, metadata=_arg("Save a resumable state every N updates."))
     checkpoints_total_limit: int | None = field(default=3, metadata=_arg("Keep only the newest N checkpoints."))
     overwrite_output_dir: bool = field(
-        default=False, metadata=_arg("Start afresh in an --output_dir that holds checkpoints, deleting them.")
+        default=False,
+        metadata=_arg(
+            "Start afresh in an --output_dir that holds another run (its checkpoints are deleted, its model "
+            "files replaced at the end)."
+        ),
     )
     resume_from_checkpoint: str | None = field(
         default=None, metadata=_arg("'latest' or a checkpoint folder to continue from.")
@@ -144,73 +165,85 @@ class TrainingConfig:
     )
 
     def check(self) -> None:
-        """Refuse inconsistent arguments before any data or model work; each error names the flags to change."""
+        """Refuse inconsistent arguments before any data or model work; each error names the flags to change.
+
+        With ``--init_from`` the architecture flags do not describe the networks until the model's are adopted
+        (``base_model.adopt_architecture``), so ``check_shapes`` waits until then.
+        """
+        self._check_finite()
         self._check_choices()
         self._check_counts()
-        self._check_shapes()
+        if not self.init_from:
+            self.check_shapes()
+
+    def _check_finite(self) -> None:
+        """No NaN or infinity in any number (``--lr nan`` would train to NaN weights without an error)."""
+        for name, value in asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{name} {value} is not a finite number.")
 
     def _check_choices(self) -> None:
         """Every field with a list of accepted values holds one of them."""
         for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type"):
             choices = fields_by_name()[name].metadata["choices"]
             if getattr(self, name) not in choices:
-                raise ValueError(
+                raise ConfigError(
                     f"--{name} {getattr(self, name)!r} is not supported; choose one of {', '.join(choices)}."
                 )
         if self.report_to not in TRACKERS:
-            raise ValueError(f"--report_to {self.report_to!r} is not supported; choose one of {', '.join(TRACKERS)}.")
+            raise ConfigError(f"--report_to {self.report_to!r} is not supported; choose one of {', '.join(TRACKERS)}.")
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
+            raise ConfigError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
         for name in ("input_nc", "output_nc"):
             if getattr(self, name) not in CHANNEL_COUNTS:
-                raise ValueError(
+                raise ConfigError(
                     f"--{name} {getattr(self, name)} is not supported; use 1 (grayscale), 3 (RGB) or 4 (RGBA)."
                 )
         if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id user/name.")
+            raise ConfigError("--push_to_hub needs --hub_model_id user/name.")
 
     def _check_counts(self) -> None:
         """Sizes, steps, epochs and the learning rate are in range."""
         positive = ("load_size", "crop_size", "batch_size", "gradient_accumulation_steps", "checkpointing_steps")
         for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1; got {getattr(self, name)}.")
+                raise ConfigError(f"--{name} must be at least 1; got {getattr(self, name)}.")
         for name in ("n_epochs", "n_epochs_decay", "dataloader_num_workers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
+                raise ConfigError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
         if self.n_epochs + self.n_epochs_decay < 1 and self.max_train_steps is None:
-            raise ValueError(
+            raise ConfigError(
                 "--n_epochs + --n_epochs_decay is 0: nothing to train. Raise one or set --max_train_steps."
             )
         if self.max_train_steps is not None and self.max_train_steps < 1:
-            raise ValueError(f"--max_train_steps must be at least 1; got {self.max_train_steps}.")
+            raise ConfigError(f"--max_train_steps must be at least 1; got {self.max_train_steps}.")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
-            raise ValueError("--checkpoints_total_limit must be at least 1 (or unset to keep all checkpoints).")
+            raise ConfigError("--checkpoints_total_limit must be at least 1 (or unset to keep all checkpoints).")
         if self.lr <= 0:
-            raise ValueError(f"--lr must be positive; got {self.lr}.")
-        if self.validation_split is None and not self.val_size > 0:
-            raise ValueError("--val_size must be positive (a count or a fraction), or pass --validation_split.")
-        if self.val_size >= 1 and self.val_size != int(self.val_size):
-            raise ValueError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
+            raise ConfigError(f"--lr must be positive; got {self.lr}.")
+        if self.val_size is not None and not self.val_size > 0:
+            raise ConfigError("--val_size must be positive (a count or a fraction); leave it unset for the default.")
+        if self.val_size is not None and self.val_size >= 1 and self.val_size != int(self.val_size):
+            raise ConfigError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
 
-    def _check_shapes(self) -> None:
+    def check_shapes(self) -> None:
         """The crop fits the resized image, and both networks fit the crop."""
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
-            raise ValueError(
+            raise ConfigError(
                 f"--crop_size {self.crop_size} is larger than --load_size {self.load_size}: the random crop must fit "
                 "in the resized image. Lower --crop_size or raise --load_size."
             )
         multiple = generator_size_multiple(self.netG)
         if "crop" in self.preprocess and self.crop_size % multiple:
             fitting = max(multiple, self.crop_size // multiple * multiple)
-            raise ValueError(
+            raise ConfigError(
                 f"--netG {self.netG} halves the image {multiple.bit_length() - 1} times, so it needs sides divisible "
                 f"by {multiple}; --crop_size {self.crop_size} is not. Use --crop_size {fitting} "
                 f"or a shallower generator ({suggest_generator(self.crop_size)})."
             )
         depth = discriminator_depth(self.netD, self.n_layers_D)
         if "crop" in self.preprocess and discriminator_output_size(self.crop_size, depth) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"--netD {self.netD} with {depth} layers is too deep for --crop_size {self.crop_size}: "
                 "its output would be empty. Use a smaller --n_layers_D or a larger crop."
             )
@@ -240,6 +273,18 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"Unknown training arguments {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
         return cls(**values)
+
+
+def config_warnings(config: TrainingConfig) -> list[str]:
+    """Settings that run but are probably not what was meant, one sentence each (printed before training)."""
+    found = []
+    if config.gan_mode == "wgangp" and config.norm == "batch":
+        found.append(
+            "--gan_mode wgangp with --norm batch: the gradient penalty is defined per sample, and batch norm in the "
+            "discriminator mixes the samples of a batch (Gulrajani et al. 2017, section 4). Use --norm instance "
+            "or --norm none."
+        )
+    return found
 
 
 def fields_by_name() -> dict[str, dataclasses.Field]:
@@ -321,16 +366,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: list[str] | None = None) -> TrainingConfig:
+def training_parser() -> argparse.ArgumentParser:
+    """The command line: one ``--name`` per ``TrainingConfig`` field (entry points may add their own flags)."""
+    return add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
+
+
+def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> TrainingConfig:
     """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
 
-    Flags given explicitly always win over the ``--quick`` preset.
+    Flags given explicitly always win over the ``--quick`` preset. ``parser`` (default ``training_parser()``) may
+    hold flags of an entry point's own; they are not part of the config.
     """
-    parser = add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
+    parser = training_parser() if parser is None else parser
     args = parser.parse_args(argv)
     if args.quick:
         parser.set_defaults(**quick_overrides())
         args = parser.parse_args(argv)
-    config = TrainingConfig(**vars(args))
+    config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
     config.check()
     return config

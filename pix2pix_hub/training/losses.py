@@ -6,11 +6,15 @@ The discriminator loss is halved, as in the paper ("we divide the objective by 2
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..constants import GAN_MODES, check_choice
+from ..models.winograd import WinogradConv2d
 
 
 class GANLoss:
@@ -56,6 +60,24 @@ def l1_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(fake, target)
 
 
+@contextlib.contextmanager
+def direct_convolutions(model: nn.Module) -> Iterator[nn.Module]:
+    """Every ``WinogradConv2d`` of ``model`` runs as a plain ``nn.Conv2d`` inside, as it did before on exit.
+
+    The Winograd Function's backward is not itself differentiable, so a graph of a gradient (the penalty's
+    ``create_graph=True``) must be built through the direct convolution; the graph keeps those ops afterwards.
+    """
+    layers = [layer for layer in model.modules() if isinstance(layer, WinogradConv2d)]
+    before = [layer.winograd for layer in layers]
+    try:
+        for layer in layers:
+            layer.winograd = False
+        yield model
+    finally:
+        for layer, value in zip(layers, before):
+            layer.winograd = value
+
+
 def gradient_penalty(
     discriminator: nn.Module,
     real_pairs: torch.Tensor,
@@ -64,10 +86,12 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): ``mean((||grad D(mix)|| - 1) ** 2)`` on random mixes of real and fake pairs.
 
-    ``real_pairs``/``fake_pairs``: ``(N, input_nc + output_nc, H, W)``; the fake ones should be detached.
+    ``real_pairs``/``fake_pairs``: ``(N, input_nc + output_nc, H, W)``; the fake ones should be detached. D runs
+    with direct convolutions here, so the penalty's own gradient (a double backward) is exact.
     """
     alpha = torch.rand(real_pairs.shape[0], 1, 1, 1, device=real_pairs.device, generator=generator)
     mixed = (alpha * real_pairs + (1 - alpha) * fake_pairs).requires_grad_(True)
-    logits = discriminator(mixed)
-    (grads,) = torch.autograd.grad(logits.sum(), mixed, create_graph=True)
+    with direct_convolutions(discriminator):
+        logits = discriminator(mixed)
+        (grads,) = torch.autograd.grad(logits.sum(), mixed, create_graph=True)
     return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -21,36 +21,54 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .. import fileio
+from ..constants import CARD_NAME, CONFIG_NAME, DISCRIMINATOR_DIR, MODEL_INFO_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..models.winograd import use_winograd
+from ..pipeline import Pix2Pix
 from . import checkpoint
-from .config import TrainingConfig
+from .config import AUTO_VAL_MAX, AUTO_VAL_MIN, TrainingConfig
+from .errors import (
+    DatasetError,
+    MainProcessError,
+    MissingDatasetError,
+    MissingPackageError,
+    OutputDirError,
+    OutputDirNotWritable,
+)
 
 LOGS_DIR = "logs"
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
+# What a finished run leaves in --output_dir: a new run would replace these, so it needs --overwrite_output_dir.
+MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, MODEL_INFO_NAME, DISCRIMINATOR_DIR, SAMPLES_NAME)
 
 
 # ----- networks and optimisation ---------------------------------------------------------------------------------
-def build_networks(config: TrainingConfig) -> tuple[nn.Module, nn.Module]:
+def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple[nn.Module, nn.Module]:
     """The generator preset and the conditional discriminator preset (``input_nc + output_nc`` channels) that
-    ``config`` names, from the registry; Winograd convs on unless ``config`` turns them off."""
+    ``config`` names, from the registry; or ``base``'s networks (a checkpoint, ``--init_from``), with a new
+    discriminator when it has none. Winograd convs on unless ``config`` turns them off."""
     common = {"norm": config.norm, "init_type": config.init_type, "init_gain": config.init_gain}
-    generator = build_generator(
-        config.netG,
-        in_channels=config.input_nc,
-        out_channels=config.output_nc,
-        ngf=config.ngf,
-        dropout=0.0 if config.no_dropout else 0.5,
-        **common,
-    )
-    discriminator = build_discriminator(
-        config.netD,
-        in_channels=config.input_nc + config.output_nc,
-        ndf=config.ndf,
-        **common,
-        **discriminator_extra_args(config.netD, config.n_layers_D),
-    )
+    if base is not None:
+        generator = base.generator
+    else:
+        generator = build_generator(
+            config.netG,
+            in_channels=config.input_nc,
+            out_channels=config.output_nc,
+            ngf=config.ngf,
+            dropout=0.0 if config.no_dropout else 0.5,
+            **common,
+        )
+    discriminator = base.discriminator if base is not None else None
+    if discriminator is None:
+        discriminator = build_discriminator(
+            config.netD,
+            in_channels=config.input_nc + config.output_nc,
+            ndf=config.ndf,
+            **common,
+            **discriminator_extra_args(config.netD, config.n_layers_D),
+        )
     for network in (generator, discriminator):
         use_winograd(network, config.winograd)
     return generator, discriminator
@@ -148,25 +166,36 @@ class EpochShuffler(Sampler[int]):
         return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
-def load_datasets(config: TrainingConfig, size_multiple: int) -> tuple[PairedDataset, PairedDataset]:
-    """``(train, validation)`` ``PairedDataset``s; every pair is decoded once first (fail fast, rows named)."""
+def held_out_count(val_size: float | None, total: int) -> int:
+    """Pairs of ``total`` to hold out for validation: ``val_size`` pairs, or that fraction of them (at least 1, as
+    ``split_pairs`` rounds); unset: ``AUTO_VAL_MAX`` but at most a tenth of them, and none (0: validate on the
+    training pairs) when that would be fewer than ``AUTO_VAL_MIN``."""
+    if val_size is None:
+        count = min(AUTO_VAL_MAX, total // 10)
+        return count if count >= AUTO_VAL_MIN else 0
+    return max(1, int(round(total * val_size))) if val_size < 1 else int(val_size)
+
+
+def load_datasets(
+    config: TrainingConfig, size_multiple: int, say: Callable[[str], None] | None = None
+) -> tuple[PairedDataset, PairedDataset]:
+    """``(train, validation)`` ``PairedDataset``s; every pair is decoded once first (fail fast, rows named).
+    ``say`` is told how the validation pairs were chosen when ``--val_size`` was left unset."""
 
     def pairs_of(split: str) -> Any:
-        return load_pairs(
-            config.dataset, split=split, direction=config.direction, column_a=config.column_a, column_b=config.column_b
-        )
+        try:
+            return load_pairs(
+                config.dataset, split=split, direction=config.direction, column_a=config.column_a,
+                column_b=config.column_b,
+            )  # fmt: skip
+        except FileNotFoundError as error:
+            raise MissingDatasetError(f"--dataset {config.dataset}: {error}") from error
 
     pairs = pairs_of(config.split)
     if config.validation_split:
         train_pairs, val_pairs = pairs, pairs_of(config.validation_split)
     else:
-        if config.val_size >= len(pairs):
-            raise ValueError(
-                f"--val_size {config.val_size} leaves no training pairs: {config.dataset} has {len(pairs)} pairs "
-                f"in split {config.split!r}."
-            )
-        val_size = int(config.val_size) if config.val_size >= 1 else config.val_size
-        train_pairs, val_pairs = split_pairs(pairs, val_size=val_size, seed=config.seed)
+        train_pairs, val_pairs = hold_out(pairs, config, say)
     common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
     common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
     train_transform = PairedTransform(flip=not config.no_flip, train=True, **common)
@@ -177,6 +206,28 @@ def load_datasets(config: TrainingConfig, size_multiple: int) -> tuple[PairedDat
     train = PairedDataset(train_pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
     return train, val
+
+
+def hold_out(pairs: Any, config: TrainingConfig, say: Callable[[str], None] | None) -> tuple[Any, Any]:
+    """``(train, validation)`` rows of ``pairs`` as ``--val_size`` asks; with none held out, both are all of it."""
+    total = len(pairs)
+    count = held_out_count(config.val_size, total)
+    if count >= total:
+        raise DatasetError(
+            f"--val_size {config.val_size} leaves no training pairs: {config.dataset} has {total} pairs "
+            f"in split {config.split!r}. Lower --val_size, or leave it unset to choose by the dataset's size."
+        )
+    if config.val_size is None and say is not None:
+        if count:
+            say(f"Holding out {count} of {total} pairs for validation (--val_size unset; pass it to choose).")
+        else:
+            say(
+                f"Validating on the training pairs: {total} pairs are too few to hold some out (--val_size unset; "
+                "pass --val_size or --validation_split to hold out pairs anyway)."
+            )
+    if count == 0:
+        return pairs, pairs
+    return split_pairs(pairs, val_size=count, seed=config.seed)
 
 
 def make_loader(config: TrainingConfig, dataset: PairedDataset, sampler: EpochShuffler, device: torch.device):
@@ -208,7 +259,7 @@ def check_tracker(report_to: str) -> None:
     if report_to == "none":
         return
     if not any(importlib.util.find_spec(name) for name in TRACKER_PACKAGES[report_to]):
-        raise ImportError(
+        raise MissingPackageError(
             f"--report_to {report_to} needs the {TRACKER_PACKAGES[report_to][0]} package: "
             f"pip install {TRACKER_PACKAGES[report_to][0]} (or pass --report_to none)."
         )
@@ -221,31 +272,35 @@ def check_output_dir(path: Path) -> None:
         probe = fileio.write_bytes(fileio.temporary_sibling(path / "write-test"), b"")
         probe.unlink()
     except OSError as error:
-        raise PermissionError(
+        raise OutputDirNotWritable(
             f"--output_dir {path} cannot be written ({error.strerror or error}). Choose a folder you can write to."
         ) from error
 
 
-def prepare_output_dir(config: TrainingConfig) -> None:
-    """Main process, before anything is built: a writable ``output_dir`` that a fresh run will not mix with an
-    older run's checkpoints, without what a killed run left half-written."""
+def prepare_output_dir(config: TrainingConfig, resuming: bool) -> None:
+    """Main process, before anything is built: a writable ``output_dir`` that a new run (not ``resuming`` from
+    one of its checkpoints) will not mix with another run's checkpoints or silently replace another run's model
+    files in, without what a killed run left half-written."""
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir)
-    existing = checkpoint.list_checkpoints(output_dir)
-    if existing and config.resume_from_checkpoint is None:
-        if not config.overwrite_output_dir:
-            raise FileExistsError(
-                f"--output_dir {output_dir} already holds checkpoints ({existing[-1].name}); pass "
-                "--resume_from_checkpoint latest to continue that run, --overwrite_output_dir to start afresh "
-                "(deleting them), or another --output_dir."
+    if not resuming:
+        existing = checkpoint.list_checkpoints(output_dir)
+        model_files = sorted(name for name in MODEL_FILES if (output_dir / name).exists())
+        if (existing or model_files) and not config.overwrite_output_dir:
+            held = f"checkpoints ({existing[-1].name})" if existing else f"another model ({', '.join(model_files)})"
+            raise OutputDirError(
+                f"--output_dir {output_dir} already holds {held}; pass --resume_from_checkpoint latest to "
+                "continue that run, --overwrite_output_dir to start afresh (deleting its checkpoints, replacing "
+                "its model files at the end), or another --output_dir."
             )
-        shutil.rmtree(checkpoint.checkpoints_dir(output_dir))
+        shutil.rmtree(checkpoint.checkpoints_dir(output_dir), ignore_errors=True)
     checkpoint.remove_stale(output_dir)
     fileio.remove_temporaries(output_dir)
 
 
 def on_main_then_everywhere(accelerator: Accelerator, check: Callable[[], None]) -> None:
-    """Run ``check`` on the main process only (it may write) and raise its error in every process alike."""
+    """Run ``check`` on the main process only (it may write) and raise its error in every process alike (the
+    others raise a ``MainProcessError`` with the same message and exit code)."""
     message: list[Any] = [None]
     if accelerator.is_main_process:
         try:
@@ -253,8 +308,8 @@ def on_main_then_everywhere(accelerator: Accelerator, check: Callable[[], None])
         except Exception as error:  # noqa: BLE001 - re-raised below, in every process
             if accelerator.num_processes == 1:
                 raise
-            message = [f"{type(error).__name__}: {error}"]
+            message = [(f"{type(error).__name__}: {error}", getattr(error, "exit_code", None))]
     if accelerator.num_processes > 1:
         broadcast_object_list(message)
         if message[0] is not None:
-            raise RuntimeError(message[0])
+            raise MainProcessError(*message[0])

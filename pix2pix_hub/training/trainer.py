@@ -3,7 +3,9 @@
 ``train(config)`` runs one ``TrainingConfig`` end to end in every process that ``accelerate launch`` (or torchrun)
 started; the main process alone writes files, logs and prints. ``Trainer`` holds the run's state: ``__init__`` is
 the set-up, ``fit`` the loop (``train_step`` per batch, then the periodic work after each update), ``finish`` the
-end (final checkpoint, validation, publish). Process-wide settings (the allocator) are left to the entry point.
+end (final checkpoint, validation, publish). Process-wide settings (the allocator) are left to the entry point;
+SIGTERM/SIGINT handlers are set only while ``fit`` runs (``signals.StopSignals``): the run then stops after the
+current update with a checkpoint and raises ``TrainingInterrupted``.
 
 Output folder::
 
@@ -31,9 +33,11 @@ from .. import fileio
 from ..performance import rss_mb
 from ..pipeline import Pix2Pix
 from . import checkpoint
-from .config import TrainingConfig
+from .base_model import adopt_architecture, load_base_model
+from .config import TrainingConfig, config_warnings
+from .errors import TrainingInterrupted
 from .losses import GANLoss
-from .publish import model_info, publish
+from .publish import model_info, publish, render_card
 from .setup import (
     EpochShuffler,
     build_networks,
@@ -48,6 +52,7 @@ from .setup import (
     prepare_output_dir,
     tracker_config,
 )
+from .signals import StopSignals
 from .step import StepParts, train_step
 from .sync_norm import sync_batchnorm
 from .validation import sample_grid, validation_metrics
@@ -106,23 +111,20 @@ class Trainer:
     """
 
     def __init__(self, config: TrainingConfig) -> None:
-        config.check()
-        check_tracker(config.report_to)
+        config, resume, base = resolve_start(config)
         self.config = config
         self.output_dir = Path(config.output_dir)
-        resume = checkpoint.resolve_resume(self.output_dir, config.resume_from_checkpoint)
-        if resume is not None:
-            checkpoint.check_compatible(resume, config)
-
         self.accelerator = make_accelerator(config)
         self.main = self.accelerator.is_main_process
-        on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config))
+        on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config, resuming=resume is not None))
         precision = self.accelerator.mixed_precision
         if self.accelerator.device.type == "cpu" and precision != "no":
             self.accelerator.print(f"Warning: {precision} on a CPU is usually far slower than fp32.")
+        for warning in config_warnings(config):
+            self.accelerator.print(f"Warning: {warning}")
 
         set_seed(config.seed)
-        self._build()
+        self._build(base)
         self.step = self._resume(resume)
         self.last_saved = self.step if resume is not None else -1
         self._announce()
@@ -131,13 +133,15 @@ class Trainer:
         )
         self.throughput = Throughput()
         self.previous_batch: Batch | None = None
+        self.signals = StopSignals(announce=self.main)
 
-    def _build(self) -> None:
-        """Networks, data, optimizers, schedules, prepared by Accelerate (in this order: the RNG draws depend on it)."""
+    def _build(self, base: Pix2Pix | None) -> None:
+        """Networks (presets, or ``base``'s), data, optimizers, schedules, prepared by Accelerate (in this order:
+        the RNG draws depend on it)."""
         config, accelerator = self.config, self.accelerator
-        generator, discriminator = build_networks(config)
+        generator, discriminator = build_networks(config, base)
         with accelerator.main_process_first():
-            self.train_set, self.val_set = load_datasets(config, generator.size_multiple)
+            self.train_set, self.val_set = load_datasets(config, generator.size_multiple, say=accelerator.print)
         if accelerator.num_processes > 1 and config.norm == "batch":
             generator = sync_batchnorm(generator, accelerator.device)
             discriminator = sync_batchnorm(discriminator, accelerator.device)
@@ -155,7 +159,6 @@ class Trainer:
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
         self.updates_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
         self.schedulers = make_schedulers(config, (optimizer_g, optimizer_d), self.updates_per_epoch)
-        accelerator.register_for_checkpointing(*self.schedulers)  # so checkpoints carry them
         self.total_steps = config.max_train_steps or (config.n_epochs + config.n_epochs_decay) * self.updates_per_epoch
         self.num_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
 
@@ -166,8 +169,11 @@ class Trainer:
                 where = checkpoint.checkpoints_dir(self.output_dir)
                 self.accelerator.print(f"No checkpoint in {where}; starting a new run.")
             return 0
-        state = checkpoint.load_checkpoint(self.accelerator, resume)
+        optimizers = (self.parts.optimizer_g, self.parts.optimizer_d)
+        state = checkpoint.load_checkpoint(self.accelerator, resume, optimizers, self.schedulers)
         step = int(state["global_step"])
+        # Accelerate counts micro-batches to know which ones step the optimizer under gradient accumulation.
+        self.accelerator.step = int(state.get("accelerator_step", 0))
         written_by = (state.get("num_processes"), state.get("batch_size"))
         if written_by != (self.accelerator.num_processes, self.config.batch_size):
             self.accelerator.print(
@@ -190,14 +196,17 @@ class Trainer:
 
     # ----- the loop ----------------------------------------------------------------------------------------------
     def fit(self) -> TrainingResult:
-        """Train to ``total_steps``: a D-then-G step per batch; after each update, log, checkpoint, validate."""
-        for epoch, batch in self.batches():
-            losses = train_step(batch, self.parts, self.accelerator)
-            self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
-            if self.accelerator.sync_gradients:  # an update (not a micro-batch of gradient accumulation)
-                self.after_update(epoch, losses)
-                if self.step >= self.total_steps:
-                    break
+        """Train to ``total_steps``: a D-then-G step per batch; after each update, log, checkpoint, validate, and
+        stop with a checkpoint if SIGTERM/SIGINT came (``TrainingInterrupted``)."""
+        with self.signals:
+            for epoch, batch in self.batches():
+                losses = train_step(batch, self.parts, self.accelerator)
+                self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
+                if self.accelerator.sync_gradients:  # an update (not a micro-batch of gradient accumulation)
+                    self.after_update(epoch, losses)
+                    if self.step >= self.total_steps:
+                        break
+                    self.stop_if_signalled(epoch)
         return self.finish()
 
     def batches(self) -> Iterator[tuple[int, Batch]]:
@@ -265,19 +274,50 @@ class Trainer:
             mem=f"{logs.get('rss_mb', 0) / 1024:.2f}G",
         )
 
+    def stop_if_signalled(self, epoch: int) -> None:
+        """After a SIGTERM/SIGINT (in any process: all agree, so all stop at this update): save a checkpoint and
+        raise ``TrainingInterrupted``, which says how to resume."""
+        received = self.signals.received or 0
+        if self.accelerator.num_processes > 1:
+            flags = self.accelerator.gather(torch.tensor([received], device=self.accelerator.device))
+            received = int(flags.max())
+        if not received:
+            return
+        self.progress.close()
+        if self.last_saved != self.step:
+            self.save_checkpoint(epoch)
+        self.accelerator.end_training()
+        saved = checkpoint.checkpoints_dir(self.output_dir) / f"{checkpoint.PREFIX}{self.step}"
+        raise TrainingInterrupted(received, self.step, str(saved))
+
+    def model(self) -> Pix2Pix:
+        """The networks as they stand (unwrapped), with what they do, for a checkpoint (torch only: no export)."""
+        discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
+        return Pix2Pix(self.generator, discriminator, info=model_info(self.config), backend="torch")
+
+    @property
+    def val_pairs_held_out(self) -> int:
+        """How many pairs validation holds out of the training split (0: it validates on training pairs)."""
+        return 0 if self.val_set.pairs is self.train_set.pairs else len(self.val_set)
+
     def save_checkpoint(self, epoch: int) -> None:
-        """``checkpoint-<step>`` from every process, with where the data stands so a resume continues exactly."""
+        """``checkpoint-<step>`` from every process, with where the data stands so a resume continues exactly; a
+        model folder too (``Pix2Pix.from_pretrained`` loads it)."""
         trainer_state = {
             "global_step": self.step,
             "epoch": epoch,
             "updates_per_epoch": self.updates_per_epoch,
             "num_processes": self.accelerator.num_processes,
             "batch_size": self.config.batch_size,
+            "accelerator_step": self.accelerator.step,
         }
-        limit = self.config.checkpoints_total_limit
+        model = self.model()
+        card = render_card(model, self.config, self.accelerator, val_size=self.val_pairs_held_out) if self.main else ""
         path = checkpoint.save_checkpoint(
-            self.accelerator, self.output_dir, self.step, trainer_state, self.config, limit
-        )
+            self.accelerator, self.output_dir, self.step, model=model, card=card,
+            optimizers=(self.parts.optimizer_g, self.parts.optimizer_d), schedulers=self.schedulers,
+            trainer_state=trainer_state, config=self.config, total_limit=self.config.checkpoints_total_limit,
+        )  # fmt: skip
         self.last_saved = self.step
         self.say(f"step {self.step}: saved {path}")
 
@@ -308,7 +348,7 @@ class Trainer:
             self.say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
         if self.main:
             grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
-            publish(pix2pix, self.config, self.accelerator, metrics, grid, self.say)
+            publish(pix2pix, self.config, self.accelerator, metrics, grid, self.say, self.val_pairs_held_out)
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return TrainingResult(
@@ -320,6 +360,25 @@ class Trainer:
             process_index=self.accelerator.process_index,
             skipped_samples=skipped,
         )
+
+
+def resolve_start(config: TrainingConfig) -> tuple[TrainingConfig, Path | None, Pix2Pix | None]:
+    """Before any work: the checked ``config`` (with ``--init_from``'s architecture), the checkpoint to resume
+    (None: a new run) and the networks to start from (the checkpoint's, ``--init_from``'s, or None: presets)."""
+    config.check()
+    check_tracker(config.report_to)
+    base = None
+    if config.init_from:
+        base = load_base_model(config.init_from)
+        config = adopt_architecture(config, base)
+        config.check_shapes()
+    resume = checkpoint.resolve_resume(config.output_dir, config.resume_from_checkpoint)
+    if resume is not None:
+        checkpoint.check_compatible(resume, config)
+        base = checkpoint.load_model(resume)
+        for network in (base.generator, base.discriminator):
+            network.train()  # from_pretrained gives eval mode, for inference
+    return config, resume, base
 
 
 def train(config: TrainingConfig) -> TrainingResult:

@@ -1,0 +1,116 @@
+"""``--init_from``: fine-tune a trained model, with the architecture its ``config.json`` describes.
+
+The networks are the loaded ones (so fields no flag covers, like a converted U-Net's ``dropout_offset``, survive);
+the ``TrainingConfig``'s architecture flags are set to describe them, so the card, the checkpoints and a resume
+agree. A flag left at its default follows the model; a flag set to anything else must match it, or the run is
+refused with both values named. Optimizers and schedules start fresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
+from ..pipeline import Pix2Pix
+from .config import DISCRIMINATORS, GENERATORS, TrainingConfig
+from .errors import ConfigError
+
+# Constructor arguments that vary within a preset (widths, channels, norm, dropout, init), so they do not tell
+# presets apart; every other key (num_downs, n_blocks, n_layers, whole_image...) must match the preset's.
+WITHIN_PRESET = {
+    "in_channels", "out_channels", "ngf", "ndf", "norm", "dropout", "num_dropout", "dropout_offset", "init_type",
+    "init_gain",
+}  # fmt: skip
+
+
+def load_base_model(source: str) -> Pix2Pix:
+    """``Pix2Pix.from_pretrained(source)`` (Hub id or folder; safetensors only), its networks in train mode."""
+    try:
+        pix2pix = Pix2Pix.from_pretrained(source, backend="torch")
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--init_from {source}: {error}") from error
+    for network in (pix2pix.generator, pix2pix.discriminator):
+        if network is not None:
+            network.train()  # from_pretrained gives eval mode, for inference
+    return pix2pix
+
+
+def base_model_name(source: str) -> str:
+    """What the trained model records as its ``base_model``: a Hub id as given; a local folder by its name only,
+    so no local path is published."""
+    path = Path(source).expanduser()
+    return path.resolve().name if path.is_dir() else source
+
+
+def _shape(network: nn.Module) -> tuple[str, dict[str, Any]]:
+    return type(network).__name__, {k: v for k, v in network.config.items() if k not in WITHIN_PRESET}
+
+
+def generator_preset(generator: nn.Module) -> str | None:
+    """The ``--netG`` preset whose networks have ``generator``'s shape (None when none has)."""
+    wanted = _shape(generator)
+    return next((name for name in GENERATORS if _shape(build_generator(name, ngf=1, norm="none")) == wanted), None)
+
+
+def discriminator_preset(discriminator: nn.Module) -> str | None:
+    """The first ``--netD`` preset (registry order) whose networks have ``discriminator``'s shape."""
+    wanted = _shape(discriminator)
+    depth = discriminator.config.get("n_layers", 3)
+    for name in DISCRIMINATORS:
+        candidate = build_discriminator(name, ndf=1, norm="none", **discriminator_extra_args(name, depth))
+        if _shape(candidate) == wanted:
+            return name
+    return None
+
+
+def architecture_of(pix2pix: Pix2Pix, source: str) -> dict[str, Any]:
+    """The architecture fields of ``TrainingConfig`` that describe ``pix2pix``'s networks (D's only if it has one)."""
+    generator, discriminator = pix2pix.generator, pix2pix.discriminator
+    g = generator.config
+    net_g = generator_preset(generator)
+    if net_g is None:
+        raise ConfigError(
+            f"--init_from {source}: its generator ({type(generator).__name__} {g}) matches none of the --netG "
+            f"presets ({', '.join(GENERATORS)}); this training loop fine-tunes those."
+        )
+    found = {"netG": net_g, "ngf": g["ngf"], "norm": g["norm"], "input_nc": g["in_channels"]}
+    found.update(output_nc=g["out_channels"], no_dropout=not g.get("dropout", 0))
+    if discriminator is not None:
+        d = discriminator.config
+        net_d = discriminator_preset(discriminator)
+        if net_d is None or d["in_channels"] != g["in_channels"] + g["out_channels"]:
+            raise ConfigError(
+                f"--init_from {source}: its discriminator ({type(discriminator).__name__} {d}) is not a --netD "
+                f"preset ({', '.join(DISCRIMINATORS)}) taking the generator's input and output "
+                f"({g['in_channels']} + {g['out_channels']} channels)."
+            )
+        found.update(netD=net_d, ndf=d["ndf"])
+        if net_d == "n_layers":
+            found["n_layers_D"] = d["n_layers"]
+    return found
+
+
+def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConfig:
+    """``config`` with the architecture of ``pix2pix`` (loaded from ``config.init_from``).
+
+    Raises ``ConfigError`` naming every flag that was set (not left at its default) to another value than the
+    model's.
+    """
+    source = str(config.init_from)
+    found = architecture_of(pix2pix, source)
+    defaults = TrainingConfig()
+    conflicts = [
+        f"--{name} {getattr(config, name)} (the model has {value})"
+        for name, value in found.items()
+        if getattr(config, name) not in (value, getattr(defaults, name))
+    ]
+    if conflicts:
+        raise ConfigError(
+            f"--init_from {source} fixes the architecture (its config.json), but {'; '.join(conflicts)}. "
+            "Drop those flags, or train from scratch without --init_from."
+        )
+    return replace(config, **found)
