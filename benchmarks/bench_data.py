@@ -9,27 +9,40 @@ Measured:
     train_step_s                   one training step of the paper model (unet_256 + 70x70 PatchGAN, batch 1, 256x256,
                                    the default path of bench_train.py), for the goal: data at least 10x faster than
                                    training
+    stream                         ``--stream_pairs`` generated 256x256 JPEG pairs in parquet shards, read two ways at
+                                   each worker count: ``streaming`` (StreamingPairs + StreamLoader, what --streaming
+                                   trains from) and ``map`` (load_pairs into an Arrow cache + PairedDataset, shuffled
+                                   like training): pairs/s over ``--stream_limit`` pairs after a warm-up, and the
+                                   resident memory of the main process and of its workers sampled as it runs (flat:
+                                   ``rss_growth_mb`` near 0)
 
 Prints progress on stderr; the last line on stdout is one JSON object.
 
     python benchmarks/bench_data.py [--source ../shared/data/facades/train] [--workers 0 2] [--train_steps 3]
+                                    [--stream_pairs 10000] [--stream_limit 2000] [--stream_only]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from pix2pix_hub.data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs
+from pix2pix_hub.data.streaming import StreamingPairs, StreamLoader
 
 FACADES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facades" / "train"
 
@@ -50,6 +63,115 @@ def epoch_rate(dataset: PairedDataset, workers: int, batch_size: int, epoch: int
     return count / (time.perf_counter() - start)
 
 
+# ----- the streaming case -----------------------------------------------------------------------------------------
+def jpeg(array: np.ndarray) -> dict:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def write_shards(folder: Path, count: int, shards: int, side: int) -> str:
+    """``count`` pairs of ``side`` x ``side`` JPEGs (smooth colour blocks, B = A reversed and inverted) in ``shards``
+    parquet files, about as large per pair as photos of that size compress to; returns their glob."""
+    import datasets
+
+    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
+    rng = np.random.default_rng(0)
+    for shard, ids in enumerate(np.array_split(np.arange(count), shards)):
+        rows = {"imageA": [], "imageB": []}
+        for _ in ids:
+            blocks = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+            a = np.kron(blocks, np.ones((side // 8, side // 8, 1), dtype=np.uint8))
+            a = np.clip(a.astype(np.int16) + rng.integers(-12, 13, a.shape), 0, 255).astype(np.uint8)  # texture
+            rows["imageA"].append(jpeg(a))
+            rows["imageB"].append(jpeg(255 - a[:, :, ::-1]))
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / f"shard-{shard:03d}.parquet"))
+    return str(folder / "*.parquet")
+
+
+def worker_rss_mb() -> float:
+    """Resident memory of this process's children (the DataLoader workers), summed, in MB (Linux; 0 elsewhere)."""
+    total = 0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+    return total * resource.getpagesize() / 2**20
+
+
+def timed_pairs(batches, limit: int, warmup: int) -> dict:
+    """Pairs/s over ``limit`` pairs of ``batches`` after ``warmup`` pairs, with resident memory sampled about
+    once a second: ``[[seconds, main MB, workers MB], ...]``."""
+    from pix2pix_hub.performance import rss_mb
+
+    counted, started, samples, last = -warmup, None, [], 0.0
+    for batch in batches:
+        counted += 0 if batch is None else batch["input"].shape[0]
+        if started is None and counted >= 0:
+            started, counted = time.perf_counter(), 0
+        if started is not None:
+            now = time.perf_counter() - started
+            if now - last >= 1.0 or not samples:
+                samples.append([round(now, 1), round(rss_mb() or 0.0, 1), round(worker_rss_mb(), 1)])
+                last = now
+            if counted >= limit:
+                break
+    seconds = time.perf_counter() - started
+    growth = round((samples[-1][1] + samples[-1][2]) - (samples[0][1] + samples[0][2]), 1)
+    return {"pairs_per_s": round(counted / seconds, 1), "pairs": counted, "rss_mb": samples, "rss_growth_mb": growth}
+
+
+def stream_case(files: str, kind: str, workers: int, transform: PairedTransform, args) -> dict:
+    """One way of reading the shards (``streaming`` or ``map``) at ``workers`` DataLoader workers."""
+    if kind == "streaming":
+        dataset = StreamingPairs(load_pairs(files, streaming=True), transform, shuffle_buffer=args.shuffle_buffer)
+        batches = iter(StreamLoader(dataset, batch_size=args.batch_size, num_workers=workers))
+    else:
+        dataset = PairedDataset(load_pairs(files, cache_dir=args.map_cache), transform)
+        loader = DataLoader(
+            dataset, args.batch_size, shuffle=True, num_workers=workers, collate_fn=collate_pairs,
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    result = timed_pairs(batches, args.stream_limit, warmup=args.stream_warmup)
+    del batches  # stops the workers
+    log(f"{kind}, {workers} workers: {result['pairs_per_s']} pairs/s, memory growth {result['rss_growth_mb']} MB")
+    return result
+
+
+def streaming_benchmark(args) -> dict:
+    """Streaming against map-style reading of the same generated parquet shards, at each worker count."""
+    transform = PairedTransform(args.load_size, args.crop_size)
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as folder:
+        start = time.perf_counter()
+        files = write_shards(Path(folder), args.stream_pairs, args.stream_shards, args.crop_size)
+        size = sum(p.stat().st_size for p in Path(folder).glob("*.parquet"))
+        log(f"{args.stream_pairs} pairs in {args.stream_shards} shards: {size / 2**20:.0f} MB, "
+            f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+        args.map_cache = str(Path(folder) / "arrow-cache")
+        start = time.perf_counter()
+        load_pairs(files, cache_dir=args.map_cache)
+        map_load = time.perf_counter() - start
+        log(f"map-style: Arrow cache built in {map_load:.1f} s (streaming reads the shards as they are)")
+        cases = {
+            f"{kind}_{workers}_workers": stream_case(files, kind, workers, transform, args)
+            for workers in args.workers
+            for kind in ("streaming", "map")
+        }
+    return {
+        "pairs": args.stream_pairs,
+        "shards": args.stream_shards,
+        "image_side": args.crop_size,
+        "parquet_mb": round(size / 2**20, 1),
+        "shuffle_buffer": args.shuffle_buffer,
+        "timed_pairs": args.stream_limit,
+        "map_cache_build_s": round(map_load, 1),
+        "cases": cases,
+    }
+
+
 def train_step_seconds(steps: int) -> float:
     """Seconds per step of the paper model on random 256x256 pairs, the default training path (one warm-up step)."""
     from bench_train import default_step  # this folder is on sys.path when the script runs
@@ -62,18 +184,8 @@ def train_step_seconds(steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default=str(FACADES), help="paired source (default: the facades A|B folder)")
-    parser.add_argument("--direction", default="BtoA")
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--batch_size", type=int, default=1, help="1 = the paper")
-    parser.add_argument("--epochs", type=int, default=2, help="passes per worker count (the best one is kept)")
-    parser.add_argument("--load_size", type=int, default=286)
-    parser.add_argument("--crop_size", type=int, default=256)
-    parser.add_argument("--train_steps", type=int, default=3, help="paper-model steps to time (0: skip)")
-    args = parser.parse_args()
-
+def facades_benchmark(args) -> dict:
+    """The A|B folder: loading, checking and one shuffled epoch per worker count."""
     with tempfile.TemporaryDirectory(prefix="bench-data-") as cache:
         start = time.perf_counter()
         pairs = load_pairs(args.source, direction=args.direction, cache_dir=cache)
@@ -93,28 +205,54 @@ def main() -> None:
             best = max(epoch_rate(dataset, workers, args.batch_size, epoch) for epoch in range(args.epochs))
             rates[str(workers)] = round(best, 1)
             log(f"{workers} workers: {best:.1f} pairs/s")
-
-    result = {
-        "benchmark": "data",
+    return {
         "source": os.path.relpath(args.source) if os.path.exists(args.source) else args.source,
         "pairs": len(pairs),
-        "load_size": args.load_size,
-        "crop_size": args.crop_size,
-        "batch_size": args.batch_size,
         "load_first_s": round(load_first, 3),
         "load_cached_s": round(load_cached, 3),
         "check_s": round(check, 3),
         "pairs_per_s": rates,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
     }
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default=str(FACADES), help="paired source (default: the facades A|B folder)")
+    parser.add_argument("--direction", default="BtoA")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--batch_size", type=int, default=1, help="1 = the paper")
+    parser.add_argument("--epochs", type=int, default=2, help="passes per worker count (the best one is kept)")
+    parser.add_argument("--load_size", type=int, default=286)
+    parser.add_argument("--crop_size", type=int, default=256)
+    parser.add_argument("--train_steps", type=int, default=3, help="paper-model steps to time (0: skip)")
+    parser.add_argument("--stream_pairs", type=int, default=10_000, help="generated pairs in parquet (0: skip)")
+    parser.add_argument("--stream_shards", type=int, default=16)
+    parser.add_argument("--stream_limit", type=int, default=2000, help="pairs timed per case")
+    parser.add_argument("--stream_warmup", type=int, default=50, help="pairs read before the clock starts")
+    parser.add_argument("--shuffle_buffer", type=int, default=1000, help="the streaming case's --shuffle_buffer")
+    parser.add_argument("--stream_only", action="store_true", help="skip the facades folder")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    result = {"benchmark": "data", "load_size": args.load_size, "crop_size": args.crop_size}
+    result["batch_size"] = args.batch_size
+    if not args.stream_only:
+        result.update(facades_benchmark(args))
+    if args.stream_pairs:
+        result["stream"] = streaming_benchmark(args)
+    result.update(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__)
+    result.update(python=platform.python_version(), load_average=round(os.getloadavg()[0], 1))
     if args.train_steps:
         seconds = train_step_seconds(args.train_steps)
         log(f"paper train step: {seconds:.2f} s")
         result["train_step_s"] = round(seconds, 3)
-        result["data_vs_train_speed"] = {w: round(rate * seconds / args.batch_size, 1) for w, rate in rates.items()}
+        rates = dict(result.get("pairs_per_s", {}))
+        rates.update({name: case["pairs_per_s"] for name, case in result.get("stream", {}).get("cases", {}).items()})
+        result["data_vs_train_speed"] = {
+            name: round(rate * seconds / args.batch_size, 1) for name, rate in rates.items()
+        }
     print(json.dumps(result))
 
 

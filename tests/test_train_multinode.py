@@ -275,8 +275,9 @@ def test_check_launch_refuses_only_a_lone_process_of_a_multi_process_launch():
     assert "MASTER_ADDR=127.0.0.1" in str(refused.value) and expected in str(refused.value)
     with pytest.raises(LaunchError, match="--main_process_ip 127.0.0.1 --main_process_port 29555 --num_processes"):
         check_launch(LONE_CPU_ENV, 1, launcher_argv=[])  # no launcher command line: the general form
-    with pytest.raises(LaunchError, match="started 2 processes, but this one trains alone"):
+    with pytest.raises(LaunchError, match="started 2 processes, but this one trains alone") as unjoined:
         check_launch(JOINED_ENV, 1)
+    assert unjoined.value.exit_code == 2  # a usage mistake for the training command line: one line, exit 2
 
 
 def _check() -> None:

@@ -440,6 +440,10 @@ def select_pairs(
     ``instance`` from ``column_instance`` when given."""
     import datasets
 
+    if isinstance(dataset, datasets.IterableDataset):
+        # A streamed map would decode and re-encode every image, and a corrupt one would fail inside datasets
+        # before the bad-sample handling sees it: keep the stored bytes.
+        dataset = dataset.decode(False)
     columns = list(dataset.column_names or [])
     if column_instance and columns and column_instance not in columns:
         raise PairsSourceError(
