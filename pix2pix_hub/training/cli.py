@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from ..data import BadSampleError
 from ..data.sources import DatasetUnavailableError, PairsSourceError
@@ -35,8 +36,14 @@ def exit_code_of(error: BaseException) -> int | None:
     return getattr(error, "exit_code", None)  # MainProcessError: the main process's error, in another process
 
 
-def main(argv: list[str] | None = None) -> TrainingResult:
-    """Train from the command line ``argv`` (``sys.argv[1:]`` when None); returns what ``train`` returns."""
+def main(argv: list[str] | None = None, command: list[str] | None = None) -> TrainingResult:
+    """Train from the command line ``argv`` (``sys.argv[1:]`` when None); returns what ``train`` returns.
+
+    ``command`` is the whole command line as typed, for the model card; by default ``sys.argv`` when ``argv`` is
+    None (an entry point that passes ``argv`` itself passes ``command=sys.argv`` too).
+    """
+    if command is None and argv is None:
+        command = typed_command(sys.argv)
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     parser = training_parser()
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> TrainingResult:
         config = config_from_args(argv, parser)
         if config.allocator_tuning:
             tune_allocator()
-        return train(config)
+        return train(config, command)
     except KeyboardInterrupt:
         if debug:
             raise
@@ -57,6 +64,15 @@ def main(argv: list[str] | None = None) -> TrainingResult:
             raise
         prefix = "" if isinstance(error, TrainingInterrupted) else "error: "
         sys.exit(_report(f"{prefix}{error}", code))
+
+
+def typed_command(words: list[str]) -> list[str]:
+    """``sys.argv`` as the user typed it: ``python -m pix2pix_hub.train`` runs this package's ``train.py``, whose
+    path is in ``argv[0]``."""
+    program = Path(words[0]) if words else Path()
+    if program.name in ("train.py", "__main__.py") and program.parent.name == "pix2pix_hub":
+        return ["python", "-m", "pix2pix_hub.train", *words[1:]]
+    return list(words)
 
 
 def _report(message: str, code: int) -> int:

@@ -32,6 +32,7 @@ from ..models.registry import (
     discriminator_depth,
     generator_size_multiple,
 )
+from ..quantize import DEFAULT_MIN_PSNR_DB
 from .errors import ConfigError
 
 # Registered discriminators this loop does not train: its GAN loss takes one logit map per pair, and pix2pixHD's
@@ -82,6 +83,12 @@ class TrainingConfig:
     crop_size: int = field(default=256, metadata=_arg("Random crop size: the training resolution."))
     no_flip: bool = field(default=False, metadata=_arg("Do not flip training pairs horizontally."))
     skip_bad_samples: bool = field(default=False, metadata=_arg("Skip and count unreadable pairs instead of failing."))
+    max_train_samples: int | None = field(
+        default=None, metadata=_arg("Train on the first N training pairs only (taken after the validation split).")
+    )
+    cache_dir: str | None = field(
+        default=None, metadata=_arg("Where `datasets` caches Hub datasets (unset: its default, HF_DATASETS_CACHE).")
+    )
     dataloader_num_workers: int = field(default=2, metadata=_arg("DataLoader worker processes per training process."))
     # networks
     netG: str = field(default="unet_256", metadata=_arg("Generator preset.", GENERATORS))
@@ -156,10 +163,29 @@ class TrainingConfig:
     validation_steps: int = field(default=500, metadata=_arg("Validate (metrics + sample grid) every N updates."))
     num_validation_images: int = field(default=4, metadata=_arg("Rows of the input | output | target grid."))
     logging_steps: int = field(default=10, metadata=_arg("Log losses every N updates."))
+    logging_dir: str | None = field(default=None, metadata=_arg("The tracker's log folder (unset: OUTPUT_DIR/logs)."))
     report_to: str = field(default="tensorboard", metadata=_arg("Experiment tracker (all work offline).", TRACKERS))
     tracker_project_name: str = field(default="pix2pix", metadata=_arg("Project/run name given to the tracker."))
     push_to_hub: bool = field(default=False, metadata=_arg("Upload the final model folder to --hub_model_id."))
     hub_model_id: str | None = field(default=None, metadata=_arg("Hub repo id, e.g. user/facades."))
+    hub_private_repo: bool = field(default=False, metadata=_arg("Create the --hub_model_id repo as private."))
+    license: str = field(
+        default="other",
+        metadata=_arg(
+            "License in the model card (a Hub license id, e.g. mit, cc-by-4.0). A model inherits its data's terms; "
+            "'other' adds a note saying so."
+        ),
+    )
+    export_int8: bool = field(
+        default=False,
+        metadata=_arg(
+            "Also write model.int8.onnx (static int8, calibrated on training inputs) into the model folder; "
+            "refused, with the figure, when its outputs are below --int8_min_psnr from fp32's (needs the onnx extra)."
+        ),
+    )
+    int8_min_psnr: float = field(
+        default=DEFAULT_MIN_PSNR_DB, metadata=_arg("Quality gate of --export_int8: PSNR (dB) from the fp32 outputs.")
+    )
     quick: bool = field(
         default=False, metadata=_arg("Small fast CPU run: unet_128 at 128x128, 400 steps (see docs/training.md).")
     )
@@ -208,6 +234,8 @@ class TrainingConfig:
         for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1; got {getattr(self, name)}.")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ConfigError(f"--max_train_samples must be at least 1 (unset: all); got {self.max_train_samples}.")
         for name in ("n_epochs", "n_epochs_decay", "dataloader_num_workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be 0 or more; got {getattr(self, name)}.")

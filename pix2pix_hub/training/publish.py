@@ -1,22 +1,44 @@
-"""The end of a run (main process): the model card, the model folder in ``output_dir``, the Hub upload."""
+"""The end of a run (main process): the model card, the model folder in ``output_dir``, the int8 export, the Hub
+upload."""
 
 from __future__ import annotations
 
+import copy
 import shutil
-from collections.abc import Callable
-from dataclasses import asdict
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from accelerate import Accelerator
 from PIL import Image
 
 from .. import fileio
 from ..constants import SAMPLES_NAME, WEIGHTS_NAME
-from ..model_card import render_model_card
+from ..export import export_onnx
+from ..model_card import render_model_card, save_widget_images
 from ..model_info import ModelInfo
 from ..pipeline import Pix2Pix
+from ..quantize import QuantizationQualityError, quantize_int8
 from .base_model import base_model_name
 from .config import TrainingConfig
+
+INT8_ONNX_NAME = "model.int8.onnx"  # --export_int8's file in the model folder
+CALIBRATION_INPUTS = 32  # issue 18: ~32 real inputs calibrate as well as many more; the last quarter gate it
+
+
+@dataclass
+class Published:
+    """What the end of a run publishes besides the model: validation ``metrics`` and ``grid``, the number of
+    validation pairs held out (``val_size``), the ``command`` line as typed, and a widget example (the first
+    validation pair's input and the model's output), None where the input is not an image (label maps)."""
+
+    metrics: dict[str, float]
+    grid: Image.Image
+    val_size: int | None = None
+    command: Sequence[str] | None = None
+    widget: tuple[Image.Image, Image.Image] | None = None
 
 
 def model_info(config: TrainingConfig) -> ModelInfo:
@@ -32,9 +54,12 @@ def render_card(
     accelerator: Accelerator,
     metrics: dict[str, float] | None = None,
     val_size: int | None = None,
+    command: Sequence[str] | None = None,
+    widget_images: tuple[str, str] | None = None,
 ) -> str:
     """The model card of a run's model (or checkpoint): the arguments, plus what the launcher decided
-    (``mixed_precision`` None means "the launcher's") and the number of validation pairs actually used."""
+    (``mixed_precision`` None means "the launcher's") and the number of validation pairs actually used; the
+    ``--license``, the ``command`` line and the widget's example (paths inside the repo)."""
     output_dir = Path(config.output_dir)
     training_config = {
         **asdict(config),
@@ -49,6 +74,9 @@ def render_card(
         training_config=training_config,
         metrics=metrics,
         sample_grid=SAMPLES_NAME if metrics else None,
+        license=None if config.license == "other" else config.license,  # None: 'other' with the card's note
+        command=command,
+        widget_images=widget_images,
     )
 
 
@@ -71,19 +99,61 @@ def publish(
     pix2pix: Pix2Pix,
     config: TrainingConfig,
     accelerator: Accelerator,
-    metrics: dict[str, float],
-    grid: Image.Image,
+    published: Published,
     say: Callable[[str], None],
-    val_size: int | None = None,
+    calibration: Any = None,
 ) -> None:
-    """Main process, end of training: the model card, the model folder in ``output_dir``, the Hub upload.
+    """Main process, end of training: the model card, the model folder in ``output_dir``, ``--export_int8``'s
+    ``model.int8.onnx`` (calibrated on the inputs of ``calibration``, a ``PairedDataset``), the Hub upload.
 
     ``pix2pix.info`` (``model_info(config)``) says what the model does, in ``pix2pix.json`` and the card's YAML.
+    The widget's images go straight into ``output_dir/samples/`` (moving a staged ``samples/`` in would replace
+    the validation grids there).
     """
     output_dir = Path(config.output_dir)
-    card = render_card(pix2pix, config, accelerator, metrics, val_size)
-    save_model_folder(pix2pix, output_dir, card, grid)
+    widget_images = save_widget_images(output_dir, *published.widget) if published.widget else None
+    card = render_card(
+        pix2pix, config, accelerator, published.metrics, published.val_size, published.command, widget_images
+    )
+    save_model_folder(pix2pix, output_dir, card, published.grid)
+    # An int8 file from an earlier run belongs to other weights.
+    (output_dir / INT8_ONNX_NAME).unlink(missing_ok=True)
     say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
+    if config.export_int8:
+        export_int8(pix2pix, output_dir / INT8_ONNX_NAME, calibration_inputs(calibration), config.int8_min_psnr, say)
     if config.push_to_hub:
-        url = pix2pix.push_to_hub(config.hub_model_id, card=card, sample_grid=grid)
+        private = True if config.hub_private_repo else None  # None: the Hub's default (public)
+        url = pix2pix.push_to_hub(config.hub_model_id, card=card, sample_grid=published.grid, private=private)
         say(f"Pushed to the Hub: {url}")
+
+
+def calibration_inputs(dataset: Any, count: int = CALIBRATION_INPUTS) -> list[Any]:
+    """Up to ``count`` model inputs ``(C, H, W)`` in [-1, 1], spread evenly over ``dataset`` (unreadable pairs
+    skipped)."""
+    size = len(dataset) if dataset is not None else 0
+    indices = sorted({round(k * (size - 1) / max(1, count - 1)) for k in range(count)}) if size else []
+    items = (dataset[index] for index in indices)
+    return [item["input"].numpy() for item in items if item is not None]
+
+
+def export_int8(
+    pix2pix: Pix2Pix, path: Path, inputs: list[Any], min_psnr_db: float, say: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Write the int8 generator to ``path`` and return its report; when it fails the PSNR gate (or there are too
+    few inputs), say why and write nothing: the fp32 model is saved either way."""
+    if len(inputs) < 2:
+        say(f"--export_int8 skipped: {len(inputs)} training input(s); calibration and its gate need at least 2.")
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32_path = Path(scratch) / "model.onnx"
+        export_onnx(copy.deepcopy(pix2pix.generator), fp32_path)  # a copy: the export moves it to the CPU, eval
+        try:
+            report = quantize_int8(fp32_path, path, inputs, min_psnr_db=min_psnr_db)
+        except QuantizationQualityError as error:
+            say(f"--export_int8 refused (the fp32 model is saved): {error}")
+            return None
+    say(
+        f"Wrote {path}: int8 outputs {report['psnr_db']:.1f} dB PSNR from fp32's on the worst of "
+        f"{report['held_out_inputs']} held-out training inputs (gate {min_psnr_db:g} dB)."
+    )
+    return report

@@ -26,6 +26,7 @@ from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, l
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..models.winograd import use_winograd
 from ..pipeline import Pix2Pix
+from ..quantize import cpu_capabilities
 from . import checkpoint
 from .config import AUTO_VAL_MAX, AUTO_VAL_MIN, TrainingConfig
 from .errors import (
@@ -36,11 +37,12 @@ from .errors import (
     OutputDirError,
     OutputDirNotWritable,
 )
+from .publish import INT8_ONNX_NAME
 
 LOGS_DIR = "logs"
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
 # What a finished run leaves in --output_dir: a new run would replace these, so it needs --overwrite_output_dir.
-MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, MODEL_INFO_NAME, DISCRIMINATOR_DIR, SAMPLES_NAME)
+MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, MODEL_INFO_NAME, DISCRIMINATOR_DIR, SAMPLES_NAME, INT8_ONNX_NAME)
 
 
 # ----- networks and optimisation ---------------------------------------------------------------------------------
@@ -132,9 +134,34 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
     return Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=None if config.report_to == "none" else config.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / LOGS_DIR)),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(logging_dir(config))),
         **kwargs,
     )
+
+
+def logging_dir(config: TrainingConfig) -> Path:
+    """The tracker's log folder: ``--logging_dir``, or ``output_dir/logs``."""
+    return Path(config.logging_dir) if config.logging_dir else Path(config.output_dir) / LOGS_DIR
+
+
+def has_native_bf16(capabilities: dict[str, Any] | None = None) -> bool:
+    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX): where bf16 autocast is faster than fp32.
+    Elsewhere bf16 is emulated and slower."""
+    capabilities = cpu_capabilities() if capabilities is None else capabilities
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def cpu_precision_note(precision: str, capabilities: dict[str, Any] | None = None) -> str:
+    """One start-up line about precision on a CPU: whether it has native bf16, and what that means for ``precision``
+    (Accelerate's ``mixed_precision``: ``no``, ``fp16`` or ``bf16``)."""
+    native = has_native_bf16(capabilities)
+    has = "has native bf16 (AVX-512 BF16 / AMX)" if native else "has no native bf16 (no AVX-512 BF16 or AMX)"
+    if precision == "no":
+        advice = "; --mixed_precision bf16 would likely train faster." if native else "; fp32 is the fast choice."
+        return f"This CPU {has}{advice}"
+    if precision == "bf16" and native:
+        return f"This CPU {has}: training in bf16 autocast (weights, validation and the saved model stay fp32)."
+    return f"Warning: this CPU {has}: {precision} is usually far slower here than fp32 (--mixed_precision no)."
 
 
 def tracker_config(config: TrainingConfig) -> dict[str, Any]:
@@ -186,7 +213,7 @@ def load_datasets(
         try:
             return load_pairs(
                 config.dataset, split=split, direction=config.direction, column_a=config.column_a,
-                column_b=config.column_b,
+                column_b=config.column_b, cache_dir=config.cache_dir,
             )  # fmt: skip
         except FileNotFoundError as error:
             raise MissingDatasetError(f"--dataset {config.dataset}: {error}") from error
@@ -196,6 +223,12 @@ def load_datasets(
         train_pairs, val_pairs = pairs, pairs_of(config.validation_split)
     else:
         train_pairs, val_pairs = hold_out(pairs, config, say)
+    if config.max_train_samples is not None and config.max_train_samples < len(train_pairs):
+        # After the split, so the validation pairs are the same as in the full run (or, when validation uses the
+        # training pairs, the pairs actually trained on).
+        same = val_pairs is train_pairs
+        train_pairs = train_pairs.select(range(config.max_train_samples))
+        val_pairs = train_pairs if same else val_pairs
     common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
     common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
     train_transform = PairedTransform(flip=not config.no_flip, train=True, **common)
@@ -262,6 +295,15 @@ def check_tracker(report_to: str) -> None:
         raise MissingPackageError(
             f"--report_to {report_to} needs the {TRACKER_PACKAGES[report_to][0]} package: "
             f"pip install {TRACKER_PACKAGES[report_to][0]} (or pass --report_to none)."
+        )
+
+
+def check_int8_export(export_int8: bool) -> None:
+    """Refuse ``--export_int8`` without onnx and onnxruntime before training, not after it."""
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if export_int8 and missing:
+        raise MissingPackageError(
+            f"--export_int8 needs {' and '.join(missing)}: pip install 'pix2pix-hub[onnx]' (or drop --export_int8)."
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from .. import fileio
+from ..data import PairedDataset
 from ..performance import rss_mb
 from ..pipeline import Pix2Pix
 from . import checkpoint
@@ -37,11 +38,13 @@ from .base_model import adopt_architecture, load_base_model
 from .config import TrainingConfig, config_warnings
 from .errors import TrainingInterrupted
 from .losses import GANLoss
-from .publish import model_info, publish, render_card
+from .publish import Published, model_info, publish, render_card
 from .setup import (
     EpochShuffler,
     build_networks,
+    check_int8_export,
     check_tracker,
+    cpu_precision_note,
     first_good_batch,
     load_datasets,
     make_accelerator,
@@ -55,7 +58,7 @@ from .setup import (
 from .signals import StopSignals
 from .step import StepParts, train_step
 from .sync_norm import sync_batchnorm
-from .validation import sample_grid, validation_metrics
+from .validation import log_grid, sample_grid, validation_metrics, widget_example
 
 SAMPLES_DIR = "samples"
 Batch = dict[str, torch.Tensor]
@@ -110,16 +113,16 @@ class Trainer:
     is found here, before the first step.
     """
 
-    def __init__(self, config: TrainingConfig) -> None:
+    def __init__(self, config: TrainingConfig, command: Sequence[str] | None = None) -> None:
         config, resume, base = resolve_start(config)
         self.config = config
+        self.command = command  # the command line as typed, for the model card (None: not recorded)
         self.output_dir = Path(config.output_dir)
         self.accelerator = make_accelerator(config)
         self.main = self.accelerator.is_main_process
         on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config, resuming=resume is not None))
-        precision = self.accelerator.mixed_precision
-        if self.accelerator.device.type == "cpu" and precision != "no":
-            self.accelerator.print(f"Warning: {precision} on a CPU is usually far slower than fp32.")
+        if self.accelerator.device.type == "cpu":
+            self.accelerator.print(cpu_precision_note(self.accelerator.mixed_precision))
         for warning in config_warnings(config):
             self.accelerator.print(f"Warning: {warning}")
 
@@ -290,6 +293,13 @@ class Trainer:
         saved = checkpoint.checkpoints_dir(self.output_dir) / f"{checkpoint.PREFIX}{self.step}"
         raise TrainingInterrupted(received, self.step, str(saved))
 
+    def calibration_set(self) -> PairedDataset | None:
+        """Training pairs as validation sees them (no crop jitter, no flip): ``--export_int8`` calibrates on their
+        inputs. None without ``--export_int8``."""
+        if not self.config.export_int8:
+            return None
+        return PairedDataset(self.train_set.pairs, self.val_set.transform, seed=self.config.seed, skip_bad_samples=True)
+
     def model(self) -> Pix2Pix:
         """The networks as they stand (unwrapped), with what they do, for a checkpoint (torch only: no export)."""
         discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
@@ -312,7 +322,10 @@ class Trainer:
             "accelerator_step": self.accelerator.step,
         }
         model = self.model()
-        card = render_card(model, self.config, self.accelerator, val_size=self.val_pairs_held_out) if self.main else ""
+        card = ""
+        if self.main:
+            held_out = self.val_pairs_held_out
+            card = render_card(model, self.config, self.accelerator, val_size=held_out, command=self.command)
         path = checkpoint.save_checkpoint(
             self.accelerator, self.output_dir, self.step, model=model, card=card,
             optimizers=(self.parts.optimizer_g, self.parts.optimizer_d), schedulers=self.schedulers,
@@ -328,6 +341,7 @@ class Trainer:
             grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
             path = fileio.save_image(grid, self.output_dir / SAMPLES_DIR / f"step-{self.step:06d}.png")
             self.accelerator.log({f"val_{name}": value for name, value in metrics.items()}, step=self.step)
+            log_grid(self.accelerator, grid, self.step)
             self.say(
                 f"step {self.step}: validation L1 {metrics['l1']:.4f}  PSNR {metrics['psnr']:.2f} dB  "
                 f"SSIM {metrics['ssim']:.4f}  ({len(self.val_set)} pairs)  grid: {path}"
@@ -348,7 +362,9 @@ class Trainer:
             self.say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
         if self.main:
             grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
-            publish(pix2pix, self.config, self.accelerator, metrics, grid, self.say, self.val_pairs_held_out)
+            widget = widget_example(self.generator, self.val_set, self.accelerator.device)
+            published = Published(metrics, grid, self.val_pairs_held_out, self.command, widget)
+            publish(pix2pix, self.config, self.accelerator, published, self.say, self.calibration_set())
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return TrainingResult(
@@ -367,6 +383,7 @@ def resolve_start(config: TrainingConfig) -> tuple[TrainingConfig, Path | None, 
     (None: a new run) and the networks to start from (the checkpoint's, ``--init_from``'s, or None: presets)."""
     config.check()
     check_tracker(config.report_to)
+    check_int8_export(config.export_int8)
     base = None
     if config.init_from:
         base = load_base_model(config.init_from)
@@ -381,11 +398,12 @@ def resolve_start(config: TrainingConfig) -> tuple[TrainingConfig, Path | None, 
     return config, resume, base
 
 
-def train(config: TrainingConfig) -> TrainingResult:
+def train(config: TrainingConfig, command: Sequence[str] | None = None) -> TrainingResult:
     """Train ``config`` in this process (one of ``num_processes``); see the module docstring for what it writes.
+    ``command`` is the command line that started the run, as typed (the model card shows it).
 
     Everything that can be wrong with the arguments, the output folder, the checkpoint to resume or the dataset
     is checked before the first step. The process's settings are left as they are (``training.cli`` tunes the
     allocator).
     """
-    return Trainer(config).fit()
+    return Trainer(config, command).fit()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
 METRICS = ("l1", "psnr", "ssim")
+IMAGE_CHANNELS = (1, 3, 4)
+GRID_TAG = "val/samples"  # the tracker's name for the input | output | target grid
 BATCH = 8
 
 
@@ -56,6 +59,28 @@ def validation_metrics(generator: nn.Module, dataset: Any, accelerator: Accelera
     sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
     count = max(float(sums[-1]), 1.0)
     return {name: float(sums[k]) / count for k, name in enumerate(METRICS)}
+
+
+@torch.no_grad()
+def widget_example(generator: nn.Module, dataset: Any, device: torch.device) -> tuple[Image.Image, Image.Image] | None:
+    """The first readable pair's input and the generator's output as images, for the model card's widget; None
+    when the input is not an image (one-hot label maps have more channels than an image file)."""
+    for inputs, _ in _batches(dataset, list(range(min(BATCH, len(dataset))))):
+        if inputs.shape[1] not in IMAGE_CHANNELS:
+            return None
+        output = translate(generator, inputs[:1].to(device)).cpu()
+        return tensor_to_image(inputs[0]), tensor_to_image(output[0])
+    return None
+
+
+def log_grid(accelerator: Accelerator, grid: Image.Image, step: int) -> None:
+    """The validation grid as an image summary in the trackers that take images (TensorBoard, W&B), tag
+    ``val/samples``; the others get the metrics only."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({GRID_TAG: np.asarray(grid)[None]}, step=step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({GRID_TAG: [grid]}, step=step)
 
 
 @torch.no_grad()
