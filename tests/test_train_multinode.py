@@ -35,12 +35,6 @@ RUN_TIMEOUT = 300
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "ACCELERATE_USE_CPU")
 
 
-def streaming_is_wired() -> bool:
-    from pix2pix_hub.training.config import fields_by_name
-
-    return "streaming" in fields_by_name()
-
-
 def is_rank_file(name: str) -> bool:
     """The one file machine 1 writes, its own RNG state in a checkpoint (accelerate's ``random_states_1.pkl`` or
     the safetensors ``rng_state_1.safetensors``), or the temporary name it is first written under."""
@@ -172,16 +166,7 @@ def data(tmp_path_factory) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the processes to kill in /proc (Linux)")
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "map",
-        pytest.param(
-            "streaming",
-            marks=pytest.mark.skipif(not streaming_is_wired(), reason="--streaming is not wired into the trainer yet"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["map", "streaming"])
 def test_two_machines_train_as_one_run_and_resume_after_both_are_killed(tmp_path, data, mode):
     args = [*data[mode], *TINY]
 

@@ -26,6 +26,7 @@ from ..constants import (
     PREPROCESS_MODES,
     TRACKERS,
 )
+from ..data.streaming import stream_args_error
 from ..models.registry import (
     DISCRIMINATOR_PRESETS,
     GENERATOR_PRESETS,
@@ -90,6 +91,15 @@ class TrainingConfig:
         default=None, metadata=_arg("Where `datasets` caches Hub datasets (unset: its default, HF_DATASETS_CACHE).")
     )
     dataloader_num_workers: int = field(default=2, metadata=_arg("DataLoader worker processes per training process."))
+    streaming: bool = field(
+        default=False,
+        metadata=_arg(
+            "Read --dataset as a stream (Hub id, parquet files), nothing downloaded first; needs --max_train_steps."
+        ),
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata=_arg("--streaming: rows shuffled together per DataLoader worker (and the shard order).")
+    )
     # networks
     netG: str = field(default="unet_256", metadata=_arg("Generator preset.", GENERATORS))
     netD: str = field(
@@ -253,6 +263,15 @@ class TrainingConfig:
             raise ConfigError("--val_size must be positive (a count or a fraction); leave it unset for the default.")
         if self.val_size is not None and self.val_size >= 1 and self.val_size != int(self.val_size):
             raise ConfigError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
+        if self.streaming:
+            message = stream_args_error(
+                max_train_steps=self.max_train_steps,
+                val_size=self.val_size,
+                validation_split=self.validation_split,
+                shuffle_buffer=self.shuffle_buffer,
+            )
+            if message:
+                raise ConfigError(message)
 
     def check_shapes(self) -> None:
         """The crop fits the resized image, and both networks fit the crop."""

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from .. import fileio
 from ..constants import CARD_NAME, CONFIG_NAME, DISCRIMINATOR_DIR, MODEL_INFO_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
+from ..data.streaming import StreamingPairs, StreamLoader, first_rows, row_keys, take_validation
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..models.winograd import use_winograd
 from ..pipeline import Pix2Pix
@@ -203,6 +204,14 @@ def held_out_count(val_size: float | None, total: int) -> int:
     return max(1, int(round(total * val_size))) if val_size < 1 else int(val_size)
 
 
+def make_transforms(config: TrainingConfig, size_multiple: int) -> tuple[PairedTransform, PairedTransform]:
+    """``(train, validation)`` transforms: random crops and flips for training, deterministic for validation."""
+    common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
+    common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
+    train = PairedTransform(flip=not config.no_flip, train=True, **common)
+    return train, PairedTransform(flip=False, train=False, **common)
+
+
 def load_datasets(
     config: TrainingConfig, size_multiple: int, say: Callable[[str], None] | None = None
 ) -> tuple[PairedDataset, PairedDataset]:
@@ -229,10 +238,7 @@ def load_datasets(
         same = val_pairs is train_pairs
         train_pairs = train_pairs.select(range(config.max_train_samples))
         val_pairs = train_pairs if same else val_pairs
-    common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
-    common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
-    train_transform = PairedTransform(flip=not config.no_flip, train=True, **common)
-    val_transform = PairedTransform(flip=False, train=False, **common)
+    train_transform, val_transform = make_transforms(config, size_multiple)
     if not config.skip_bad_samples:
         check_pairs(train_pairs, transform=train_transform)
         check_pairs(val_pairs, transform=val_transform)
@@ -263,6 +269,54 @@ def hold_out(pairs: Any, config: TrainingConfig, say: Callable[[str], None] | No
     return split_pairs(pairs, val_size=count, seed=config.seed)
 
 
+def load_stream_datasets(
+    config: TrainingConfig, size_multiple: int, rank: int, world_size: int
+) -> tuple[StreamingPairs, PairedDataset]:
+    """``--streaming``: this process's share of the stream, and the validation pairs in memory: the first
+    ``--val_size`` rows (unset: ``AUTO_VAL_MAX``) of ``--validation_split``, or of the stream itself (then never
+    trained on, in any process)."""
+
+    def stream_of(split: str) -> Any:
+        try:
+            return load_pairs(
+                config.dataset, split=split, direction=config.direction, column_a=config.column_a,
+                column_b=config.column_b, streaming=True,
+            )  # fmt: skip
+        except FileNotFoundError as error:
+            raise MissingDatasetError(f"--dataset {config.dataset}: {error}") from error
+
+    pairs = stream_of(config.split)
+    count = AUTO_VAL_MAX if config.val_size is None else int(config.val_size)
+    if config.validation_split:
+        val_pairs, held_out = first_rows(stream_of(config.validation_split), count), frozenset()
+    else:
+        val_pairs = take_validation(pairs, count)
+        held_out = row_keys(val_pairs)
+    train_transform, val_transform = make_transforms(config, size_multiple)
+    if not config.skip_bad_samples:
+        check_pairs(val_pairs, transform=val_transform)  # the stream's own rows are checked as they come
+    train = StreamingPairs(
+        pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples,
+        shuffle_buffer=config.shuffle_buffer, rank=rank, world_size=world_size, exclude=held_out,
+    )  # fmt: skip
+    val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    return train, val
+
+
+def stream_updates_per_epoch(config: TrainingConfig) -> int:
+    """``--streaming``: the learning-rate policy's epoch, ``--max_train_steps`` spread evenly over
+    ``--n_epochs + --n_epochs_decay`` (a stream has no known length)."""
+    return max(1, math.ceil(config.max_train_steps / max(1, config.n_epochs + config.n_epochs_decay)))
+
+
+def make_stream_loader(config: TrainingConfig, dataset: StreamingPairs, device: torch.device) -> StreamLoader:
+    """``--streaming``: batches of this process's share, on the CPU (the loop moves them); never prepared."""
+    pin_memory = device.type == "cuda"
+    return StreamLoader(
+        dataset, batch_size=config.batch_size, num_workers=config.dataloader_num_workers, pin_memory=pin_memory
+    )
+
+
 def make_loader(config: TrainingConfig, dataset: PairedDataset, sampler: EpochShuffler, device: torch.device):
     """The training ``DataLoader`` (not yet prepared): ``sampler`` orders it, batches are ``collate_pairs``'s."""
     return DataLoader(
@@ -277,8 +331,10 @@ def make_loader(config: TrainingConfig, dataset: PairedDataset, sampler: EpochSh
     )
 
 
-def first_good_batch(dataset: PairedDataset) -> dict[str, torch.Tensor]:
+def first_good_batch(dataset: PairedDataset | StreamingPairs) -> dict[str, torch.Tensor]:
     """A one-pair batch from the first decodable pair: stands in for a batch whose pairs were all skipped."""
+    if isinstance(dataset, StreamingPairs):
+        return dataset.first_good_batch()
     for index in range(len(dataset)):
         item = dataset[index]
         if item is not None:

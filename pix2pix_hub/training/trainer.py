@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from tqdm.auto import tqdm
 
 from .. import fileio
 from ..data import PairedDataset
+from ..launch import check_launch
 from ..performance import rss_mb
 from ..pipeline import Pix2Pix
 from . import checkpoint
@@ -47,12 +49,15 @@ from .setup import (
     cpu_precision_note,
     first_good_batch,
     load_datasets,
+    load_stream_datasets,
     make_accelerator,
     make_adam,
     make_loader,
     make_schedulers,
+    make_stream_loader,
     on_main_then_everywhere,
     prepare_output_dir,
+    stream_updates_per_epoch,
     tracker_config,
 )
 from .signals import StopSignals
@@ -119,6 +124,7 @@ class Trainer:
         self.command = command  # the command line as typed, for the model card (None: not recorded)
         self.output_dir = Path(config.output_dir)
         self.accelerator = make_accelerator(config)
+        check_launch(os.environ, self.accelerator.num_processes)  # the `accelerate launch --cpu` trap
         self.main = self.accelerator.is_main_process
         on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config, resuming=resume is not None))
         if self.accelerator.device.type == "cpu":
@@ -144,23 +150,37 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         generator, discriminator = build_networks(config, base)
         with accelerator.main_process_first():
-            self.train_set, self.val_set = load_datasets(config, generator.size_multiple, say=accelerator.print)
+            if config.streaming:
+                rank, world_size = accelerator.process_index, accelerator.num_processes
+                self.train_set, self.val_set = load_stream_datasets(config, generator.size_multiple, rank, world_size)
+            else:
+                self.train_set, self.val_set = load_datasets(config, generator.size_multiple, say=accelerator.print)
         if accelerator.num_processes > 1 and config.norm == "batch":
             generator = sync_batchnorm(generator, accelerator.device)
             discriminator = sync_batchnorm(discriminator, accelerator.device)
-        self.sampler = EpochShuffler(len(self.train_set), config.seed)
-        loader = make_loader(config, self.train_set, self.sampler, accelerator.device)
         optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
         optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
-        generator, discriminator, optimizer_g, optimizer_d, self.loader = accelerator.prepare(
-            generator, discriminator, optimizer_g, optimizer_d, loader
-        )
+        if config.streaming:  # already this process's share: not through prepare (see StreamLoader)
+            self.sampler = None
+            self.loader = make_stream_loader(config, self.train_set, accelerator.device)
+            generator, discriminator, optimizer_g, optimizer_d = accelerator.prepare(
+                generator, discriminator, optimizer_g, optimizer_d
+            )
+        else:
+            self.sampler = EpochShuffler(len(self.train_set), config.seed)
+            loader = make_loader(config, self.train_set, self.sampler, accelerator.device)
+            generator, discriminator, optimizer_g, optimizer_d, self.loader = accelerator.prepare(
+                generator, discriminator, optimizer_g, optimizer_d, loader
+            )
         gan_loss = GANLoss(config.gan_mode)
         self.parts = StepParts(
             generator, discriminator, optimizer_g, optimizer_d, gan_loss, config.lambda_l1, config.lambda_gp
         )
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
-        self.updates_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
+        if config.streaming:
+            self.updates_per_epoch = stream_updates_per_epoch(config)
+        else:
+            self.updates_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
         self.schedulers = make_schedulers(config, (optimizer_g, optimizer_d), self.updates_per_epoch)
         self.total_steps = config.max_train_steps or (config.n_epochs + config.n_epochs_decay) * self.updates_per_epoch
         self.num_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
@@ -175,6 +195,11 @@ class Trainer:
         optimizers = (self.parts.optimizer_g, self.parts.optimizer_d)
         state = checkpoint.load_checkpoint(self.accelerator, resume, optimizers, self.schedulers)
         step = int(state["global_step"])
+        if self.config.streaming:  # each process's position; another layout restarts its epoch (StreamLoader)
+            streams = state.get("stream") or [None]
+            stream = streams[min(self.accelerator.process_index, len(streams) - 1)]
+            if stream is not None:
+                self.loader.load_state_dict(stream)
         # Accelerate counts micro-batches to know which ones step the optimizer under gradient accumulation.
         self.accelerator.step = int(state.get("accelerator_step", 0))
         written_by = (state.get("num_processes"), state.get("batch_size"))
@@ -188,8 +213,9 @@ class Trainer:
 
     def _announce(self) -> None:
         config, accelerator = self.config, self.accelerator
+        training = "a stream of" if config.streaming else len(self.train_set)
         accelerator.print(
-            f"pix2pix: {len(self.train_set)} training and {len(self.val_set)} validation pairs; "
+            f"pix2pix: {training} training and {len(self.val_set)} validation pairs; "
             f"{accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision "
             f"{accelerator.mixed_precision}; {self.total_steps} updates ({self.updates_per_epoch} per epoch) of batch "
             f"{config.batch_size} x {accelerator.num_processes} x {config.gradient_accumulation_steps}."
@@ -214,6 +240,14 @@ class Trainer:
 
     def batches(self) -> Iterator[tuple[int, Batch]]:
         """``(epoch, batch)`` from where the run stands: a resumed run skips what its epoch has already seen."""
+        if self.config.streaming:  # endless; a resumed stream starts where its checkpoint left it
+            if self.step >= self.total_steps:
+                return
+            for batch in self.loader:
+                if batch is not None:
+                    batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
+                yield self.loader.epoch, self._stand_in_for_empty(batch)
+            return
         for epoch in range(self.step // self.updates_per_epoch, self.num_epochs):
             if self.step >= self.total_steps:
                 return
@@ -321,6 +355,8 @@ class Trainer:
             "batch_size": self.config.batch_size,
             "accelerator_step": self.accelerator.step,
         }
+        if self.config.streaming:  # every process's stream position, in the JSON file the main process writes
+            trainer_state["stream"] = gather_object([self.loader.state_dict()])
         model = self.model()
         card = ""
         if self.main:
