@@ -27,6 +27,7 @@ CARD_NAME = "README.md"
 MODEL_INFO_NAME = "pix2pix.json"  # direction, dataset, resolution...: model_info.ModelInfo
 DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
+INT8_ONNX_NAME = "model.int8.onnx"  # optional: the generator quantized to int8 (quantize.py), with its PSNR
 # Weight files that need unpickling: refused everywhere, never downloaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 

@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from PIL import Image
 
 from .. import fileio
-from ..constants import SAMPLES_NAME, WEIGHTS_NAME
+from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..export import export_onnx
 from ..model_card import render_model_card, save_widget_images
 from ..model_info import ModelInfo
@@ -24,7 +24,6 @@ from ..quantize import QuantizationQualityError, quantize_int8
 from .base_model import base_model_name
 from .config import TrainingConfig
 
-INT8_ONNX_NAME = "model.int8.onnx"  # --export_int8's file in the model folder
 CALIBRATION_INPUTS = 32  # issue 18: ~32 real inputs calibrate as well as many more; the last quarter gate it
 
 

@@ -21,7 +21,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .. import fileio
-from ..constants import CARD_NAME, CONFIG_NAME, DISCRIMINATOR_DIR, MODEL_INFO_NAME, SAMPLES_NAME, WEIGHTS_NAME
+from ..constants import (
+    CARD_NAME,
+    CONFIG_NAME,
+    DISCRIMINATOR_DIR,
+    INT8_ONNX_NAME,
+    MODEL_INFO_NAME,
+    SAMPLES_NAME,
+    WEIGHTS_NAME,
+)
 from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
 from ..data.streaming import StreamingPairs, StreamLoader, first_rows, row_keys, take_validation
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
@@ -38,7 +46,6 @@ from .errors import (
     OutputDirError,
     OutputDirNotWritable,
 )
-from .publish import INT8_ONNX_NAME
 
 LOGS_DIR = "logs"
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
