@@ -6,8 +6,9 @@
     pix2pix-hub convert latest_net_G.pth OUT     the authors' checkpoint as a model folder (or --push_to_hub)
 
 MODEL is a folder written by ``save_pretrained`` or a Hub repo id. Exit status: 0 when every input was
-translated, 1 when some inputs were skipped (the good ones are still written; the count is printed last) or a
-check failed, 2 for a usage error or a model that cannot be loaded.
+translated, 1 when some inputs were skipped (the good ones are still written; the count is printed last), a check
+failed or the data could not be read or written, 2 for a usage error (an OUTPUT that would replace an input, say)
+or a model that cannot be loaded. Errors are one line; ``--debug`` (or ``PIX2PIX_DEBUG=1``) shows the traceback.
 
 Argument parsing and calls only: the work is done by ``inference``, ``evaluation`` and ``export``. ``datasets`` is
 imported by the commands that read one, so ``--help`` costs no more than ``import pix2pix_hub`` (torch).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,12 @@ from .authors import AuthorsCheckpointError, convert_authors_checkpoint
 from .constants import BACKENDS, DIRECTIONS, NORMS, SIZE_MODES
 from .data import load_pairs
 from .evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
-from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, export_onnx
-from .inference import NoImagesFound, dataset_jobs, file_jobs, translate_jobs
+from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
+from .inference import NoImagesFound, OutputConflict, dataset_jobs, file_jobs, translate_jobs
 from .pipeline import Pix2Pix
 
 EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2
+DEBUG_ENV = "PIX2PIX_DEBUG"  # set to 1: errors propagate with their traceback, as --debug does
 
 
 class CommandError(Exception):
@@ -46,7 +49,7 @@ def warn(message: str) -> None:
 def translate_command(args: argparse.Namespace) -> int:
     pix2pix = open_model(args)
     if args.dataset:
-        plan = dataset_jobs(open_dataset(args, args.input), Path(args.output), ext=args.ext)
+        plan = dataset_jobs(open_dataset(args, args.input), Path(args.output), ext=args.ext, source=args.input)
     elif Path(args.input).exists():
         try:
             plan = file_jobs(Path(args.input), Path(args.output), ext=args.ext, max_pixels=pix2pix.max_pixels)
@@ -111,6 +114,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
 # ----- export-onnx --------------------------------------------------------------------------------------------
 def export_command(args: argparse.Namespace) -> int:
     args.device = "cpu"
+    try:
+        check_export_target(args.output, args.model)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     pix2pix = open_model(args)
     try:
         report = export_onnx(
@@ -196,7 +203,12 @@ def open_dataset(args: argparse.Namespace, source: str) -> Any:
         raise CommandError(f"Cannot load dataset {source} (split {args.split}): {error}") from None
 
 
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also: {DEBUG_ENV}=1)")
+
+
 def add_model_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    add_debug_option(parser)
     parser.add_argument("model", help="a folder written by save_pretrained() or a Hub repo id (user/name)")
     if device:
         parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps... (default: cuda if available)")
@@ -255,14 +267,18 @@ def add_translate_parser(commands: Any) -> None:
         "translate",
         help="translate an image, a folder (recursively) or a dataset",
         description="Translate images. Outputs keep the inputs' relative names (dataset rows: 00000.png ...); "
-        "unreadable inputs are skipped with a warning and counted at the end (exit status 1).",
+        "unreadable inputs are skipped with a warning and counted at the end (exit status 1). An OUTPUT that "
+        "would replace an input (the same file, or the input folder) is refused before anything is written.",
     )
     add_model_options(translate)
     translate.add_argument("input", help="an image file, a folder searched recursively, or (with --dataset) a dataset")
     translate.add_argument("output", help="output folder (or an output file name when INPUT is one image)")
     translate.add_argument("--dataset", action="store_true", help="INPUT is a dataset (Hub id or local folder)")
     translate.add_argument(
-        "--ext", default=None, help="write outputs with this suffix (e.g. png) instead of the input's"
+        "--ext",
+        default=None,
+        help="write outputs with this suffix (e.g. png) instead of the input's; inputs that would then share an "
+        "output name (scan.jpg and scan.png) are refused, listed, before anything is written",
     )
     add_inference_options(translate)
     add_dataset_options(translate)
@@ -319,6 +335,7 @@ def add_convert_parser(commands: Any) -> None:
         "unpickling is refused), infer its architecture from its keys and shapes, and write a model folder that "
         "Pix2Pix.from_pretrained loads. Architecture flags (the authors' names) override what is inferred.",
     )
+    add_debug_option(convert)
     convert.add_argument("source", help="the authors' generator checkpoint, e.g. latest_net_G.pth")
     convert.add_argument("output", help="the model folder to write")
     convert.add_argument("--direction", choices=DIRECTIONS, default=None, help="the side of the data it takes")
@@ -347,14 +364,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
+    debug = args.debug or os.environ.get(DEBUG_ENV) == "1"
     try:
         return args.handler(args)
-    except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except (CommandError, OutputConflict) as error:
+        if debug:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - one line for the user; --debug shows the traceback
+        if debug:
+            raise
+        print(f"error: {type(error).__name__}: {one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_BAD_INPUTS
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -77,6 +77,14 @@ def export_onnx(
     return report
 
 
+def check_export_target(path: str | os.PathLike, model: str | os.PathLike) -> None:
+    """``ValueError`` when ``path`` is a file of the local model folder ``model`` (its weights, config, card...):
+    the export would replace it. A new file in the folder, or an earlier ``.onnx`` export there, is fine."""
+    path, folder = Path(path).resolve(), Path(model).resolve()
+    if path.exists() and path.is_relative_to(folder) and path.suffix.lower() != ".onnx":
+        raise ValueError(f"{path} is a file of the model folder {model}: the export would replace it.")
+
+
 def onnx_bytes(generator: nn.Module, example_shape: tuple[int, ...], opset: int) -> bytes:
     """The serialized ONNX graph of ``generator`` with dynamic batch, height and width."""
     buffer = io.BytesIO()

@@ -14,9 +14,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .imaging import convert_image
+from .imaging import convert_image, upright
 
 # Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
@@ -42,6 +42,16 @@ class ImageTooLarge(UnreadableImage):
         )
 
 
+def check_still(image: Image.Image, where: str) -> None:
+    """``UnreadableImage`` for an animated image (GIF, APNG, WebP, multi-page TIFF: more than one frame), read
+    from its header. A camera's MPO JPEG (the photo, then a preview or depth map) is one picture: its first frame."""
+    if getattr(image, "is_animated", False) and image.format != "MPO":
+        raise UnreadableImage(
+            f"{where}: an animated image ({image.n_frames} frames); only still images are translated. Translate its "
+            "frames one by one (PIL.ImageSequence.Iterator) and put them back together."
+        )
+
+
 def image_extensions() -> set[str]:
     """Lower-case suffixes PIL can open (``.png``, ``.jpg``, ``.tif``, ...)."""
     return {suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN}
@@ -54,17 +64,40 @@ def check_max_pixels(size: tuple[int, int], max_pixels: int, where: str) -> None
         raise ImageTooLarge(where, size, max_pixels)
 
 
+def bomb_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` stated by the header of a file ``Image.open`` refuses as a decompression bomb (more
+    than twice ``Image.MAX_IMAGE_PIXELS``), read by the PIL plugin that accepts it, as ``Image.open`` does but
+    without its size check; None when no plugin reads it."""
+    Image.init()
+    with open(path, "rb") as file:
+        prefix = file.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            accepted = not accept or accept(prefix)
+            if not accepted or isinstance(accepted, str):
+                continue
+            file.seek(0)
+            try:
+                return factory(file, str(path)).size
+            except DECODE_ERRORS + (TypeError,):
+                continue
+    return None
+
+
 # ----- files --------------------------------------------------------------------------------------------------
 def read_header(path: Path, max_pixels: int) -> tuple[int, int]:
-    """``(width, height)`` from the file header, without decoding; ``UnreadableImage`` for non-images and huge
-    images."""
+    """``(width, height)`` from the file header, without decoding; ``UnreadableImage`` for non-images, animated
+    images and huge images."""
     try:
         with Image.open(path) as image:
             size = image.size
+            check_still(image, str(path))
     except UnidentifiedImageError:
         raise UnreadableImage(f"{path}: not an image file (PIL cannot identify its format).") from None
     except Image.DecompressionBombError as error:
-        raise UnreadableImage(f"{path}: refused, too large to decode safely ({error}).") from None
+        size = bomb_size(path)
+        if size is None:
+            raise UnreadableImage(f"{path}: refused, too large to decode safely ({error}).") from None
     except OSError as error:
         raise UnreadableImage(f"{path}: cannot read the file header ({error}).") from None
     check_max_pixels(size, max_pixels, str(path))
@@ -113,10 +146,7 @@ def open_image(value: Any) -> Image.Image:
         return datasets.Image().decode_example(value)
     image = Image.open(io.BytesIO(data) if data is not None else value["path"])
     image.load()  # decode now: truncated files fail here, not somewhere inside the transform
-    # Same upright view as datasets' Image feature gives.
-    if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
-        image = ImageOps.exif_transpose(image)
-    return image
+    return upright(image)  # the same upright view as datasets' Image feature gives
 
 
 def decode_image(value: Any, max_pixels: int, where: str) -> Image.Image:

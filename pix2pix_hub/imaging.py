@@ -5,12 +5,32 @@ One place that knows the odd image modes (palette, RGBA, CMYK, 16-bit, 1-bit), s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+RANGE_TOLERANCE = 1e-3  # float rounding noise; a quarter of one 8-bit level on the [0, 1] scale
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` as it is meant to be seen: turned per its EXIF orientation (a phone photo taken in portrait);
+    the same object when it has none. Decodes the image when it turns it."""
+    orientation = image.getexif().get(Image.ExifTags.Base.Orientation)
+    return image if orientation in (None, 1) else ImageOps.exif_transpose(image)
+
+
+def check_range(values: np.ndarray | torch.Tensor, low: float, high: float, what: str, hint: str) -> None:
+    """``ValueError`` unless every value is finite and within ``[low, high]`` (give or take ``RANGE_TOLERANCE``);
+    the message says the range expected, the range found and ``hint``."""
+    lowest, highest = float(values.min()), float(values.max())
+    if math.isnan(lowest) or math.isnan(highest):
+        raise ValueError(f"{what} must hold values in [{low:g}, {high:g}]; got NaN. {hint}")
+    if lowest < low - RANGE_TOLERANCE or highest > high + RANGE_TOLERANCE:
+        raise ValueError(f"{what} must hold values in [{low:g}, {high:g}]; got {lowest:.4g}..{highest:.4g}. {hint}")
 
 
 def check_channels(channels: int, name: str = "channels") -> str:

@@ -40,6 +40,11 @@ class NoImagesFound(FileNotFoundError):
     """A folder with nothing to translate."""
 
 
+class OutputConflict(ValueError):
+    """Outputs that would replace an input, or that two inputs would both be written to; raised while planning,
+    before anything is written."""
+
+
 @dataclass
 class Job:
     """One image to translate: its name in messages, where the output goes, and how to read the input."""
@@ -94,19 +99,26 @@ def file_jobs(source: Path, output: Path, *, ext: str | None = None, max_pixels:
     """Jobs for an image file or a folder (searched recursively; outputs keep the relative names, with the suffix
     ``ext`` when given). An image goes into the folder ``output`` unless ``output`` has an image suffix.
 
-    Headers are read now: non-images and images above ``max_pixels`` go to ``plan.bad``. Jobs are sorted by size,
-    so same-size images fill whole batches. Raises ``NoImagesFound`` for a folder without images.
+    Refused with ``OutputConflict`` before anything is read or written: an ``output`` that is the input folder, an
+    output that is one of the inputs, and two inputs with the same output name (``scan.jpg`` and ``scan.png``
+    under ``--ext png``). Headers are read then: non-images and images above ``max_pixels`` go to ``plan.bad``.
+    Jobs are sorted by size, so same-size images fill whole batches. Raises ``NoImagesFound`` for a folder without
+    images.
     """
     suffix = f".{ext.lstrip('.')}" if ext else None
     ignored = 0
     if source.is_file():
         targets = {source: output if output.suffix.lower() in image_extensions() else output / source.name}
     else:
+        if output.resolve() == source.resolve():
+            raise OutputConflict(f"OUTPUT {output} is the input folder: the outputs would replace the inputs.")
         paths, ignored = find_images(source, output.resolve())
         if not paths:
             looked_for = ", ".join(sorted(image_extensions()))
             raise NoImagesFound(f"No images found under {source} (looked for {looked_for}).")
         targets = {path: output / path.relative_to(source) for path in paths}
+    targets = {path: target.with_suffix(suffix) if suffix else target for path, target in targets.items()}
+    check_targets(targets)
     plan = Plan([], ignored=ignored)
     for path, target in targets.items():
         try:
@@ -114,15 +126,45 @@ def file_jobs(source: Path, output: Path, *, ext: str | None = None, max_pixels:
         except UnreadableImage as error:
             plan.bad.append(str(error))
             continue
-        target = target.with_suffix(suffix) if suffix else target
         plan.jobs.append(Job(str(path), target, partial(load_image, path), size))
     plan.jobs.sort(key=lambda job: (job.size, job.name))
     return plan
 
 
-def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None) -> Plan:
+def check_targets(targets: dict[Path, Path]) -> None:
+    """``OutputConflict`` when an output (``targets``: input -> output) is one of the inputs, or is the output of
+    more than one input; the message lists them."""
+    inputs = {file_identity(path) for path in targets}
+    for path, target in targets.items():
+        if target.exists() and file_identity(target) in inputs:
+            raise OutputConflict(f"The output {target} would replace the input {path}; choose another OUTPUT.")
+    sources: dict[Path, list[Path]] = {}
+    for path, target in targets.items():
+        sources.setdefault(target.resolve(), []).append(path)
+    shared = [(target, paths) for target, paths in sources.items() if len(paths) > 1]
+    if shared:
+        listed = "; ".join(f"{target} <- {', '.join(map(str, paths))}" for target, paths in shared[:5])
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        raise OutputConflict(
+            f"{len(shared)} output(s) would be written from more than one input (the same output name): {listed}"
+            f"{more}. Rename those inputs, or leave out --ext."
+        )
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """``(device, inode)``: equal for two names of the same file (a symlink, a hard link, ``a/../b``)."""
+    status = path.stat()
+    return status.st_dev, status.st_ino
+
+
+def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None, source: str | None = None) -> Plan:
     """One job per row of ``pairs`` (``data.load_pairs`` output), translating its ``input`` into
-    ``output/00000.png`` (the suffix ``ext`` when given). Rows are read undecoded, so errors name the file."""
+    ``output/00000.png`` (the suffix ``ext`` when given). Rows are read undecoded, so errors name the file.
+
+    ``source``: the dataset as given; when it is a local folder, ``output`` may not be it (``OutputConflict``).
+    """
+    if source is not None and Path(source).is_dir() and output.resolve() == Path(source).resolve():
+        raise OutputConflict(f"OUTPUT {output} is the dataset folder: the outputs would be mixed into the dataset.")
     rows = raw_rows(pairs)
     suffix = f".{ext.lstrip('.')}" if ext else ".png"
     jobs = [

@@ -12,7 +12,6 @@ Repo layout (one folder, readable by ``UNetGenerator.from_pretrained`` too):
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import warnings
@@ -42,11 +41,21 @@ from .fileio import atomic_directory, save_image, write_text
 
 # Re-exported for modules that still import it from here (training); it lives in fileio.
 from .fileio import replace_directory as replace_directory
-from .imaging import convert_image, image_to_tensor, pad_box, tensor_to_image, tensor_to_uint8, uint8_to_tensor
+from .image_io import check_still
+from .imaging import (
+    check_range,
+    convert_image,
+    image_to_tensor,
+    pad_box,
+    tensor_to_image,
+    tensor_to_uint8,
+    uint8_to_tensor,
+    upright,
+)
 from .model_card import render_model_card
 from .model_info import ModelInfo
 from .models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
-from .models.hub import WeightsNotFoundError, pickle_refusal
+from .models.hub import WeightsNotFoundError, pickle_refusal, read_config
 from .onnx_backend import OnnxGenerator, onnxruntime_available
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
@@ -60,10 +69,12 @@ class Pix2Pix:
     """A trained pix2pix translator: a generator, optionally its discriminator, and image handling.
 
     Call it on a PIL image, a numpy array (``(H, W)`` / ``(H, W, C)``, uint8 or float in [0, 1]), a tensor
-    (``(C, H, W)`` / ``(N, C, H, W)`` in [-1, 1]) or a list of them; it returns the same kind and size.
-    Sides that are not multiples of the generator's ``size_multiple`` are handled by ``size_mode``:
-    ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the nearest multiple and
-    back). Images above ``max_pixels`` are refused rather than exhausting memory.
+    (``(C, H, W)`` / ``(N, C, H, W)`` in [-1, 1]) or a list of them; it returns the same kind and size (a PIL
+    image upright per its EXIF orientation, as it is displayed). Floats and tensors outside their range, and
+    animated images, are refused. Sides that are not multiples of the generator's ``size_multiple`` are handled
+    by ``size_mode``: ``"pad"`` (reflect-pad, translate, crop back; default) or ``"resize"`` (resize to the
+    nearest multiple and back). Images above ``max_pixels`` are refused rather than exhausting memory; a PIL
+    image not yet decoded (``Image.open``) is refused from its header, before decoding.
 
     ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU, faster than eager torch on
     most CPUs (figures in docs/performance.md) with outputs equal within 1e-4 (exported on first use and again
@@ -254,6 +265,7 @@ class Pix2Pix:
             )
         height, width = batch.shape[-2:]
         self._check_size(height, width)
+        check_range(batch, -1.0, 1.0, "Tensors", "Scale images in [0, 1] with x * 2 - 1.")
         fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, self._min_size)
         if self.engine == "onnxruntime" and not dropout_at_test:
             onnx = self._onnx
@@ -287,6 +299,7 @@ class Pix2Pix:
             return None
 
     def _translate_many(self, images: list[ImageLike], size_mode: str | None, dropout_at_test: bool) -> list:
+        images = [self._upright(image) for image in images]
         if self.engine == "onnxruntime" and not dropout_at_test and (size_mode or self.size_mode) == "pad":
             arrays = [self._to_uint8(image) for image in images]
             if images and all(array is not None for array in arrays):
@@ -311,6 +324,15 @@ class Pix2Pix:
                 outputs[i] = output
         return [self._from_tensor(output, kind, image) for output, kind, image in zip(outputs, kinds, images)]
 
+    def _upright(self, image: ImageLike) -> ImageLike:
+        """A PIL image turned upright per its EXIF orientation, after its header is checked: animated images and
+        images above ``max_pixels`` are refused before anything is decoded. Other kinds are returned as they are."""
+        if not isinstance(image, Image.Image):
+            return image
+        check_still(image, "image")
+        self._check_size(image.height, image.width)
+        return upright(image)
+
     def _to_uint8(self, image: ImageLike) -> np.ndarray | None:
         """A PIL image or uint8 array as uint8 ``(H, W, in_channels)``; None for inputs the torch path handles."""
         if isinstance(image, Image.Image):
@@ -334,6 +356,7 @@ class Pix2Pix:
                 )
             if array.dtype == np.uint8:
                 return uint8_to_tensor(array), "uint8"
+            check_range(array, 0.0, 1.0, "Float arrays", "Divide 8-bit values by 255, or pass a uint8 array.")
             return torch.from_numpy(np.asarray(array, dtype=np.float32)).permute(2, 0, 1) * 2 - 1, "float"
         if isinstance(image, torch.Tensor):
             if image.ndim == 3:
@@ -407,7 +430,7 @@ def load_network(
     """Rebuild the network ``folder/config.json`` describes (its ``_class_name``, ``default`` for older folders)
     from the registry's ``classes``, with its weights on ``device``."""
     config_path = folder / CONFIG_NAME
-    class_name = json.loads(config_path.read_text()).get("_class_name", default)
+    class_name = read_config(config_path).get("_class_name", default)
     if class_name not in classes:
         raise ValueError(f"{config_path} describes a {class_name!r}; a {kind} is one of {', '.join(classes)}.")
     return classes[class_name].from_pretrained(folder, map_location=str(device))

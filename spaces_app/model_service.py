@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.fileio import save_image
+from pix2pix_hub.image_io import UnreadableImage, bomb_size, check_still
 
 LOGGER = logging.getLogger("pix2pix_space")
 DEFAULT_MODEL_ID = "user/facades"
@@ -119,11 +120,19 @@ def open_upload(path: str | None, max_pixels: int) -> Image.Image:
     name = Path(path).name
     try:
         image = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+    except Image.DecompressionBombError as error:  # so large that PIL will not even open it
+        width, height = bomb_size(path) or (0, 0)
+        check_size(width, height, max_pixels)
+        raise gr.Error(f"{name} is too large to open ({error}). Downscale it.", title="Image too large") from error
     except (UnidentifiedImageError, OSError) as error:
         raise gr.Error(
             f"{name} is not an image this app can read. Upload a PNG, JPEG or WebP image.", title="Not an image"
         ) from error
     check_size(image.width, image.height, max_pixels)
+    try:
+        check_still(image, name)
+    except UnreadableImage as error:
+        raise gr.Error(str(error), title="Animated image") from error
     try:
         image.load()
         return ImageOps.exif_transpose(image)

@@ -192,3 +192,62 @@ def test_a_mistyped_model_path_says_the_folder_does_not_exist(tmp_path, capsys):
     source = write_rgb(tmp_path / "a.png", 20, 20)
     assert run("./models/typo", source, tmp_path / "out.png") == 2
     assert "Model folder ./models/typo does not exist" in capsys.readouterr().err
+
+
+# ----- nothing lost, clear errors (issue 13) ---------------------------------------------------------------------
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["same file", "same folder", "file into its own folder", "same folder --ext"])
+def test_an_output_that_would_replace_an_input_is_refused_before_anything_is_written(model_dir, tmp_path, capsys, case):
+    source = tmp_path / "in"
+    write_rgb(source / "x.png", 20, 20)
+    write_rgb(source / "y.jpg", 20, 30, seed=1)
+    before = file_bytes(source)
+    args = {
+        "same file": [source / "x.png", source / "x.png"],
+        "same folder": [source, source],
+        "file into its own folder": [source / "x.png", source],
+        "same folder --ext": [source, tmp_path / "." / "in", "--ext", "png"],
+    }[case]
+    assert run(model_dir, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "would replace" in err and "Traceback" not in err
+    assert file_bytes(source) == before
+
+
+def test_colliding_output_names_are_refused_with_the_list(model_dir, tmp_path, capsys):
+    source = tmp_path / "in"
+    write_rgb(source / "scan.jpg", 20, 20)
+    write_rgb(source / "scan.png", 20, 20, seed=1)
+    write_rgb(source / "other.png", 20, 20, seed=2)
+    assert run(model_dir, source, tmp_path / "out", "--ext", "png") == 2
+    err = capsys.readouterr().err
+    assert "scan.png" in err and "scan.jpg" in err and "same output" in err
+    assert not (tmp_path / "out").exists()
+    assert run(model_dir, source, tmp_path / "out") == 0  # without --ext the names differ
+    assert sorted(file_bytes(tmp_path / "out")) == ["other.png", "scan.jpg", "scan.png"]
+
+
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(model_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder is needed")
+    command = ["export-onnx", str(model_dir), str(blocker / "model.onnx"), "--no_check"]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "--debug" in err
+    with pytest.raises(OSError):
+        main([*command, "--debug"])
+    pix2pix_hub_cli = [shutil.which("pix2pix-hub"), *command]
+    env = {**os.environ, "PIX2PIX_DEBUG": "1"}
+    result = subprocess.run(pix2pix_hub_cli, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_an_animated_gif_is_skipped_with_the_reason(model_dir, tmp_path, capsys):
+    frames = [Image.fromarray(noise(16, 24, seed)) for seed in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    assert run(model_dir, tmp_path / "anim.gif", tmp_path / "out.gif") == 1
+    assert "anim.gif: an animated image (3 frames)" in capsys.readouterr().err
+    assert not (tmp_path / "out.gif").exists()

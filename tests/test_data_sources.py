@@ -270,6 +270,18 @@ def test_summary_command_as_module_lists_bad_pairs(tmp_path):
     assert missing.returncode == 2 and "no such folder" in missing.stderr
 
 
+def test_preview_onto_an_image_of_the_source_is_refused_before_anything_is_written(tmp_path, capsys):
+    source = tmp_path / "pairs"
+    for i in range(2):
+        save(side_by_side(noise(8, 6, i), noise(8, 6, 10 + i)), source / f"{i}.jpg")
+    before = {path.name: path.read_bytes() for path in source.iterdir()}
+    for target in (source / "1.jpg", source / "new.png"):  # replaced, or read as a pair next time
+        assert data_main([str(source), "--cache_dir", str(tmp_path / "cache"), "--preview", str(target)]) == 2
+        assert "would replace or add an image of the source" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in source.iterdir()} == before
+    assert data_main([str(source), "--cache_dir", str(tmp_path / "cache"), "--preview", str(tmp_path / "p.png")]) == 0
+
+
 # ----- a Hub id, through a local mirror, then from the offline cache ----------------------------------------
 @pytest.mark.slow
 def test_hub_id_downloads_through_a_mirror_then_loads_offline_from_the_cache(tmp_path):

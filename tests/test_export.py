@@ -61,3 +61,14 @@ def test_export_onnx_cli_without_weights_is_a_clear_error(tmp_path, capsys):
     assert main(["export-onnx", str(tmp_path / "model"), str(tmp_path / "model.onnx")]) == 2
     assert "has no config.json" in capsys.readouterr().err
     assert not (tmp_path / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_export_onto_a_file_of_the_model_folder_is_refused(tmp_path, capsys, name):
+    folder = Pix2Pix(unet_128(ngf=8)).save_pretrained(tmp_path / "model")
+    before = (folder / name).read_bytes()
+    assert main(["export-onnx", str(folder), str(folder / name), "--no_check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "would replace it" in err
+    assert (folder / name).read_bytes() == before
+    assert main(["export-onnx", str(folder), str(folder / "model.onnx"), "--no_check"]) == 0  # a new file is fine

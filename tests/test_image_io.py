@@ -75,3 +75,27 @@ def test_decoded_images_are_size_checked_too():
 def test_image_extensions_are_what_pil_opens():
     extensions = image_extensions()
     assert {".png", ".jpg", ".jpeg", ".tif", ".webp"} <= extensions and ".txt" not in extensions
+
+
+def test_an_image_pil_refuses_as_a_bomb_is_too_large_with_its_size(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    with pytest.raises(ImageTooLarge, match="60000x60000 is 3600.0 megapixels") as refused:
+        read_header(path, 4096 * 4096)
+    assert refused.value.size == (60000, 60000)
+
+
+def test_an_animated_file_is_refused_from_its_header(tmp_path):
+    frames = [Image.new("RGB", (8, 8), (i * 100, 0, 0)) for i in range(2)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(UnreadableImage, match="anim.gif: an animated image \\(2 frames\\)"):
+        read_header(tmp_path / "anim.gif", 10**6)

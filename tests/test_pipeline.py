@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pix2pix_hub import Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
 from pix2pix_hub.imaging import convert_image, model_to_uint8, tensor_to_uint8, uint8_to_model, uint8_to_tensor
@@ -230,3 +230,115 @@ def test_exports_are_cached_by_weights_and_pruned(tmp_path, monkeypatch):
         Pix2Pix(generator).translate_tensor(x)
     graphs = list(tmp_path.glob("*.onnx"))
     assert len(graphs) == onnx_backend.CACHE_KEEP and graph not in graphs  # the oldest went first
+
+
+# ----- nothing silently wrong (issue 13) -------------------------------------------------------------------------
+ORIENTATION = 0x0112  # the EXIF tag; 6: the camera was turned, show the pixels rotated 90 degrees clockwise
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_exif_orientation_is_applied_like_the_cli_and_the_space(tmp_path, backend):
+    torch.manual_seed(0)
+    model = Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval(), backend=backend)
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    random_image(40, 24).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg"))
+    with Image.open(tmp_path / "photo.jpg") as photo:
+        output = model(photo)
+    assert output.size == upright.size == (24, 40)
+    np.testing.assert_array_equal(np.asarray(output), np.asarray(model(upright)))
+
+
+def test_floats_and_tensors_outside_their_range_are_refused(pix2pix):
+    levels = np.asarray(random_image(16, 16), dtype=np.float32)  # 0..255: not the [0, 1] floats stand for
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]; got 0\.\.255"):
+        pix2pix(levels)
+    tensor = torch.from_numpy(levels).permute(2, 0, 1)
+    with pytest.raises(ValueError, match=r"values in \[-1, 1\]"):
+        pix2pix(tensor)
+    with pytest.raises(ValueError, match=r"values in \[-1, 1\]"):
+        pix2pix.translate_tensor(tensor[None])
+    with pytest.raises(ValueError, match="NaN"):
+        pix2pix(np.full((16, 16, 3), np.nan, dtype=np.float32))
+    rounded = levels / 255
+    rounded[0, 0] = [1 + 1e-6, -1e-6, 0.5]  # rounding noise is fine
+    assert pix2pix(rounded).shape == (16, 16, 3)
+    assert pix2pix(torch.from_numpy(rounded * 2 - 1 + 1e-6).permute(2, 0, 1)).shape == (3, 16, 16)
+
+
+def test_an_animated_gif_is_refused_and_a_camera_mpo_is_its_main_picture(pix2pix, tmp_path):
+    frames = [random_image(24, 16, seed=seed) for seed in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(ValueError, match="3 frames"):
+        pix2pix(Image.open(tmp_path / "anim.gif"))
+    # A phone's MPO JPEG holds the photo and a preview: n_frames 2, yet one picture.
+    frames[0].save(tmp_path / "photo.mpo", format="MPO", save_all=True, append_images=[frames[1]])
+    with Image.open(tmp_path / "photo.mpo") as photo:
+        assert photo.format == "MPO" and photo.n_frames == 2
+        output = pix2pix(photo)
+    np.testing.assert_array_equal(np.asarray(output), np.asarray(pix2pix(Image.open(tmp_path / "photo.mpo").copy())))
+
+
+def write_blank_png(path, width: int, height: int) -> None:
+    """A valid 16-bit grayscale PNG of zeros, compressed row by row: a few hundred KB on disk, never in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), bytes(1 + 2 * width)  # filter byte 0, then the row's samples
+    with open(path, "wb") as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)))
+        data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+        file.write(chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+MAX_PIXELS_SCRIPT = """
+import resource, sys
+from PIL import Image, ImageOps
+from pix2pix_hub import Pix2Pix, UNetGenerator
+
+model = Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval(), backend=sys.argv[2])
+image = Image.open(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    model(image)
+except ValueError as error:
+    print(error)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path, backend):
+    """A 12000x12000 16-bit PNG (288 MB decoded, 3.5 GB on its way to a tensor) is refused for the size its header
+    states: the peak resident memory of the process calling the model does not grow by more than 20 MB."""
+    import subprocess
+    import sys
+
+    write_blank_png(tmp_path / "huge.png", 12000, 12000)
+    assert (tmp_path / "huge.png").stat().st_size < 1_000_000
+    result = subprocess.run(
+        [sys.executable, "-c", MAX_PIXELS_SCRIPT, str(tmp_path / "huge.png"), backend],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    message, peaks = result.stdout.strip().splitlines()
+    assert "12000x12000" in message and "max_pixels" in message
+    before_kb, after_kb = map(int, peaks.split())
+    assert after_kb - before_kb < 20_000
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_malformed_config_json_is_named_in_the_error(tmp_path, text):
+    import re
+
+    folder = Pix2Pix(UNetGenerator(num_downs=5, ngf=8)).save_pretrained(tmp_path / "model")
+    (folder / "config.json").write_text(text)
+    for load in (Pix2Pix.from_pretrained, UNetGenerator.from_pretrained):
+        with pytest.raises(ValueError, match=re.escape(str(folder / "config.json"))):
+            load(folder)

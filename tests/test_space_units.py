@@ -111,6 +111,34 @@ def test_open_upload_applies_exif_orientation(tmp_path):
     assert open_upload(str(path), 10**6).size == (20, 40)
 
 
+def png_header(width: int, height: int) -> bytes:
+    """An RGB PNG of that size with an empty pixel stream: its header reads, its pixels do not."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_open_upload_calls_a_decompression_bomb_too_large_with_its_size(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header(60000, 60000))  # 3600 MP: PIL itself refuses to open it
+    with pytest.raises(gr.Error, match=r"60000x60000 pixels \(3600\.0 MP\)") as refused:
+        open_upload(str(path), 2048 * 2048)
+    assert refused.value.title == "Image too large"
+
+
+def test_open_upload_refuses_an_animated_image(tmp_path):
+    frames = [Image.new("RGB", (20, 10), (i * 80, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(gr.Error, match="3 frames") as refused:
+        open_upload(str(tmp_path / "anim.gif"), 10**6)
+    assert refused.value.title == "Animated image"
+
+
 # ----- model loading ------------------------------------------------------------------------------------
 def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("MODEL_ID", raising=False)

@@ -108,3 +108,88 @@ def test_resnet_generator_runs_its_blocks_by_winograd_with_the_same_outputs_and_
     direct_grad = torch.autograd.grad(direct.square().sum(), generator.layers[1].weight)[0]
     assert relative_error(fast, direct) < 3e-5
     assert relative_error(fast_grad, direct_grad) < 1e-4
+
+
+# ----- twice differentiable (issue 13, item 6) -----------------------------------------------------------------
+def test_double_backward_through_winograd_is_exact():
+    """gradgradcheck in float64: the derivative of the gradient (what a gradient penalty trains on) is exact."""
+    generator = torch.Generator().manual_seed(0)
+    for kernel, padding in ((4, 1), (3, 0)):
+        x = torch.randn(2, 3, 7, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+        weight = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, generator=generator, requires_grad=True)
+        assert torch.autograd.gradgradcheck(lambda x, w, p=padding: winograd_conv2d(x, w, padding=p), (x, weight))
+
+
+def test_gradient_penalty_through_the_paper_discriminator_equals_the_direct_convolutions():
+    """A WGAN-GP penalty and its gradient in every weight of a 70x70 PatchGAN at ndf 64 (its 256->512 stride-1 conv
+    runs by Winograd) equal those of the same discriminator with direct convolutions. The penalty is written out
+    here, not taken from training.losses, so that the Winograd layer itself is what gets differentiated twice."""
+    torch.manual_seed(0)
+    discriminator = PatchDiscriminator(in_channels=6, ndf=64, norm="instance")
+    assert any(isinstance(layer, WinogradConv2d) and layer.out_channels == 512 for layer in discriminator.modules())
+    mixed = torch.randn(2, 6, 64, 64)
+
+    def penalty_and_grads(winograd: bool) -> list[torch.Tensor]:
+        use_winograd(discriminator, winograd)
+        pairs = mixed.clone().requires_grad_(True)
+        (grads,) = torch.autograd.grad(discriminator(pairs).sum(), pairs, create_graph=True)
+        penalty = ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        # The conv weights: the biases before instance norm have no effect, their gradients are rounding noise.
+        weights = [p for p in discriminator.parameters() if p.ndim == 4]
+        return [penalty.detach(), *torch.autograd.grad(penalty, weights)]
+
+    fast, direct = penalty_and_grads(True), penalty_and_grads(False)
+    for value, reference in zip(fast, direct):
+        assert relative_error(value, reference) < 1e-4
+
+
+# ----- bit-deterministic (issue 13, item 7) ----------------------------------------------------------------------
+DETERMINISM_SCRIPT = """
+import hashlib, sys
+import torch
+from pix2pix_hub.performance import tune_allocator
+
+tune_allocator()  # as training does: freed memory is reused, so every run's heap differs
+heap = torch.empty(int(sys.argv[1]))  # and a different heap layout before the first convolution
+from pix2pix_hub.models import PatchDiscriminator, ResnetGenerator
+
+def digest(tensors):
+    return hashlib.sha256(b"".join(t.detach().numpy().tobytes() for t in tensors)).hexdigest()
+
+torch.manual_seed(0)
+discriminator = PatchDiscriminator(in_channels=6, ndf=64)
+generator = ResnetGenerator(ngf=16, n_blocks=6)
+pairs, images = torch.randn(1, 6, 256, 256), torch.randn(4, 2, 3, 64, 64)
+for _ in range(2):
+    discriminator.zero_grad()
+    logits = discriminator(pairs)
+    logits.square().mean().backward()
+    tensors = [logits, *(p.grad for p in discriminator.parameters())]
+    for batch in images:
+        generator.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        fake = generator(batch)
+        fake.square().mean().backward()
+        tensors += [fake, *(p.grad for p in generator.parameters())]
+    print(digest(tensors))
+"""
+
+
+@pytest.mark.slow
+def test_winograd_networks_are_bit_identical_across_processes():
+    """The 70x70 PatchGAN at the paper's width (ndf 64: its 256->512 stride-1 conv runs by Winograd) on a 256x256
+    pair, and a ResNet generator whose 64-channel block convs run by Winograd (F(4x4, 3x3)): forward + backward
+    twice in each of six fresh processes (allocator tuned, heaps laid out differently), the same bytes every time.
+    oneDNN's convolution, which computed the Winograd input transform before, rounded a few values differently in
+    about one process in three, and training runs drifted apart from there (this test failed in 7 of 10 tries then)."""
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, str(size)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for size in (1, 100, 5000, 20_000, 100_000, 1_000_000)
+    ]
+    assert len(runs[0]) == 2 and runs[0][0] == runs[0][1]  # twice in one process
+    assert all(run == runs[0] for run in runs)

@@ -2,7 +2,8 @@
 
     python -m pix2pix_hub.data ../shared/data/facades/train --direction BtoA --preview preview.png
 
-Exit status 0 when every pair reads, 1 when some do not (they are listed), 2 when the source cannot be opened.
+Exit status 0 when every pair reads, 1 when some do not (they are listed), 2 when the source cannot be opened
+or ``--preview`` would write into a local source (over one of its images, or as a new one), before anything is read.
 """
 
 from __future__ import annotations
@@ -89,8 +90,24 @@ def write_preview(pairs: Any, path: str, rows: int, augment: bool) -> int:
     return len(grid_rows)
 
 
+def check_preview_target(preview: str, source: str) -> None:
+    """``ValueError`` when the preview would be written into a local source: over one of its images, or as a new
+    image that loading the source would then read as a pair."""
+    target, origin = Path(preview).resolve(), Path(source).resolve()
+    if target == origin or (origin.is_dir() and target.is_relative_to(origin)):
+        raise ValueError(
+            f"--preview {preview} is inside the source {source}: it would replace or add an image of the source."
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.preview:
+        try:
+            check_preview_target(args.preview, args.source)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     import datasets  # after parsing, so that --help does not wait for it
 
     try:

@@ -8,6 +8,7 @@ What it adds to the mixin (see ../shared/notes/verified-stack.md for the traps i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,17 @@ def pickle_refusal(location: str, pickles: list[str]) -> str:
         "(latest_net_G.pth from junyanz/pytorch-CycleGAN-and-pix2pix), convert them: `pix2pix-hub convert "
         "latest_net_G.pth OUT [--discriminator latest_net_D.pth] [--direction BtoA]`."
     )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A ``config.json`` as a dict; ``ValueError`` naming the file when it is not a JSON object."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); re-save the model.") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object (the network's constructor arguments).")
+    return config
 
 
 def resolve_weights(model_id: str, **download_kwargs: Any) -> str:
@@ -77,6 +89,17 @@ class HubModel(
         tensors = {name: tensor.contiguous() for name, tensor in self.state_dict().items()}
         write_bytes(save_directory / WEIGHTS_NAME, safetensors_bytes(tensors))
         write_json(save_directory / CONFIG_NAME, {**self.config, "_class_name": type(self).__name__})
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> HubModel:
+        """The mixin's loader (a local folder or a Hub id), with an error that names a damaged ``config.json``."""
+        folder = Path(pretrained_model_name_or_path)
+        if (folder / CONFIG_NAME).is_file():
+            read_config(folder / CONFIG_NAME)  # the mixin's own json.load would not say which file
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # a Hub repo's file, read from the cache
+            raise ValueError(f"{pretrained_model_name_or_path}/{CONFIG_NAME} is not valid JSON ({error}).") from None
 
     @classmethod
     def check_config(cls, config: dict[str, Any] | None, source: str) -> None:

@@ -10,9 +10,12 @@ measures ~3e-6 (4x4) and ~8e-6 (3x3) of the output's largest value, against ~2e-
 
 It pays for the 70x70 PatchGAN's 256->512 stride-1 conv (a quarter of a training step) and the ResNet blocks'
 256-channel 3x3 convs (figures against oneDNN's direct conv: docs/performance.md). ``WinogradConv2d`` uses it
-where it pays (float32
-on a CPU, 3x3 or 4x4 kernel, stride 1, >= 64 output channels, eager mode) and is a plain ``nn.Conv2d`` everywhere
-else: same parameters, same state-dict keys.
+where it pays (float32 on a CPU, 3x3 or 4x4 kernel, stride 1, >= 64 output channels, eager mode) and is a plain
+``nn.Conv2d`` everywhere else: same parameters, same state-dict keys.
+
+Bit-deterministic: the same inputs give the same bytes, forward and backward, in one process and across processes
+(only matrix products, gathers and ``fold``; tests/test_winograd.py). Differentiable twice, exactly (a gradient
+penalty through it equals the direct convolution's; see ``_WinogradConv``).
 """
 
 from __future__ import annotations
@@ -62,59 +65,104 @@ def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, t
 
 @functools.cache
 def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The 2-D transforms as single float32 matrices on flattened tiles: ``(m^2, t^2)``, ``(t^2, r^2)``,
-    ``(t^2, t^2)``."""
+    """The 2-D transforms as single matrices on flattened tiles: ``(m^2, t^2)``, ``(t^2, r^2)``, ``(t^2, t^2)``.
+
+    Their entries are dyadic or thirds; ``B^T``'s least-squares residue (~1e-16 where the exact entry is 0) is
+    snapped to the exact value, so no product of a tiny coefficient (a subnormal, slow on x86) is ever summed.
+    """
     a_t, g, b_t = winograd_matrices(output, kernel)
-    return torch.kron(a_t, a_t).float(), torch.kron(g, g).float(), torch.kron(b_t, b_t).float()
+    snapped = torch.round(b_t * 1024) / 1024
+    if not torch.allclose(snapped, b_t, atol=1e-9):
+        raise ValueError(f"F({output}, {kernel}): B^T has entries that are not multiples of 1/1024.")
+    return torch.kron(a_t, a_t), torch.kron(g, g), torch.kron(snapped, snapped)
+
+
+@functools.cache
+def _transforms(m: int, r: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_kron_matrices`` in ``dtype`` (float32 for the layers; float64 lets gradcheck test the maths)."""
+    a_t, g, b_t = _kron_matrices(m, r)
+    return a_t.to(dtype), g.to(dtype), b_t.to(dtype)
+
+
+def _grid(x_shape: torch.Size, m: int, r: int, padding: int) -> tuple[int, int, int, int]:
+    """``(out_h, out_w, rows, cols)``: the output's sides and the m x m output blocks covering them (the last
+    ones may reach past the edge)."""
+    out_h, out_w = x_shape[-2] + 2 * padding - r + 1, x_shape[-1] + 2 * padding - r + 1
+    return out_h, out_w, -(-out_h // m), -(-out_w // m)
+
+
+def _input_tiles(x: torch.Tensor, tile_transform: torch.Tensor, m: int, r: int, padding: int) -> torch.Tensor:
+    """``B^T d B`` of every t x t tile of the padded ``x`` at stride m: ``(N, C, H, W)`` -> ``(t^2, C, N * rows
+    * cols)``, tiles in (n, row, col) order.
+
+    One gather and one matrix product. Not a convolution with t^2 fixed filters (which was faster): oneDNN's
+    direct convolution for that shape gave results that differed by a few ulps from one process to the next.
+    """
+    n, c, h, w = x.shape
+    t = m + r - 1
+    _, _, rows, cols = _grid(x.shape, m, r, padding)
+    # One pad: the conv's own zeros, then the block grid's overhang on the right and bottom.
+    x = F.pad(x, (padding, cols * m + r - 1 - w - padding, padding, rows * m + r - 1 - h - padding))
+    tiles = x.unfold(2, t, m).unfold(3, t, m)  # (N, C, rows, cols, t, t), a view
+    tiles = tiles.permute(4, 5, 1, 0, 2, 3).reshape(t * t, c * n * rows * cols)
+    return (tile_transform @ tiles).view(t * t, c, n * rows * cols)
+
+
+def _kernel_tiles(weight: torch.Tensor, kernel_transform: torch.Tensor) -> torch.Tensor:
+    """``G g G^T`` of every kernel: ``(O, C, r, r)`` -> ``(t^2, O, C)``."""
+    o, c, r, _ = weight.shape
+    return (kernel_transform @ weight.reshape(o * c, r * r).t()).view(-1, o, c)
 
 
 class _WinogradConv(torch.autograd.Function):
     """Stride-1 convolution (zero ``padding``, no bias) by F(m x m, r x r): ``(N, C, H, W)`` and ``(O, C, r, r)``
-    -> ``(N, O, H + 2 padding - r + 1, W + 2 padding - r + 1)``."""
+    -> ``(N, O, H + 2 padding - r + 1, W + 2 padding - r + 1)``.
+
+    Differentiable twice, exactly: when autograd builds a graph of the gradient (``create_graph=True``: a
+    gradient penalty), the backward recomputes the transformed tiles from the saved ``x`` with differentiable
+    operations, so that graph reaches ``x`` (and ``weight``, through the kernels' transform, always recomputed:
+    cheap) instead of stopping at tensors saved without history. An ordinary backward uses the tiles saved by the
+    forward.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m: int, padding: int) -> torch.Tensor:
-        n, c, h, w = x.shape
-        h, w = h + 2 * padding, w + 2 * padding  # the padded input's sides
-        o, r = weight.shape[0], weight.shape[-1]
-        t = m + r - 1
-        out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
-        out_h, out_w = h - r + 1, w - r + 1
-        rows, cols = -(-out_h // m), -(-out_w // m)  # output blocks; the last ones may reach past the edge
-        tiles = n * rows * cols
-        # One pad: the conv's own zeros, then the block grid's overhang on the right and bottom.
-        x = F.pad(x, (padding, cols * m + r - 1 - w + padding, padding, rows * m + r - 1 - h + padding))
-        # B^T d B of every t x t tile at stride m, as a conv with t^2 fixed filters (faster than unfold + matmul).
-        v = F.conv2d(x.reshape(n * c, 1, *x.shape[-2:]), tile_transform.view(t * t, 1, t, t), stride=m)
-        v = v.view(n, c, t * t, rows * cols).permute(2, 1, 0, 3).reshape(t * t, c, tiles)
-        u = (kernel_transform @ weight.reshape(o * c, r * r).t()).view(t * t, o, c)
-        blocks = (out_transform @ torch.bmm(u, v).view(t * t, o * tiles)).view(m, m, o, n, rows, cols)
+        n, o, r = x.shape[0], weight.shape[0], weight.shape[-1]
+        out_transform, kernel_transform, tile_transform = _transforms(m, r, x.dtype)
+        out_h, out_w, rows, cols = _grid(x.shape, m, r, padding)
+        v = _input_tiles(x, tile_transform, m, r, padding)
+        u = _kernel_tiles(weight, kernel_transform)
+        blocks = (out_transform @ torch.bmm(u, v).view(-1, o * v.shape[-1])).view(m, m, o, n, rows, cols)
         out = blocks.permute(3, 2, 4, 0, 5, 1).reshape(n, o, rows * m, cols * m)
-        ctx.save_for_backward(u, v)
-        ctx.sizes = (m, r, n, c, h, w, o, rows, cols, padding)
+        ctx.save_for_backward(x, weight, v)
+        ctx.sizes = (m, padding)
         return out[:, :, :out_h, :out_w].contiguous()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
-        u, v = ctx.saved_tensors
-        m, r, n, c, h, w, o, rows, cols, padding = ctx.sizes
+        x, weight, v = ctx.saved_tensors
+        m, padding = ctx.sizes
+        (n, c, h, w), (o, _, r, _) = x.shape, weight.shape
         t = m + r - 1
-        out_transform, kernel_transform, tile_transform = _kron_matrices(m, r)
+        out_transform, kernel_transform, tile_transform = _transforms(m, r, x.dtype)
+        _, _, rows, cols = _grid(x.shape, m, r, padding)
         tiles = n * rows * cols
         grad = F.pad(grad, (0, cols * m - grad.shape[-1], 0, rows * m - grad.shape[-2]))
-        grad = grad.view(n, o, rows, m, cols, m).permute(3, 5, 1, 0, 2, 4).reshape(m * m, o * tiles)
+        grad = grad.reshape(n, o, rows, m, cols, m).permute(3, 5, 1, 0, 2, 4).reshape(m * m, o * tiles)
         grad_m = (out_transform.t() @ grad).view(t * t, o, tiles)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[1]:
+            if torch.is_grad_enabled():  # a graph of this gradient is being built: it must reach x
+                v = _input_tiles(x, tile_transform, m, r, padding)
             grad_u = torch.bmm(grad_m, v.transpose(1, 2))
             grad_weight = (kernel_transform.t() @ grad_u.view(t * t, o * c)).t().reshape(o, c, r, r)
         if ctx.needs_input_grad[0]:
-            grad_v = torch.bmm(u.transpose(1, 2), grad_m)
-            # The adjoint of the forward's tile conv; matmul + fold is faster here than conv_transpose2d.
+            grad_v = torch.bmm(_kernel_tiles(weight, kernel_transform).transpose(1, 2), grad_m)
+            # The adjoint of _input_tiles: scatter-add the tiles back with fold, then drop the padding.
             grad_patches = (tile_transform.t() @ grad_v.view(t * t, c * tiles)).view(t * t, c, n, -1)
             grad_patches = grad_patches.permute(2, 1, 0, 3).reshape(n, c * t * t, rows * cols)
             grad_x = F.fold(grad_patches, (rows * m + r - 1, cols * m + r - 1), t, stride=m)
-            grad_x = grad_x[:, :, padding : h - padding, padding : w - padding]
+            grad_x = grad_x[:, :, padding : padding + h, padding : padding + w]
         return grad_x, grad_weight, None, None
 
 
