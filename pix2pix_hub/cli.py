@@ -28,10 +28,12 @@ import torch
 from .authors import AuthorsCheckpointError, convert_authors_checkpoint
 from .constants import BACKENDS, DIRECTIONS, NORMS, SIZE_MODES
 from .data import load_pairs
+from .data.prepare import add_dataset_parser
 from .evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
 from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
 from .inference import NoImagesFound, OutputConflict, dataset_jobs, file_jobs, translate_jobs
 from .pipeline import Pix2Pix
+from .space_build import add_space_parser
 
 EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2
 DEBUG_ENV = "PIX2PIX_DEBUG"  # set to 1: errors propagate with their traceback, as --debug does
@@ -248,6 +250,24 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--column_b", default=None, help="dataset column of the B images (default imageB)")
 
 
+def add_train_parser(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        add_help=False,  # `pix2pix-hub train --help` is the training command's own help
+        help="train a model: the flags of scripts/train.py (`pix2pix-hub train --help`)",
+    )
+    train.add_argument("arguments", nargs=argparse.REMAINDER)
+    train.set_defaults(handler=train_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    # Imported here: accelerate and datasets load only when training, not for `pix2pix-hub --help`.
+    from .training.cli import main as train_main
+
+    train_main(args.arguments, command=["pix2pix-hub", "train", *args.arguments])
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pix2pix-hub",
@@ -259,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_export_parser(commands)
     add_convert_parser(commands)
+    add_train_parser(commands)
+    add_dataset_parser(commands)
+    add_space_parser(commands)
     return parser
 
 
@@ -361,6 +384,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # every word after it is the training command's (argparse cannot pass "--help" on)
+        return train_command(argparse.Namespace(arguments=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
