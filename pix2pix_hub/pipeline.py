@@ -191,18 +191,37 @@ class Pix2Pix:
         *,
         token: str | None = None,
         private: bool | None = None,
+        branch: str | None = None,
+        create_pr: bool = False,
         commit_message: str = "Upload pix2pix model",
         card: str | None = None,
         sample_grid: Image.Image | None = None,
         info: ModelInfo | None = None,
     ) -> str:
-        """Create ``repo_id`` if needed and upload the folder ``save_pretrained`` writes; returns the commit URL."""
+        """Create ``repo_id`` if needed and upload the folder ``save_pretrained`` writes, in one commit that also
+        deletes the files of an earlier push the new folder does not have (e.g. an old ``discriminator/``);
+        ``.gitattributes`` is kept. ``branch``: commit there (created from main if missing); ``create_pr``: open a
+        pull request instead of committing. Returns the commit (or pull request) URL.
+        """
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+        if branch is not None:
+            api.create_branch(repo_id=repo_id, branch=branch, exist_ok=True)
+        if card is None:  # the usage snippet loads the repo actually pushed to
+            card = render_model_card(
+                self, repo_id=repo_id, info=info, sample_grid=SAMPLES_NAME if sample_grid is not None else None
+            )
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(Path(tmp) / "repo", card=card, sample_grid=sample_grid, info=info)
-            commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
-        return str(getattr(commit, "commit_url", commit))
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message,
+                revision=branch,
+                create_pr=create_pr,
+                delete_patterns="*",
+            )
+        return str(getattr(commit, "pr_url", None) or getattr(commit, "commit_url", commit))
 
     @property
     def direction(self) -> str | None:

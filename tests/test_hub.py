@@ -246,6 +246,7 @@ class FakeHfApi:
     """Stands in for HfApi: uploads land in a local folder that the test then serves."""
 
     uploads: dict[str, Path] = {}
+    calls: list[dict] = []
 
     def __init__(self, token=None):
         self.token = token
@@ -253,10 +254,23 @@ class FakeHfApi:
     def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
         return type("RepoUrl", (), {"repo_id": repo_id})()
 
-    def upload_folder(self, repo_id, folder_path, **kwargs):
+    def create_branch(self, repo_id, branch, exist_ok=False, **kwargs):
+        self.calls.append({"create_branch": branch})
+
+    def upload_folder(self, repo_id, folder_path, delete_patterns=None, create_pr=False, **kwargs):
+        """As the Hub: with ``delete_patterns="*"`` the files the new folder lacks go, ``.gitattributes`` stays."""
+        self.calls.append({"delete_patterns": delete_patterns, "create_pr": create_pr, **kwargs})
         destination = self.uploads[repo_id]
+        if delete_patterns == "*" and destination.is_dir():
+            for path in sorted(destination.rglob("*"), reverse=True):
+                relative = path.relative_to(destination)
+                if path.is_file() and relative.name != ".gitattributes" and not (folder_path / relative).exists():
+                    path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
         shutil.copytree(folder_path, destination, dirs_exist_ok=True)
-        return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1"})()
+        url = f"https://hub.local/{repo_id}/discussions/1" if create_pr else None
+        return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1", "pr_url": url})()
 
 
 @pytest.mark.slow
@@ -335,3 +349,21 @@ def test_allowed_patterns_never_match_a_pickle_in_any_folder():
     files += ["discriminator/config.json", "discriminator/model.safetensors"]
     pickles = ["pytorch_model.bin", "discriminator/pytorch_model.bin", "discriminator/model.pt", "weights.pkl"]
     assert sorted(filter_repo_objects(files + pickles, allow_patterns=ALLOWED_PATTERNS)) == sorted(files)
+
+
+def test_a_second_push_removes_stale_files_keeps_gitattributes_and_names_the_repo(tmp_path, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    FakeHfApi.uploads, FakeHfApi.calls = {"alice/x": tmp_path / "remote"}, []
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    torch.manual_seed(0)
+    Pix2Pix(unet_128(ngf=8), PatchDiscriminator(ndf=8)).push_to_hub("alice/x")
+    assert (tmp_path / "remote" / "discriminator" / "model.safetensors").is_file()
+    url = Pix2Pix(unet_128(ngf=8)).push_to_hub("alice/x", branch="v2", create_pr=True)
+    assert url == "https://hub.local/alice/x/discussions/1"
+    assert not (tmp_path / "remote" / "discriminator").exists()
+    assert (tmp_path / "remote" / ".gitattributes").is_file()
+    assert {"create_branch": "v2"} in FakeHfApi.calls
+    assert FakeHfApi.calls[-1]["revision"] == "v2" and FakeHfApi.calls[-1]["create_pr"] is True
+    card = (tmp_path / "remote" / "README.md").read_text()
+    assert 'from_pretrained("alice/x")' in card and "user/pix2pix-model" not in card
