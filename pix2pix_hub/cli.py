@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
-    debug = args.debug or os.environ.get(DEBUG_ENV) == "1"
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV) == "1"  # dataset/space: no --debug flag
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -78,8 +80,6 @@ def test_image_extensions_are_what_pil_opens():
 
 
 def test_an_image_pil_refuses_as_a_bomb_is_too_large_with_its_size(tmp_path):
-    import struct
-    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -1,5 +1,11 @@
 """Calling Pix2Pix on images: kinds in = kinds out, any size, batches, channels, test-time dropout, limits."""
 
+import re
+import struct
+import subprocess
+import sys
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -282,8 +288,6 @@ def test_an_animated_gif_is_refused_and_a_camera_mpo_is_its_main_picture(pix2pix
 
 def write_blank_png(path, width: int, height: int) -> None:
     """A valid 16-bit grayscale PNG of zeros, compressed row by row: a few hundred KB on disk, never in memory."""
-    import struct
-    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -315,8 +319,6 @@ print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path, backend):
     """A 12000x12000 16-bit PNG (288 MB decoded, 3.5 GB on its way to a tensor) is refused for the size its header
     states: the peak resident memory of the process calling the model does not grow by more than 20 MB."""
-    import subprocess
-    import sys
 
     write_blank_png(tmp_path / "huge.png", 12000, 12000)
     assert (tmp_path / "huge.png").stat().st_size < 1_000_000
@@ -335,7 +337,6 @@ def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path, backend
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
 def test_a_malformed_config_json_is_named_in_the_error(tmp_path, text):
-    import re
 
     folder = Pix2Pix(UNetGenerator(num_downs=5, ngf=8)).save_pretrained(tmp_path / "model")
     (folder / "config.json").write_text(text)

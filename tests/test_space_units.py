@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +115,6 @@ def test_open_upload_applies_exif_orientation(tmp_path):
 
 def png_header(width: int, height: int) -> bytes:
     """An RGB PNG of that size with an empty pixel stream: its header reads, its pixels do not."""
-    import struct
-    import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -3,6 +3,9 @@ fallbacks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -182,8 +185,6 @@ def test_winograd_networks_are_bit_identical_across_processes():
     twice in each of six fresh processes (allocator tuned, heaps laid out differently), the same bytes every time.
     oneDNN's convolution, which computed the Winograd input transform before, rounded a few values differently in
     about one process in three, and training runs drifted apart from there (this test failed in 7 of 10 tries then)."""
-    import subprocess
-    import sys
 
     runs = [
         subprocess.run(
