@@ -28,7 +28,9 @@ class ModelInfo:
     ``direction``: ``AtoB``/``BtoA`` (which dataset side was the input); ``input``/``output``: what the images
     are, e.g. ``"CMP facade labels"`` -> ``"photo"``; ``dataset``: a Hub dataset id, or a local folder's name
     (``dataset_on_hub`` says which); ``resolution``: the training crop size in pixels; ``base_model``: the model
-    it was fine-tuned or converted from.
+    it was fine-tuned or converted from; ``label_nc``: the number of classes of a label-map input (pix2pixHD: the
+    input is a class-index image, one-hot encoded; None or 0 for an image input); ``instance``: whether an
+    instance-id map comes with it (turned into a boundary channel).
     """
 
     direction: str | None = None
@@ -38,6 +40,8 @@ class ModelInfo:
     dataset_on_hub: bool | None = None
     resolution: int | None = None
     base_model: str | None = None
+    label_nc: int | None = None
+    instance: bool | None = None
 
     def __post_init__(self) -> None:
         for name, kind in FIELD_KINDS.items():
@@ -47,10 +51,18 @@ class ModelInfo:
                 raise ValueError(f"{name} must be {kind.__name__} or null; got {value!r}.")
         if self.direction is not None:
             check_choice("direction", self.direction, DIRECTIONS)
+        if self.label_nc is not None and self.label_nc < 1:
+            raise ValueError(f"label_nc must be the number of classes (>= 1) or null; got {self.label_nc}.")
 
     @classmethod
     def for_training(
-        cls, dataset: str | None, direction: str | None, resolution: int | None, base_model: str | None = None
+        cls,
+        dataset: str | None,
+        direction: str | None,
+        resolution: int | None,
+        base_model: str | None = None,
+        label_nc: int = 0,
+        instance: bool = False,
     ) -> ModelInfo:
         """The record a training run writes: the dataset named without any local path, sides filled in for
         datasets whose sides are known (facades)."""
@@ -58,7 +70,8 @@ class ModelInfo:
         on_hub = None if dataset is None else name == dataset
         sides = next((pair for key, pair in KNOWN_SIDES.items() if name and key in name.lower()), None)
         source, target = (sides if direction == "AtoB" else sides[::-1]) if sides and direction else (None, None)
-        return cls(direction, source, target, name, on_hub, resolution, base_model)
+        labels = (label_nc, instance) if label_nc else (None, None)
+        return cls(direction, source, target, name, on_hub, resolution, base_model, *labels)
 
     def to_dict(self) -> dict[str, Any]:
         """The known fields only (what the card's YAML and ``pix2pix.json`` hold)."""

@@ -29,6 +29,10 @@ def test_for_training_names_the_sides_and_never_a_local_path(tmp_path):
     assert (info.dataset, info.dataset_on_hub) == ("facades", False)
     unknown_direction = ModelInfo.for_training("huggan/facades", None, 256)
     assert (unknown_direction.input, unknown_direction.output) == (None, None)
+    # A label-map model records its classes; an image model leaves both fields out of the file.
+    labels = ModelInfo.for_training("me/cityscapes", "AtoB", 1024, label_nc=35, instance=True)
+    assert (labels.label_nc, labels.instance) == (35, True)
+    assert "label_nc" not in atob.to_dict() and "instance" not in atob.to_dict()
 
 
 def test_info_round_trips_through_save_and_load(tmp_path, networks):
@@ -61,6 +65,8 @@ def test_a_folder_without_pix2pix_json_has_an_empty_record(tmp_path, networks):
         ('{"direction": "sideways"}', "direction='sideways' is not supported"),
         ('{"resolution": "256"}', "resolution must be int or null"),
         ('{"dataset_on_hub": "yes"}', "dataset_on_hub must be bool or null"),
+        ('{"label_nc": 0}', "label_nc must be the number of classes"),
+        ('{"instance": 1}', "instance must be bool or null"),
     ],
 )
 def test_a_malformed_pix2pix_json_is_an_error_naming_the_file(tmp_path, networks, content, message):
