@@ -2,7 +2,7 @@
 
     pix2pix-hub translate MODEL INPUT OUTPUT        an image, a folder (recursively) or --dataset SOURCE
     pix2pix-hub evaluate MODEL --dataset SOURCE --split test --output_dir DIR
-    pix2pix-hub export-onnx MODEL out.onnx
+    pix2pix-hub export-onnx MODEL out.onnx          (--int8 --calibration DIR: static int8, quality-gated)
     pix2pix-hub convert latest_net_G.pth OUT     the authors' checkpoint as a model folder (or --push_to_hub)
 
 MODEL is a folder written by ``save_pretrained`` or a Hub repo id. Exit status: 0 when every input was
@@ -26,13 +26,21 @@ from typing import Any
 import torch
 
 from .authors import AuthorsCheckpointError, convert_authors_checkpoint
-from .constants import BACKENDS, DIRECTIONS, NORMS, SIZE_MODES
+from .constants import BACKENDS, DIRECTIONS, NORMS, PRECISIONS, SIZE_MODES
 from .data import load_pairs
 from .data.prepare import add_dataset_parser
 from .evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
 from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
-from .inference import NoImagesFound, OutputConflict, dataset_jobs, file_jobs, translate_jobs
-from .pipeline import Pix2Pix
+from .inference import (
+    NoImagesFound,
+    OutputConflict,
+    dataset_calibration_images,
+    dataset_jobs,
+    file_jobs,
+    translate_jobs,
+)
+from .pipeline import DEFAULT_NUM_CALIBRATION, Pix2Pix
+from .quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
 from .space_build import add_space_parser
 
 EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2
@@ -50,6 +58,7 @@ def warn(message: str) -> None:
 # ----- translate ----------------------------------------------------------------------------------------------
 def translate_command(args: argparse.Namespace) -> int:
     pix2pix = open_model(args)
+    say_engine(pix2pix, args)
     if args.dataset:
         plan = dataset_jobs(open_dataset(args, args.input), Path(args.output), ext=args.ext, source=args.input)
     elif Path(args.input).exists():
@@ -80,6 +89,7 @@ def translate_command(args: argparse.Namespace) -> int:
 # ----- evaluate -----------------------------------------------------------------------------------------------
 def evaluate_command(args: argparse.Namespace) -> int:
     pix2pix = open_model(args)
+    say_engine(pix2pix, args)
     fid, fid_note = None, None
     try:
         fid = fid_metric(args.inception_weights)
@@ -99,7 +109,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         fid=fid,
         fid_note=fid_note,
         progress=not args.quiet,
-        info={"model": str(args.model), "dataset": args.dataset, "split": args.split, "direction": args.direction},
+        info={
+            "model": str(args.model),
+            "dataset": args.dataset,
+            "split": args.split,
+            "direction": args.direction,
+            "engine": pix2pix.engine,
+        },
     )
     print(json.dumps(report, indent=2))
     if report["fid_note"]:
@@ -115,12 +131,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 # ----- export-onnx --------------------------------------------------------------------------------------------
 def export_command(args: argparse.Namespace) -> int:
-    args.device = "cpu"
+    args.device, args.precision = "cpu", "fp32"  # fp32: a shipped int8 graph is not what is exported
     try:
         check_export_target(args.output, args.model)
     except ValueError as error:
         raise CommandError(str(error)) from None
     pix2pix = open_model(args)
+    if args.int8:
+        return export_int8_command(args, pix2pix)
     try:
         report = export_onnx(
             pix2pix.generator, args.output, opset=args.opset, check=not args.no_check, tolerance=args.tolerance
@@ -135,6 +153,44 @@ def export_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def export_int8_command(args: argparse.Namespace, pix2pix: Pix2Pix) -> int:
+    """``export-onnx --int8``: calibrate on ``--calibration``, write the int8 graph unless it fails the gate."""
+    try:
+        report = pix2pix.quantize(
+            calibration_source(args, pix2pix),
+            path=args.output,
+            num_calibration=args.num_calibration,
+            min_psnr_db=args.min_psnr,
+        )
+    except (QuantizationQualityError, ValueError) as error:  # the gate, or too few usable calibration images
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUTS
+    print(json.dumps(report, indent=2))
+    print(
+        f"int8: {report['psnr_db']:.1f} dB PSNR from the fp32 outputs on the worst of {report['held_out_inputs']} "
+        f"held-out inputs (gate {report['min_psnr_db']:g} dB); {report['bytes'] / 1e6:.1f} MB.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def calibration_source(args: argparse.Namespace, pix2pix: Pix2Pix) -> Any:
+    """``--calibration`` as ``Pix2Pix.quantize`` takes it: a folder of input images as it is, or with
+    ``--dataset`` the input side of a dataset's pairs (``--direction`` defaults to the model's own)."""
+    if not args.dataset:
+        if not Path(args.calibration).is_dir():
+            raise CommandError(
+                f"--calibration {args.calibration} is not a folder of input images. To read a dataset (Hub id or a "
+                "folder of pairs), add --dataset."
+            )
+        return args.calibration
+    args.direction = args.direction or pix2pix.direction
+    if args.direction is None:
+        raise CommandError("The model does not record its direction: pass --direction AtoB or BtoA.")
+    pairs = open_dataset(args, args.calibration)
+    return dataset_calibration_images(pairs, args.num_calibration, pix2pix.in_channels, pix2pix.max_pixels)
 
 
 # ----- convert ------------------------------------------------------------------------------------------------
@@ -177,7 +233,7 @@ def open_model(args: argparse.Namespace) -> Pix2Pix:
     options: dict[str, Any] = {"batch_size": getattr(args, "batch_size", 8)}
     if getattr(args, "max_pixels", None):
         options["max_pixels"] = args.max_pixels
-    for name in ("size_mode", "backend"):
+    for name in ("size_mode", "backend", "precision"):
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     model = str(args.model)
@@ -187,6 +243,14 @@ def open_model(args: argparse.Namespace) -> Pix2Pix:
         return Pix2Pix.from_pretrained(model, device=device, load_discriminator=False, **options)
     except Exception as error:  # folder without weights, unknown repo, offline cache miss, bad config...
         raise CommandError(f"Cannot load model {args.model}: {error}") from None
+
+
+def say_engine(pix2pix: Pix2Pix, args: argparse.Namespace) -> None:
+    """One line on stderr: what the generator runs on (with int8, its PSNR from fp32), and why not int8 if a
+    shipped int8 graph is not used."""
+    if not args.quiet:
+        note = f" ({pix2pix.precision_note})" if pix2pix.precision_note else ""
+        print(f"Engine: {pix2pix.engine}{note}", file=sys.stderr)
 
 
 def open_dataset(args: argparse.Namespace, source: str) -> Any:
@@ -239,6 +303,13 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="auto (default): onnxruntime on a CPU (faster on most CPUs, see docs/performance.md; exported on first "
         "use), torch elsewhere; onnxruntime: insist on it; torch: plain eager torch",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="auto (default): the model's model.int8.onnx where this CPU has VNNI/AMX (else fp32, saying why); "
+        "int8: insist on it; fp32: never int8",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -347,7 +418,45 @@ def add_export_parser(commands: Any) -> None:
         help=f"largest accepted |onnx - torch| (default {DEFAULT_TOLERANCE:g})",
     )
     export.add_argument("--no_check", action="store_true", help="skip the onnxruntime parity check")
+    add_int8_options(export)
     export.set_defaults(handler=export_command)
+
+
+def add_int8_options(export: argparse.ArgumentParser) -> None:
+    int8 = export.add_argument_group("int8 (static quantization, checked against fp32)")
+    int8.add_argument(
+        "--int8",
+        action="store_true",
+        help="write the int8 graph instead (sub-pixel transposed convs, uint8 activations, int8 weights), calibrated "
+        "on --calibration; refused (exit 1, nothing written) when below --min_psnr from the fp32 outputs",
+    )
+    int8.add_argument(
+        "--calibration",
+        default=None,
+        metavar="DIR_OR_DATASET",
+        help="a folder of typical input images, or with --dataset a dataset whose input side is used",
+    )
+    int8.add_argument(
+        "--num_calibration",
+        type=int,
+        default=DEFAULT_NUM_CALIBRATION,
+        help=f"calibration inputs, spread over the source; a quarter is held back for the gate (default "
+        f"{DEFAULT_NUM_CALIBRATION})",
+    )
+    int8.add_argument(
+        "--min_psnr",
+        type=float,
+        default=DEFAULT_MIN_PSNR_DB,
+        help=f"quality gate: PSNR (dB) of the int8 outputs from the fp32 outputs (default {DEFAULT_MIN_PSNR_DB:g})",
+    )
+    int8.add_argument("--dataset", action="store_true", help="--calibration is a dataset (Hub id or folder of pairs)")
+    int8.add_argument("--split", default="train", help="dataset split (default train)")
+    int8.add_argument(
+        "--direction", choices=DIRECTIONS, default=None, help="which side is the input (default: the model's)"
+    )
+    int8.add_argument("--column_a", default=None, help="dataset column of the A images (default imageA)")
+    int8.add_argument("--column_b", default=None, help="dataset column of the B images (default imageB)")
+    int8.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_convert_parser(commands: Any) -> None:
@@ -381,6 +490,12 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "grid_rows" else 1):
             parser.error(f"--{name} must be positive; got {value}.")
+    if getattr(args, "calibration", None) and not args.int8:
+        parser.error("--calibration is read by --int8 only; add --int8 to write the int8 graph.")
+    if getattr(args, "int8", False) and not args.calibration:
+        parser.error("--int8 needs --calibration DIR_OR_DATASET: typical input images to calibrate on.")
+    if getattr(args, "int8", False) and args.num_calibration < 2:
+        parser.error(f"--num_calibration must be at least 2 (calibration and its gate); got {args.num_calibration}.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ TRACKERS = ("tensorboard", "trackio", "wandb", "none")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 SIZE_MODES = ("pad", "resize")
 BACKENDS = ("auto", "onnxruntime", "torch")
+# The generator's number format on onnxruntime: "auto" uses a shipped int8 graph where the CPU makes it faster.
+PRECISIONS = ("auto", "int8", "fp32")
 CHANNEL_COUNTS = (1, 3, 4)
 
 # ----- files of a model folder (see pipeline.py) ------------------------------------------------------------------
@@ -27,7 +29,11 @@ CARD_NAME = "README.md"
 MODEL_INFO_NAME = "pix2pix.json"  # direction, dataset, resolution...: model_info.ModelInfo
 DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
+ONNX_NAME = "model.onnx"  # optional: the generator as an fp32 ONNX graph, so a Space need not export it at start
 INT8_ONNX_NAME = "model.int8.onnx"  # optional: the generator quantized to int8 (quantize.py), with its PSNR
+# ONNX metadata key of both files: a hash of the weights they were made from (onnx_backend.weights_fingerprint), so a
+# graph left beside other weights is never run.
+FINGERPRINT_KEY = "weights_fingerprint"
 # Weight files that need unpickling: refused everywhere, never downloaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 

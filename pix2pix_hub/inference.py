@@ -179,6 +179,22 @@ def load_row(rows: Any, index: int, channels: int, max_pixels: int) -> Image.Ima
     return convert_image(decode_image(rows[index]["input"], max_pixels, f"row {index}"), channels)
 
 
+def dataset_calibration_images(pairs: Any, count: int, channels: int, max_pixels: int) -> list[Image.Image]:
+    """The ``input`` images of up to ``count`` rows of ``pairs`` (``data.load_pairs`` output), spread evenly over
+    it, as ``channels``-channel PIL images: calibration inputs for ``Pix2Pix.quantize``. Unreadable rows are
+    skipped."""
+    rows = raw_rows(pairs)
+    size = len(rows)
+    indices = sorted({round(k * (size - 1) / max(1, count - 1)) for k in range(count)}) if size else []
+    images = []
+    for index in indices:
+        try:
+            images.append(load_row(rows, index, channels, max_pixels))
+        except UnreadableImage as error:
+            logger.warning("calibration: skipped %s", error)
+    return images
+
+
 # ----- translating ----------------------------------------------------------------------------------------------
 def pad_tiny(image: Image.Image) -> tuple[Image.Image, Box | None]:
     """Edge-replicate an image with a side under ``TINY_SIDE`` up to it; returns the image and the crop box that

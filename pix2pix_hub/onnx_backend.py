@@ -5,6 +5,9 @@ The ONNX graph is exported once per set of weights; any in-place change to a par
 step, ``load_state_dict``) bumps torch's version counters and triggers a fresh export on the next call. Exports
 are kept on disk, named by a hash of the weights (``$PIX2PIX_HUB_CACHE``, default ``~/.cache/pix2pix_hub/onnx``,
 the newest ``CACHE_KEEP``), so the next process that loads the same model skips the few seconds of export.
+
+A graph made beforehand (a model folder's ``model.onnx`` or ``model.int8.onnx``: a ``PrebuiltGraph``) runs instead
+of the export for as long as the weights are the ones it was made from (``weights_fingerprint``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 import os
 import tempfile
 import threading
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,8 @@ import torch
 from torch import nn
 
 from . import export
+from .constants import FINGERPRINT_KEY
+from .fileio import write_bytes
 from .imaging import model_to_uint8, pad_box, uint8_to_model
 
 
@@ -50,14 +57,49 @@ def default_cache_dir() -> Path:
 
 def weights_key(generator: nn.Module) -> str:
     """A hash of everything the exported graph depends on: class, config, every tensor, torch version."""
+    return _weights_digest(generator, [torch.__version__, export.DEFAULT_OPSET])
+
+
+def weights_fingerprint(generator: nn.Module) -> str:
+    """A hash of the network alone (class, config, every tensor), the same under any torch version: what an ONNX
+    file shipped with a model records (``FINGERPRINT_KEY``), so that a graph made from other weights is noticed."""
+    return _weights_digest(generator, [])
+
+
+def _weights_digest(generator: nn.Module, extra: list[Any]) -> str:
     digest = hashlib.sha256()
-    header = [type(generator).__name__, json.dumps(generator.config, sort_keys=True, default=str), torch.__version__]
-    digest.update(json.dumps([*header, export.DEFAULT_OPSET]).encode())
+    header = [type(generator).__name__, json.dumps(generator.config, sort_keys=True, default=str)]
+    digest.update(json.dumps([*header, *extra]).encode())
     for name, tensor in generator.state_dict().items():
         array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()[:32]
+
+
+def export_for_shipping(generator: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """``export.export_onnx`` (parity-checked, with its metadata) plus the weights' fingerprint, so that
+    ``Pix2Pix.from_pretrained`` can run the file instead of exporting; returns the export's report."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as scratch:
+        report = export.export_onnx(generator, Path(scratch) / "model.onnx")
+        model = onnx.load(Path(scratch) / "model.onnx")
+    entry = model.metadata_props.add()
+    entry.key, entry.value = FINGERPRINT_KEY, weights_fingerprint(generator)
+    write_bytes(path, model.SerializeToString())
+    return {**report, "path": str(path), "bytes": Path(path).stat().st_size}
+
+
+def pad_to_multiple(batch: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(N, C, H, W)`` -> the batch reflect-padded (edge-padded when too small to reflect) so H and W are multiples
+    of ``multiple`` and at least ``min_size``, as ``pipeline.fit_to_multiple`` pads tensors; and the ``(top, left)``
+    offset of the original inside it."""
+    top, bottom, left, right, reflect = pad_box(batch.shape[2], batch.shape[3], multiple, min_size)
+    if top or bottom or left or right:
+        pad = ((0, 0), (0, 0), (top, bottom), (left, right))
+        batch = np.pad(batch, pad, mode="reflect" if reflect else "edge")
+    return batch, (top, left)
 
 
 def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
@@ -67,14 +109,48 @@ def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
         path.unlink(missing_ok=True)
 
 
-class OnnxGenerator:
-    """Callable like the generator in eval mode: ``(N, C, H, W)`` float32 CPU tensor -> output tensor."""
+@dataclass(frozen=True)
+class PrebuiltGraph:
+    """An ONNX file made from a generator's weights beforehand: ``fingerprint`` is theirs (``weights_fingerprint``);
+    ``report`` is the int8 quantization report (``quantize.int8_report``), None for an fp32 graph."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    path: Path
+    fingerprint: str
+    report: dict[str, Any] | None = None
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.report is None else "int8"
+
+    def describe(self) -> str:
+        """``"onnxruntime int8 (49.8 dB vs fp32)"``: the worst held-out image's PSNR from the fp32 outputs."""
+        if self.report is None:
+            return "onnxruntime"
+        return f"onnxruntime int8 ({self.report['psnr_db']:.1f} dB vs fp32)"
+
+
+class OnnxGenerator:
+    """Callable like the generator in eval mode: ``(N, C, H, W)`` float32 CPU tensor -> output tensor.
+
+    ``graph``: run this file while the generator's weights are the ones it was made from; when they change (a
+    fine-tuning step), say so once and export the new weights as usual.
+    """
+
+    def __init__(self, generator: nn.Module, graph: PrebuiltGraph | None = None) -> None:
         self.generator = generator
+        self.graph = graph
+        self.graph_version = weights_version(generator) if graph is not None else ()
         self.session: Any = None
         self.version: tuple[int, ...] = ()
         self.lock = threading.Lock()  # concurrent first calls (a Space's queue) export once
+
+    @property
+    def precision(self) -> str:
+        """``"int8"`` while an int8 graph runs, else ``"fp32"``."""
+        return "fp32" if self.graph is None else self.graph.precision
+
+    def describe(self) -> str:
+        return "onnxruntime" if self.graph is None else self.graph.describe()
 
     def _session(self) -> Any:
         with self.lock:
@@ -83,12 +159,31 @@ class OnnxGenerator:
     def _current_session(self) -> Any:
         version = weights_version(self.generator)
         if self.session is None or version != self.version:
-            was_training = self.generator.training
-            with tempfile.TemporaryDirectory() as tmp:
-                self.session = export.onnx_session(self._graph(Path(tmp)), threads=torch.get_num_threads())
-            self.generator.train(was_training)
+            if self.graph is not None and self._graph_is_current(version):
+                self.session = session_from_file(self.graph.path)
+            else:
+                was_training = self.generator.training
+                with tempfile.TemporaryDirectory() as tmp:
+                    self.session = export.onnx_session(self._graph(Path(tmp)), threads=torch.get_num_threads())
+                self.generator.train(was_training)
             self.version = weights_version(self.generator)
         return self.session
+
+    def _graph_is_current(self, version: tuple[int, ...]) -> bool:
+        """Whether ``self.graph`` still belongs to the weights. A changed version counter is not enough to drop
+        it: a ``dropout_at_test`` call restores batch-norm counters in place, so the fingerprint decides."""
+        if version == self.graph_version:
+            return True
+        if weights_fingerprint(self.generator) == self.graph.fingerprint:
+            self.graph_version = version
+            return True
+        warnings.warn(
+            f"The generator's weights changed since {self.graph.path.name} was made from them: exporting the new "
+            f"weights (fp32) instead.",
+            stacklevel=5,
+        )
+        self.graph = None
+        return False
 
     def _graph(self, scratch: Path) -> Path:
         """The exported graph for the current weights: from the cache, or exported (into ``scratch`` when the
@@ -123,13 +218,11 @@ class OnnxGenerator:
         for index, image in enumerate(images):
             by_size.setdefault(image.shape[:2], []).append(index)
         for (height, width), indices in by_size.items():
-            top, bottom, left, right, reflect = pad_box(height, width, multiple, min_size)
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                batch = uint8_to_model(np.stack([images[i] for i in chunk]))
-                if top or bottom or left or right:
-                    pad = ((0, 0), (0, 0), (top, bottom), (left, right))
-                    batch = np.pad(batch, pad, mode="reflect" if reflect else "edge")
+                batch, (top, left) = pad_to_multiple(
+                    uint8_to_model(np.stack([images[i] for i in chunk])), multiple, min_size
+                )
                 result = session.run(None, {name: np.ascontiguousarray(batch)})[0]
                 for i, output in zip(chunk, result):
                     outputs[i] = model_to_uint8(output[:, top : top + height, left : left + width])
@@ -139,3 +232,9 @@ class OnnxGenerator:
         session = self._session()
         output = session.run(None, {session.get_inputs()[0].name: batch.detach().float().contiguous().numpy()})[0]
         return torch.from_numpy(output)
+
+
+def session_from_file(path: str | os.PathLike) -> Any:
+    """An onnxruntime session (torch's thread count) for the ONNX file at ``path``, read whole first: a graph from
+    a downloaded repo can then not point onnxruntime at other files (external data)."""
+    return export.onnx_session(Path(path).read_bytes(), threads=torch.get_num_threads())

@@ -9,7 +9,11 @@ the torch modules and the safetensors weights stay as they are.
 
 ``quantize_int8`` calibrates on real inputs, then refuses the int8 model (and writes nothing) when its outputs are
 further from the fp32 outputs than ``min_psnr_db`` on held-back inputs; the measured figure is stored in the
-file's metadata (``int8_report``). ``onnx`` and ``onnxruntime`` (the ``onnx`` extra) are imported on use only.
+file's metadata (``int8_report``). ``calibration_inputs`` gathers those inputs from a folder or a list of images.
+``onnx`` and ``onnxruntime`` (the ``onnx`` extra) are imported on use only.
+
+Whether a model uses its int8 graph (``Pix2Pix.from_pretrained(precision=...)``) follows ``int8_quality_problem``
+(the stored report passed its gate) and ``int8_speed_problem`` (this CPU has the instructions that make int8 fast).
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from .constants import FINGERPRINT_KEY
 from .export import onnx_session
 from .fileio import write_bytes
-from .imaging import uint8_to_model
+from .image_io import UnreadableImage, image_extensions, load_image
+from .imaging import convert_image, uint8_to_model
 from .metrics import psnr_per_image
 
 if TYPE_CHECKING:
     import onnx
-    from PIL import Image
 
 REPORT_KEY = "int8_report"  # metadata_props key of the quantization report (JSON)
 DEFAULT_MIN_PSNR_DB = 40.0
@@ -287,6 +293,7 @@ def quantize_int8(
     *,
     held_out: int | None = None,
     min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Write an int8 version of the fp32 generator graph at ``fp32_onnx_path`` to ``out_path``; return its report.
 
@@ -299,7 +306,8 @@ def quantize_int8(
     The graph is rewritten to sub-pixel form, then quantized statically (QDQ; uint8 activations, MinMax ranges;
     int8 weights per output channel). The report (``psnr_db``: the worst held-out image, ``psnr_db_mean``,
     ``max_abs_diff_levels`` in steps of 1/255 of the output range, the counts and the threshold) is stored in the
-    file's metadata, where ``int8_report`` reads it back. The file appears only once complete.
+    file's metadata, where ``int8_report`` reads it back, with ``fingerprint`` (the weights' hash,
+    ``onnx_backend.weights_fingerprint``) under ``FINGERPRINT_KEY`` when given. The file appears only once complete.
     """
     import onnx
 
@@ -332,8 +340,12 @@ def quantize_int8(
                 report["psnr_db"],
             )
         quantized = onnx.load(int8_path)
-    entry = quantized.metadata_props.add()
-    entry.key, entry.value = REPORT_KEY, json.dumps(report, sort_keys=True)
+    metadata = {REPORT_KEY: json.dumps(report, sort_keys=True)}
+    if fingerprint is not None:
+        metadata[FINGERPRINT_KEY] = fingerprint
+    for key, value in metadata.items():
+        entry = quantized.metadata_props.add()
+        entry.key, entry.value = key, value
     write_bytes(out_path, quantized.SerializeToString())
     return {**report, "path": str(out_path), "bytes": Path(out_path).stat().st_size}
 
@@ -341,13 +353,110 @@ def quantize_int8(
 def int8_report(path: str | os.PathLike) -> dict[str, Any] | None:
     """The quantization report stored in the ONNX file at ``path`` (``psnr_db`` and the rest), None if it has
     none (an fp32 graph, or an int8 one not made by ``quantize_int8``)."""
+    report = onnx_metadata(path).get(REPORT_KEY)
+    return None if report is None else json.loads(report)
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of the ONNX file at ``path`` (never reading external data)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    for entry in model.metadata_props:
-        if entry.key == REPORT_KEY:
-            return json.loads(entry.value)
+    return {entry.key: entry.value for entry in model.metadata_props}
+
+
+def int8_quality_problem(report: dict[str, Any] | None) -> str | None:
+    """Why an int8 graph with this stored report must not be used (one clause), or None when it passed its gate."""
+    if report is None:
+        return "it has no quality report (it was not made by quantize_int8), so its outputs are unchecked"
+    if not report.get("psnr_db", -np.inf) >= report.get("min_psnr_db", DEFAULT_MIN_PSNR_DB):
+        return (
+            f"its outputs are {report.get('psnr_db')} dB from fp32's, below its gate of {report.get('min_psnr_db')} dB"
+        )
     return None
+
+
+def int8_speed_problem(capabilities: dict[str, Any] | None = None) -> str | None:
+    """Why int8 would not be faster than fp32 on this CPU (one clause), or None when it has VNNI or AMX."""
+    if int8_is_fast(capabilities):
+        return None
+    return "no AVX-512 VNNI / AVX-VNNI / AMX on this CPU: int8 would not be faster than fp32"
+
+
+# --- calibration inputs -----------------------------------------------------------------------------------------
+
+CalibrationSource = str | os.PathLike | Sequence[Any]
+
+
+def calibration_inputs(source: CalibrationSource, channels: int, count: int, max_pixels: int) -> list[np.ndarray]:
+    """Up to ``count`` model inputs, float32 ``(1, channels, H, W)`` in [-1, 1] at their own size (pad them to the
+    generator's size multiple before calibrating), spread evenly over ``source``.
+
+    ``source``: a folder of input images (searched recursively, in name order; files that are not readable images
+    are skipped) or a list of images: PIL images, uint8 arrays ``(H, W)`` / ``(H, W, C)``, image file paths, or
+    float arrays/tensors ``(C, H, W)`` in [-1, 1] (what the training data gives). Raises ``ValueError`` when fewer
+    than two remain: calibration and its quality gate need one each at least.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"Calibration folder {folder} does not exist (or is not a folder).")
+        extensions = image_extensions()
+        files = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in extensions and not _hidden(p, folder)]
+        items: list[Any] = _spread(files, count)
+    else:
+        items = _spread(list(source), count)
+    inputs = []
+    for item in items:
+        try:
+            inputs.append(_calibration_input(item, channels, max_pixels))
+        except UnreadableImage:
+            continue  # a bad file among many: calibration needs typical inputs, not every one
+    if len(inputs) < 2:
+        raise ValueError(
+            f"{len(inputs)} usable calibration image(s) in {_describe(source)}; int8 calibration and its quality gate "
+            "need at least 2 (about 32 typical inputs of the model are best)."
+        )
+    return inputs
+
+
+def _calibration_input(item: Any, channels: int, max_pixels: int) -> np.ndarray:
+    """One calibration item as float32 ``(1, channels, H, W)`` in [-1, 1]."""
+    if isinstance(item, (str, os.PathLike)):
+        item = load_image(Path(item), channels, max_pixels)
+    if isinstance(item, Image.Image):
+        item = np.asarray(convert_image(item, channels), dtype=np.uint8)
+    array = item.detach().cpu().float().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+    if array.dtype == np.uint8:
+        array = uint8_to_model((array[:, :, None] if array.ndim == 2 else array)[None])
+    else:
+        array = np.asarray(array, dtype=np.float32)
+        array = array[None] if array.ndim == 3 else array
+    if array.ndim != 4 or array.shape[:2] != (1, channels):
+        raise ValueError(
+            f"A calibration image has shape {np.shape(item)}; this model takes {channels}-channel images: uint8 "
+            f"(H, W, {channels}) or float ({channels}, H, W) in [-1, 1]."
+        )
+    if array.shape[2] * array.shape[3] > max_pixels:
+        raise ValueError(f"A calibration image of {array.shape[3]}x{array.shape[2]} is above max_pixels={max_pixels}.")
+    if array.size and not np.abs(array).max() <= 1.0 + 1e-3:
+        raise ValueError("Float calibration images must hold values in [-1, 1]; pass 8-bit images as uint8 arrays.")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _spread(items: list[Any], count: int) -> list[Any]:
+    """``count`` of ``items`` evenly spaced from first to last (all of them when there are no more)."""
+    if len(items) <= count:
+        return items
+    return [items[round(k * (len(items) - 1) / max(1, count - 1))] for k in range(count)]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _describe(source: CalibrationSource) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"the {len(source)} given"
 
 
 def _model_input(item: np.ndarray | Image.Image, session: Any) -> np.ndarray:

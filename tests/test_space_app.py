@@ -85,6 +85,7 @@ def test_page_shows_the_model_and_its_direction(app_url):
     texts = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"])
     assert "UNetGenerator" in texts
     assert "BtoA: label map → photo" in texts
+    assert "**Engine:** onnxruntime" in texts  # what it runs on (an int8 graph would add its PSNR vs fp32)
 
 
 def test_app_starts_without_a_model_and_says_how_to_point_it_at_one(tmp_path):

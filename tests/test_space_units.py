@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 gr = pytest.importorskip("gradio")
@@ -170,6 +171,55 @@ def test_loaded_model_translates_any_size_and_shows_the_direction_from_pix2pix_j
         translate_image(model, Image.new("RGB", (300, 300)))
     override = load_model(Settings(model_id=str(tiny_model_dir), direction="AtoB"))
     assert override.direction == "AtoB: photo → CMP facade labels"  # the recorded sides, swapped
+
+
+WITH_VNNI = {"avx2": True, "avx512f": True, "avx512_vnni": True, "avx_vnni": False, "avx512_bf16": False}
+WITH_VNNI |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
+AVX2_ONLY = {**WITH_VNNI, "avx512f": False, "avx512_vnni": False}
+
+
+@pytest.fixture(scope="module")
+def int8_model_dir(tmp_path_factory) -> Path:
+    """A model folder shipping model.onnx and a model.int8.onnx that passed its gate (calibrated on 8 images)."""
+    folder = tmp_path_factory.mktemp("space-int8") / "model"
+    torch.manual_seed(0)
+    pix2pix = Pix2Pix(unet_128(ngf=8).eval(), info=ModelInfo.for_training("huggan/facades", "BtoA", 256))
+    rng = np.random.default_rng(0)
+    pix2pix.quantize([rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(8)], path=folder.parent / "q")
+    pix2pix.save_pretrained(folder, onnx=True)
+    return folder
+
+
+def test_precision_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("PRECISION", raising=False)
+    assert Settings.from_env().precision == "auto"
+    monkeypatch.setenv("PRECISION", "fp32")
+    assert Settings.from_env().precision == "fp32"
+
+
+def test_the_space_serves_a_shipped_int8_graph_and_shows_its_psnr(int8_model_dir, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
+    model = load_model(Settings(model_id=str(int8_model_dir)))
+    assert model.pix2pix.precision == "int8"
+    psnr = model.pix2pix.int8_graph.report["psnr_db"]
+    assert f"**Engine:** onnxruntime int8 ({psnr:.1f} dB vs fp32)" in model.status
+    assert translate_image(model, Image.new("RGB", (77, 45))).size == (77, 45)
+    forced = load_model(Settings(model_id=str(int8_model_dir), precision="fp32"))
+    assert forced.pix2pix.precision == "fp32" and forced.status.endswith("**Engine:** onnxruntime")
+
+
+def test_on_a_cpu_without_vnni_the_status_says_why_int8_is_not_served(int8_model_dir, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
+    model = load_model(Settings(model_id=str(int8_model_dir)))
+    assert model.pix2pix.precision == "fp32"
+    assert "**Engine:** onnxruntime (no AVX-512 VNNI / AVX-VNNI / AMX on this CPU" in model.status
+    insisted = load_model(Settings(model_id=str(int8_model_dir), precision="int8"))
+    assert insisted.pix2pix.precision == "int8" and "using int8 as asked" in insisted.status
+
+
+def test_a_bad_precision_setting_leaves_an_explaining_page(int8_model_dir):
+    model = load_model(Settings(model_id=str(int8_model_dir), precision="int4"))
+    assert model.pix2pix is None and "precision='int4' is not supported" in model.status
 
 
 def test_card_prose_is_never_read_back(tmp_path):

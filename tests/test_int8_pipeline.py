@@ -1,0 +1,398 @@
+"""int8 through ``Pix2Pix`` (issue 18): ``from_pretrained(precision=...)`` picks a shipped ``model.int8.onnx`` by its
+stored gate and the CPU, builds and caches one from calibration images, says why not; ``engine`` shows the PSNR;
+``save_pretrained``/``push_to_hub`` ship the ONNX graphs; a Hub download fetches them only where they may run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+from hub_mirror import HubMirror, run_python
+from PIL import Image
+from test_hub import FakeHfApi
+
+from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator, export, unet_128
+from pix2pix_hub.constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
+from pix2pix_hub.imaging import model_to_uint8
+from pix2pix_hub.metrics import psnr_per_image
+from pix2pix_hub.pipeline import download_patterns
+from pix2pix_hub.quantize import REPORT_KEY, QuantizationQualityError, calibration_inputs
+
+AVX2_ONLY = {"avx2": True, "avx512f": False, "avx512_vnni": False, "avx_vnni": False, "avx512_bf16": False}
+AVX2_ONLY |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
+WITH_VNNI = {**AVX2_ONLY, "avx512f": True, "avx512_vnni": True}
+ENGINE_INT8 = re.compile(r"^onnxruntime int8 \(\d+\.\d dB vs fp32\)$")
+
+
+@pytest.fixture
+def fast_cpu(monkeypatch):
+    """A CPU with AVX-512 VNNI, whatever this machine has."""
+    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
+
+
+@pytest.fixture
+def slow_cpu(monkeypatch):
+    """An AVX2-only CPU: int8 would not be faster there."""
+    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
+
+
+def smooth_images(count: int, side: int, seed: int) -> torch.Tensor:
+    """``(count, 3, side, side)`` in [-1, 1]: coarse random colours upsampled, image-like (unlike noise)."""
+    coarse = torch.rand(count, 3, 6, 6, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return F.interpolate(coarse, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def write_images(folder, images: torch.Tensor) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, image in enumerate(images.numpy()):
+        paths.append(folder / f"{index:02d}.png")
+        Image.fromarray(model_to_uint8(image)).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 5-level U-Net (ngf 8) trained ~3 s to a smooth colour mapping, saved as a model folder; 12 calibration
+    PNGs of 40x48 (not a multiple of 32: the pipeline pads them) beside it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: a second thread only adds contention on a shared CPU
+    try:
+        torch.manual_seed(0)
+        generator = UNetGenerator(num_downs=5, ngf=8)
+        optimizer = torch.optim.Adam(generator.parameters(), 2e-3, betas=(0.5, 0.999))
+        mix = torch.tensor([[0.2, 0.7, 0.1], [0.6, -0.3, 0.4], [-0.5, 0.2, 0.8]])
+        for step in range(300):
+            images = smooth_images(4, 32, seed=step)
+            target = F.avg_pool2d(torch.tanh(1.5 * torch.einsum("oc,nchw->nohw", mix, images)), 5, 1, 2)
+            loss = (generator(images) - target).abs().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    root = tmp_path_factory.mktemp("int8")
+    info = ModelInfo(direction="AtoB")
+    Pix2Pix(generator.eval(), info=info, backend="torch").save_pretrained(root / "model")
+    coarse = smooth_images(12, 48, seed=10_000)[:, :, :40]
+    write_images(root / "calibration", coarse)
+    return root
+
+
+def copy_model(trained, tmp_path, name: str = "model"):
+    import shutil
+
+    return shutil.copytree(trained / "model", tmp_path / name)
+
+
+def with_int8(trained, tmp_path, **quantize):
+    """A copy of the trained model folder with a model.int8.onnx built from its calibration images."""
+    folder = copy_model(trained, tmp_path)
+    Pix2Pix.from_pretrained(folder, precision="fp32").quantize(
+        trained / "calibration", path=folder / INT8_ONNX_NAME, **quantize
+    )
+    return folder
+
+
+def set_metadata(path, key: str, value: str | None) -> None:
+    """Set (or with None remove) one ``metadata_props`` entry of the ONNX file at ``path``."""
+    model = onnx.load(path)
+    entries = {entry.key: entry.value for entry in model.metadata_props} | {key: value}
+    del model.metadata_props[:]
+    for name, text in entries.items():
+        if text is not None:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = name, text
+    onnx.save(model, path)
+
+
+def metadata(path) -> dict[str, str]:
+    return {entry.key: entry.value for entry in onnx.load(path).metadata_props}
+
+
+# ----- a shipped int8 graph ---------------------------------------------------------------------------------------
+def test_a_shipped_int8_graph_runs_on_a_fast_cpu_within_the_gate_of_fp32(trained, tmp_path, fast_cpu):
+    folder = with_int8(trained, tmp_path)
+    int8 = Pix2Pix.from_pretrained(folder)
+    assert int8.precision == "int8" and ENGINE_INT8.match(int8.engine) and int8.precision_note is None
+    report = int8.int8_graph.report
+    assert f"{report['psnr_db']:.1f} dB" in int8.engine and report["psnr_db"] >= 40.0
+    fp32 = Pix2Pix.from_pretrained(folder, backend="torch")
+    assert fp32.engine == "torch"
+    # Images it was not calibrated on, at other sizes: PIL in, PIL out, as close to fp32 as the gate says.
+    for side, seed in ((64, 1), (40, 2)):
+        image = Image.fromarray(model_to_uint8(smooth_images(1, side, seed=20_000 + seed)[0].numpy()))
+        outputs = [np.asarray(model(image), dtype=np.float32) / 127.5 - 1 for model in (int8, fp32)]
+        assert int8(image).size == image.size
+        tensors = [torch.from_numpy(output).permute(2, 0, 1)[None] for output in outputs]
+        assert psnr_per_image(*tensors).item() >= 40.0
+
+
+def test_auto_keeps_fp32_on_a_cpu_without_vnni_and_says_why_int8_insists(trained, tmp_path, slow_cpu, caplog):
+    folder = with_int8(trained, tmp_path)
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.pipeline")
+    auto = Pix2Pix.from_pretrained(folder)
+    assert (auto.engine, auto.precision) == ("onnxruntime", "fp32")
+    assert auto.precision_note == (
+        "no AVX-512 VNNI / AVX-VNNI / AMX on this CPU: int8 would not be faster than fp32; using fp32"
+    )
+    assert auto.precision_note in caplog.messages
+    assert auto.int8_graph is not None  # kept: save_pretrained(onnx=True) still ships it
+    insisted = Pix2Pix.from_pretrained(folder, precision="int8")
+    assert insisted.precision == "int8" and insisted.precision_note.endswith("using int8 as asked")
+    fp32 = Pix2Pix.from_pretrained(folder, precision="fp32")
+    assert (fp32.precision, fp32.precision_note, fp32.int8_graph) == ("fp32", None, None)
+
+
+def test_int8_with_neither_a_file_nor_calibration_is_a_clear_error(trained, tmp_path):
+    folder = copy_model(trained, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"has no model\.int8\.onnx and no calibration images"):
+        Pix2Pix.from_pretrained(folder, precision="int8")
+    with pytest.raises(ValueError, match=r"precision='int8' runs the generator on onnxruntime.*backend='torch'"):
+        Pix2Pix.from_pretrained(folder, precision="int8", backend="torch")
+    with pytest.raises(ValueError, match="precision='int4' is not supported"):
+        Pix2Pix.from_pretrained(folder, precision="int4")
+    assert Pix2Pix.from_pretrained(folder).precision == "fp32"  # auto without a file: fp32, quietly
+
+
+def test_int8_with_calibration_builds_into_the_model_folder_and_then_ships_it(trained, tmp_path, fast_cpu):
+    folder = copy_model(trained, tmp_path)
+    built = Pix2Pix.from_pretrained(folder, precision="int8", calibration=trained / "calibration")
+    assert built.precision == "int8" and (folder / INT8_ONNX_NAME).is_file()
+    assert built.int8_graph.path == folder / INT8_ONNX_NAME
+    assert Pix2Pix.from_pretrained(folder).engine == built.engine  # the next load finds it, auto uses it
+
+
+def test_a_read_only_model_folder_builds_into_the_cache_and_reuses_it(trained, tmp_path, fast_cpu, monkeypatch):
+    folder = copy_model(trained, tmp_path)
+    monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("pix2pix_hub.pipeline.writable_folder", lambda folder: False)
+    calibration = sorted((trained / "calibration").iterdir())  # a list of files works as well as the folder
+    first = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
+    assert not (folder / INT8_ONNX_NAME).exists()
+    (cached,) = (tmp_path / "cache").glob("int8-*.onnx")
+    assert first.int8_graph.path == cached
+
+    def no_quantizing(*args, **kwargs):
+        raise AssertionError("quantized again although the cache holds this graph")
+
+    monkeypatch.setattr("pix2pix_hub.pipeline.quantize_int8", no_quantizing)
+    again = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
+    assert again.int8_graph.path == cached and again.engine == first.engine
+
+
+def test_auto_with_calibration_builds_only_where_int8_is_faster(trained, tmp_path, slow_cpu):
+    folder = copy_model(trained, tmp_path)
+    auto = Pix2Pix.from_pretrained(folder, calibration=trained / "calibration")
+    assert auto.precision == "fp32" and not (folder / INT8_ONNX_NAME).exists()
+    assert "int8 would not be faster" in auto.precision_note and "no int8 graph built" in auto.precision_note
+
+
+def test_a_file_that_failed_its_gate_lacks_its_report_or_has_other_weights_is_not_used(trained, tmp_path, fast_cpu):
+    folder = with_int8(trained, tmp_path)
+    path = folder / INT8_ONNX_NAME
+    original = path.read_bytes()
+    report = json.loads(metadata(path)[REPORT_KEY])
+    cases = {"below its gate of 40.0 dB": json.dumps({**report, "psnr_db": 31.5}), "no quality report": None}
+    for expected, text in cases.items():
+        path.write_bytes(original)
+        set_metadata(path, REPORT_KEY, text)
+        auto = Pix2Pix.from_pretrained(folder)
+        assert auto.precision == "fp32" and expected in auto.precision_note, auto.precision_note
+        with pytest.raises(ValueError, match=f"cannot be used: .*{expected}"):
+            Pix2Pix.from_pretrained(folder, precision="int8", calibration=trained / "calibration")
+    path.write_bytes(original)
+    set_metadata(path, FINGERPRINT_KEY, "0" * 32)
+    stale = path.read_bytes()
+    assert "other weights" in Pix2Pix.from_pretrained(folder).precision_note
+    with pytest.raises(ValueError, match="made from other weights"):
+        Pix2Pix.from_pretrained(folder, precision="int8", calibration=trained / "calibration")
+    assert path.read_bytes() == stale  # a user's file is never overwritten, even with calibration given
+
+
+def test_changed_weights_leave_int8_for_fp32_and_test_time_dropout_does_not(trained, tmp_path, fast_cpu):
+    folder = with_int8(trained, tmp_path)
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    x = smooth_images(1, 32, seed=7)
+    pix2pix.translate_tensor(x)
+    pix2pix.translate_tensor(x, dropout_at_test=True)  # restores batch-norm counters in place: same weights
+    pix2pix.translate_tensor(x)
+    assert pix2pix.precision == "int8"
+    with torch.no_grad():
+        pix2pix.generator.decoders[-1][1].bias.add_(0.25)  # a fine-tuning step
+    with pytest.warns(UserWarning, match=r"weights changed since model\.int8\.onnx was made"):
+        output = pix2pix.translate_tensor(x)
+    assert (pix2pix.engine, pix2pix.precision) == ("onnxruntime", "fp32")
+    eager = Pix2Pix(pix2pix.generator, backend="torch").translate_tensor(x)
+    assert (output - eager).abs().max() < 1e-4
+
+
+def test_quantize_below_the_gate_writes_nothing_and_keeps_fp32(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path / "cache"))
+    pix2pix = Pix2Pix.from_pretrained(trained / "model")
+    with pytest.raises(QuantizationQualityError, match=r"dB PSNR .* below the 99 dB threshold") as refused:
+        pix2pix.quantize(trained / "calibration", min_psnr_db=99)
+    assert 40 <= refused.value.psnr_db < 99
+    assert pix2pix.precision == "fp32" and pix2pix.int8_graph is None
+    assert not list((tmp_path / "cache").glob("int8-*"))
+
+
+# ----- calibration inputs -----------------------------------------------------------------------------------------
+def test_calibration_inputs_from_a_folder_spread_skip_bad_files_and_need_two(tmp_path):
+    paths = write_images(tmp_path / "in", smooth_images(10, 24, seed=3))
+    (tmp_path / "in" / "05.png").write_bytes(b"not an image")  # one bad file among many is skipped
+    write_images(tmp_path / "in" / ".hidden", smooth_images(2, 24, seed=4))
+    (tmp_path / "in" / "notes.txt").write_text("not an image suffix")
+    inputs = calibration_inputs(tmp_path / "in", channels=3, count=4, max_pixels=10**6)
+    assert len(inputs) == 4 and all(x.shape == (1, 3, 24, 24) and x.dtype == np.float32 for x in inputs)
+    expected = [np.asarray(Image.open(paths[i]), dtype=np.float32) / 127.5 - 1 for i in (0, 3, 6, 9)]
+    for actual, image in zip(inputs, expected):
+        np.testing.assert_allclose(actual[0], image.transpose(2, 0, 1), atol=1e-6)
+    assert len(calibration_inputs(tmp_path / "in", channels=3, count=32, max_pixels=10**6)) == 9
+    with pytest.raises(ValueError, match=r"1 usable calibration image\(s\).*at least 2"):
+        calibration_inputs(paths[:1], channels=3, count=32, max_pixels=10**6)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        calibration_inputs(tmp_path / "missing", channels=3, count=32, max_pixels=10**6)
+
+
+def test_calibration_inputs_from_a_list_of_each_kind(tmp_path):
+    images = smooth_images(2, 16, seed=5)
+    uint8 = model_to_uint8(images[0].numpy())
+    inputs = calibration_inputs([Image.fromarray(uint8), uint8, images[1]], channels=3, count=8, max_pixels=10**6)
+    assert [x.shape for x in inputs] == [(1, 3, 16, 16)] * 3
+    np.testing.assert_array_equal(inputs[0], inputs[1])  # PIL and uint8 arrays read alike
+    np.testing.assert_array_equal(inputs[2][0], images[1].numpy())  # float (C, H, W) in [-1, 1] as it is
+    with pytest.raises(ValueError, match="this model takes 1-channel images"):
+        calibration_inputs([uint8, uint8], channels=1, count=8, max_pixels=10**6)
+    with pytest.raises(ValueError, match=r"in \[-1, 1\]"):
+        calibration_inputs([images[0] * 3, images[1]], channels=3, count=8, max_pixels=10**6)
+    with pytest.raises(ValueError, match="above max_pixels=100"):
+        calibration_inputs([uint8, uint8], channels=3, count=8, max_pixels=100)
+
+
+# ----- shipping the graphs ----------------------------------------------------------------------------------------
+def test_save_pretrained_onnx_ships_both_graphs_and_loading_runs_them_without_export(
+    trained, tmp_path, fast_cpu, monkeypatch
+):
+    source = with_int8(trained, tmp_path)
+    Pix2Pix.from_pretrained(source).save_pretrained(tmp_path / "shipped", onnx=True)
+    names = {path.name for path in (tmp_path / "shipped").iterdir()}
+    assert {ONNX_NAME, INT8_ONNX_NAME, "model.safetensors", "config.json"} <= names
+    assert (tmp_path / "shipped" / INT8_ONNX_NAME).read_bytes() == (source / INT8_ONNX_NAME).read_bytes()
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported although the folder ships model.onnx for these weights")
+
+    x = smooth_images(2, 32, seed=8)
+    eager = Pix2Pix.from_pretrained(tmp_path / "shipped", backend="torch").translate_tensor(x)
+    monkeypatch.setattr(export, "export_onnx", no_export)
+    fp32 = Pix2Pix.from_pretrained(tmp_path / "shipped", precision="fp32")
+    assert fp32._onnx.graph.path == tmp_path / "shipped" / ONNX_NAME
+    assert (fp32.translate_tensor(x) - eager).abs().max() < 1e-4
+    assert Pix2Pix.from_pretrained(tmp_path / "shipped").precision == "int8"
+    monkeypatch.undo()
+
+    # A model.onnx left beside other weights is not run: the weights are exported instead.
+    other = tmp_path / "other"
+    Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval()).save_pretrained(other)
+    (other / ONNX_NAME).write_bytes((tmp_path / "shipped" / ONNX_NAME).read_bytes())
+    loaded = Pix2Pix.from_pretrained(other, precision="fp32")
+    assert loaded._onnx.graph is None
+    expected = Pix2Pix(loaded.generator, backend="torch").translate_tensor(x)
+    assert (loaded.translate_tensor(x) - expected).abs().max() < 1e-4
+
+
+def test_save_pretrained_onnx_without_an_int8_graph_ships_fp32_only_and_never_a_stale_one(trained, tmp_path):
+    pix2pix = Pix2Pix.from_pretrained(with_int8(trained, tmp_path), precision="int8")
+    with torch.no_grad():
+        pix2pix.generator.decoders[-1][1].bias.add_(0.25)
+    pix2pix.save_pretrained(tmp_path / "changed", onnx=True)
+    assert (tmp_path / "changed" / ONNX_NAME).is_file() and not (tmp_path / "changed" / INT8_ONNX_NAME).exists()
+    pix2pix.save_pretrained(tmp_path / "plain")
+    assert not list((tmp_path / "plain").glob("*.onnx"))  # onnx=False (default): as before
+
+
+def test_push_to_hub_uploads_the_graphs_and_the_widget_images(trained, tmp_path, fast_cpu, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    FakeHfApi.uploads, FakeHfApi.calls = {"me/int8": tmp_path / "remote"}, []
+    folder = with_int8(trained, tmp_path)
+    widget = tmp_path / "widget.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(widget)
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    pix2pix.push_to_hub("me/int8", onnx=True, extra_files={"samples/input.png": widget})
+    remote = tmp_path / "remote"
+    assert (remote / ONNX_NAME).is_file() and (remote / INT8_ONNX_NAME).is_file()
+    assert (remote / "samples" / "input.png").read_bytes() == widget.read_bytes()
+    assert Pix2Pix.from_pretrained(remote).engine == pix2pix.engine
+    pix2pix.push_to_hub("me/int8")  # a push without them deletes them: the repo mirrors the folder
+    assert not list(remote.glob("*.onnx")) and not (remote / "samples").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("config.json", "not a free path"),
+        ("../outside.png", "not a free path"),
+        ("/abs.png", "not a free path"),
+        ("discriminator/x.png", "not a free path"),
+        ("extra/model.bin", "is a pickle"),
+    ],
+)
+def test_extra_files_that_would_clash_or_escape_are_refused_before_writing(tmp_path, name, message):
+    source = tmp_path / "file"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError, match=message):
+        Pix2Pix(unet_128(ngf=8)).save_pretrained(tmp_path / "out", extra_files={name: source})
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        Pix2Pix(unet_128(ngf=8)).save_pretrained(tmp_path / "out", extra_files={"a.png": tmp_path / "missing"})
+
+
+# ----- downloads --------------------------------------------------------------------------------------------------
+def test_download_patterns_fetch_the_graphs_only_where_they_may_run(fast_cpu):
+    base = ["*.json", "*.safetensors", "*.md", "*.png"]
+    assert download_patterns("auto", "cpu", "auto", None) == [*base, ONNX_NAME, INT8_ONNX_NAME]
+    assert download_patterns("auto", "cpu", "fp32", None) == [*base, ONNX_NAME]
+    assert download_patterns("torch", "cpu", "auto", None) == base
+    assert download_patterns("auto", "cuda", "auto", None) == base
+    assert not any(pattern.endswith((".bin", ".pt", ".pth", ".onnx*")) for pattern in base)
+
+
+def test_download_patterns_skip_int8_on_a_slow_cpu_unless_asked(slow_cpu):
+    base = ["*.json", "*.safetensors", "*.md", "*.png"]
+    assert download_patterns("auto", "cpu", "auto", None) == [*base, ONNX_NAME]
+    assert download_patterns("auto", "cpu", "int8", None) == [*base, ONNX_NAME, INT8_ONNX_NAME]
+
+
+LOAD_FROM_HUB = """
+import json, pix2pix_hub.quantize as q
+q.cpu_capabilities = lambda *args: {capabilities!r}
+from pix2pix_hub import Pix2Pix
+pix2pix = Pix2Pix.from_pretrained("me/int8", backend={backend!r})
+print(json.dumps([pix2pix.engine, pix2pix.precision]))
+"""
+
+
+@pytest.mark.slow
+def test_a_hub_repo_with_graphs_downloads_them_only_when_they_may_run(trained, tmp_path, fast_cpu):
+    folder = with_int8(trained, tmp_path)
+    Pix2Pix.from_pretrained(folder).save_pretrained(tmp_path / "repo", onnx=True)
+    with HubMirror(tmp_path / "hub") as hub:
+        hub.add_model("me/int8", tmp_path / "repo")
+        for backend, home in (("auto", "hf-auto"), ("torch", "hf-torch")):
+            code = LOAD_FROM_HUB.format(capabilities=WITH_VNNI, backend=backend)
+            result = run_python(code, HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / home))
+            engine, precision = json.loads(result.stdout.strip().splitlines()[-1])
+            downloaded = {p.name for p in (tmp_path / home / "hub").rglob("*") if p.is_file()}
+            if backend == "auto":
+                assert ENGINE_INT8.match(engine) and precision == "int8"
+                assert {ONNX_NAME, INT8_ONNX_NAME} <= downloaded
+            else:
+                assert (engine, precision) == ("torch", "fp32")
+                assert not {ONNX_NAME, INT8_ONNX_NAME} & downloaded
