@@ -1,11 +1,15 @@
 """pix2pixHD's networks: GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator (shapes, sizes, receptive fields,
-save/load, loading a global generator into a local enhancer, the local branch's parameters)."""
+save/load, loading a global generator into a local enhancer, the local branch's parameters), and gradient
+checkpointing on every network (same results, less kept for the backward pass)."""
+
+import copy
 
 import pytest
 import torch
 from torch import nn
 
 from pix2pix_hub import Pix2Pix
+from pix2pix_hub.models.discriminator import PatchDiscriminator
 from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 from pix2pix_hub.models.multiscale import MultiscaleDiscriminator
 from pix2pix_hub.models.registry import (
@@ -15,6 +19,8 @@ from pix2pix_hub.models.registry import (
     build_generator,
     generator_size_multiple,
 )
+from pix2pix_hub.models.resnet import ResnetGenerator
+from pix2pix_hub.models.unet import UNetGenerator
 
 
 def small_global(**kwargs) -> GlobalGenerator:
@@ -265,3 +271,69 @@ def test_multiscale_refuses_wrong_channels_and_bad_arguments():
         MultiscaleDiscriminator(num_D=0)
     with pytest.raises(ValueError, match="n_layers=0"):
         MultiscaleDiscriminator(n_layers=0)
+
+
+# ----- gradient checkpointing ----------------------------------------------------------------------------------
+# Batch norm and dropout where a network has them: the replay must draw the same masks and leave the running
+# statistics moved once; ndf 64 puts a Winograd conv (a custom autograd Function) inside a checkpointed segment.
+CHECKPOINTED = {
+    "unet": (lambda: UNetGenerator(num_downs=5, ngf=4, norm="batch", dropout=0.5), (2, 3, 32, 32)),
+    "resnet": (lambda: ResnetGenerator(ngf=4, n_blocks=2, norm="batch", dropout=0.5), (2, 3, 16, 16)),
+    "patchgan": (lambda: PatchDiscriminator(in_channels=6, ndf=64, n_layers=3, norm="batch"), (2, 6, 32, 32)),
+    "global": (lambda: small_global(norm="batch", dropout=0.5), (2, 3, 16, 32)),
+    "local": (lambda: small_local(dropout=0.5), (2, 3, 32, 64)),
+    "multiscale": (lambda: MultiscaleDiscriminator(ndf=4, num_D=2, n_layers=2, norm="batch"), (2, 6, 32, 48)),
+}
+
+
+def outputs_and_grads(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], int]:
+    """Forward (features too, for the multi-scale D) and backward of a loss reading every output; returns the
+    outputs, the parameters' gradients and the bytes autograd kept outside checkpointed segments."""
+    kept = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal kept
+        kept += tensor.numel() * tensor.element_size()
+        return tensor
+
+    torch.manual_seed(5)  # the dropout masks
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        if isinstance(model, MultiscaleDiscriminator):
+            outputs = [feature for scale in model(x, return_features=True) for feature in scale]
+        else:
+            outputs = [model(x)]
+    sum((output * output).mean() for output in outputs).backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    return [output.detach() for output in outputs], grads, kept
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTED))
+def test_gradient_checkpointing_gives_the_same_results_and_keeps_less(name):
+    build, shape = CHECKPOINTED[name]
+    torch.manual_seed(0)
+    plain = build().train()
+    checkpointed = copy.deepcopy(plain).enable_gradient_checkpointing()
+    assert checkpointed.gradient_checkpointing and not plain.gradient_checkpointing
+    x = torch.randn(shape)
+    expected, expected_grads, kept_plain = outputs_and_grads(plain, x)
+    got, grads, kept = outputs_and_grads(checkpointed, x)
+    assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
+    for key, grad in expected_grads.items():
+        torch.testing.assert_close(grads[key], grad, rtol=1e-5, atol=1e-7, msg=key)
+    for key, buffer in plain.state_dict().items():  # running statistics moved once, not again by the replay
+        assert torch.equal(checkpointed.state_dict()[key], buffer), key
+    assert kept < kept_plain * 0.7  # the activations inside the segments are recomputed, not kept
+
+
+def test_gradient_checkpointing_is_off_in_eval_and_not_saved(tmp_path):
+    model = small_global().enable_gradient_checkpointing().eval()
+    x = torch.randn(1, 3, 16, 16, requires_grad=True)
+    assert not model.checkpointing_now  # eval mode (inference, the ONNX export): layers run plainly
+    model.save_pretrained(tmp_path / "g")
+    assert "gradient_checkpointing" not in model.config
+    assert not GlobalGenerator.from_pretrained(tmp_path / "g").gradient_checkpointing
+    model.train()
+    assert model.checkpointing_now and model.disable_gradient_checkpointing().checkpointing_now is False
+    with torch.no_grad():
+        assert not model.enable_gradient_checkpointing().checkpointing_now  # nothing to recompute without grads
+    assert model(x).requires_grad

@@ -11,7 +11,14 @@ from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
 from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_depth
 from pix2pix_hub.training import TrainingConfig, config_from_args
 from pix2pix_hub.training.cli import main
-from pix2pix_hub.training.config import DISCRIMINATORS, GENERATORS, UNTRAINED_DISCRIMINATORS, fields_by_name
+from pix2pix_hub.training.config import (
+    DISCRIMINATORS,
+    GENERATORS,
+    UNTRAINED_DISCRIMINATORS,
+    config_warnings,
+    fields_by_name,
+    high_resolution_summary,
+)
 from pix2pix_hub.training.setup import LRFactor
 
 
@@ -132,6 +139,19 @@ def test_entry_point_tunes_the_allocator_and_train_does_not(monkeypatch):
         ({"val_size": 2.5}, r"--val_size"),
         ({"batch_size": 0}, r"--batch_size must be at least 1"),
         ({"gan_mode": "wgan"}, r"--gan_mode 'wgan' is not supported"),
+        ({"num_D": 0}, r"--num_D must be at least 1"),
+        ({"label_nc": -1}, r"--label_nc must be 0 or more"),
+        ({"niter_fix_global": 2}, r"--niter_fix_global 2 fixes the global generator inside --netG local"),
+        ({"lambda_vgg": 10.0, "vgg_weights": "w.safetensors", "output_nc": 4}, r"--lambda_vgg compares RGB or grey"),
+        ({"netG": "local", "crop_size": 32, "load_size": 36}, r"--netG local needs images of at least 64px"),
+        (
+            {"netD": "multiscale", "num_D": 3, "netG": "resnet_6blocks", "crop_size": 64, "load_size": 72},
+            r"--num_D 3 and --n_layers_D 3 needs images of at least 93px .* halved 2 times",
+        ),
+        (
+            {"netG": "global", "preprocess": "scale_width", "load_size": 200},
+            r"scale_width makes the width --load_size 200, .* divisible by 16. Use --load_size 192",
+        ),
     ],
 )
 def test_bad_arguments_are_refused(changes, message):
@@ -203,3 +223,22 @@ def test_config_round_trips_through_json():
     assert TrainingConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="Unknown training arguments bogus"):
         TrainingConfig.from_dict({**asdict(config), "bogus": 1})
+
+
+def test_gan_mode_follows_the_discriminator_unless_given():
+    """pix2pixHD's preset is LSGAN: --gan_mode left unset takes it with --netD multiscale; a given one wins."""
+    assert TrainingConfig().gan_mode == "vanilla" and TrainingConfig(netD="multiscale").gan_mode == "lsgan"
+    assert config_from_args(["--netD", "multiscale"]).gan_mode == "lsgan"
+    assert config_from_args(["--netD", "multiscale", "--gan_mode", "vanilla"]).gan_mode == "vanilla"
+    assert config_from_args(["--gan_mode", "lsgan"]).gan_mode == "lsgan"
+    summary = high_resolution_summary(config_from_args(["--netD", "multiscale", "--num_D", "3"]))
+    assert summary.startswith("pix2pixHD: 3-scale discriminator, GAN loss lsgan (pix2pixHD's, the default with")
+    assert "feature matching x10" in summary
+    assert "the default" not in high_resolution_summary(TrainingConfig(netD="multiscale", gan_mode="hinge"))
+    assert high_resolution_summary(TrainingConfig()) is None  # nothing to say about a pix2pix run
+
+
+def test_fixing_an_untrained_global_generator_is_warned_about():
+    (warning,) = config_warnings(TrainingConfig(netG="local", niter_fix_global=5))
+    assert "--niter_fix_global 5 without --init_from" in warning and "--netG global first" in warning
+    assert config_warnings(TrainingConfig(netG="local", niter_fix_global=5, init_from="user/global")) == []

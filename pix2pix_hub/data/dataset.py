@@ -20,7 +20,7 @@ from torch.utils.data import default_collate, get_worker_info
 
 from ..image_io import DECODE_ERRORS, image_file, open_image
 from ..labels import LabelMapError
-from .checks import BadSampleError, describe_row, open_pair, raw_rows
+from .checks import MAX_LISTED, BadSampleError, describe_row, open_pair, raw_rows
 from .transforms import PairedTransform
 
 logger = logging.getLogger(__name__)
@@ -83,10 +83,7 @@ class _PairsBase:
         except BadSampleError as error:
             return self._bad(str(error), error)
         except LabelMapError as error:
-            # One line naming the map's own file: "row 3: label map A/3.png: label value 9 outside 0..7 ...".
-            what = "instance map" if error.side == "instance" else "label map"
-            file = image_file(row.get(error.side))
-            return self._bad(f"row {index}: {what}{f' {file}' if file else ''}: {error}", error)
+            return self._bad(label_map_problem(index, row, error), error)
         except ValueError as error:
             return self._bad(f"{describe_row(index, row)}: {error}", error)
         return {"input": x, "target": y, "index": index}
@@ -100,6 +97,13 @@ class _PairsBase:
         self.skipped.add(message)
         logger.warning("skipping bad sample: %s", message)
         return None
+
+
+def label_map_problem(index: int, row: dict[str, Any], error: LabelMapError) -> str:
+    """One line naming the map's own file: ``row 3: label map A/3.png: label value 9 outside 0..7 ...``."""
+    what = "instance map" if error.side == "instance" else "label map"
+    file = image_file(row.get(error.side))
+    return f"row {index}: {what}{f' {file}' if file else ''}: {error}"
 
 
 def open_instance(index: int, row: dict[str, Any]) -> Any:
@@ -149,6 +153,33 @@ class PairedDataset(_PairsBase, torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def check_label_maps(self) -> None:
+        """With a label-map transform (``label_nc``, ``instance``): read every input and instance map once,
+        without transforming, and raise one ``BadSampleError`` naming each file whose values are not classes
+        below ``label_nc`` or that is not an index image, so a bad map stops a run before its first step rather
+        than hours into it. Files that do not decode are left to ``check_pairs``."""
+        if not (getattr(self.transform, "label_nc", 0) or getattr(self.transform, "instance", False)):
+            return
+        problems = []
+        for index in range(len(self)):
+            row = self.rows[index]
+            try:
+                instance = open_instance(index, row) if self.transform.instance else None
+                self.transform.check_maps(open_image(row["input"]), instance)
+            except LabelMapError as error:
+                problems.append(label_map_problem(index, row, error))
+            except BadSampleError as error:
+                problems.append(str(error))
+            except DECODE_ERRORS:
+                continue
+        if problems:
+            listed = "\n  ".join(problems[:MAX_LISTED])
+            more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+            raise BadSampleError(
+                f"{len(problems)} of {len(self)} label maps cannot be used:\n  {listed}{more}\nFix these files, "
+                "raise --label_nc, or skip the pairs while training with --skip_bad_samples."
+            )
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         index = int(index)

@@ -130,6 +130,27 @@ class PairedTransform:
         if self.label_nc:
             check_labels(index_array(input_image), self.label_nc)
 
+    def check_maps(self, input_image: Image.Image, instance_image: Image.Image | None) -> None:
+        """What ``encode_input`` would refuse, without encoding (cheap enough to run over a whole dataset): with
+        ``label_nc`` the input's class indices, with ``instance`` the instance map's presence, size and mode.
+        Raises ``LabelMapError`` (its ``side`` says which file)."""
+        if self.label_nc:
+            check_labels(index_array(input_image), self.label_nc)
+        if self.instance:
+            self._check_instance(input_image, instance_image)
+            index_array(instance_image, "instance map", "instance")
+
+    def _check_instance(self, input_image: Image.Image, instance_image: Image.Image | None) -> None:
+        if instance_image is None:
+            raise LabelMapError(
+                "instance=True needs an instance map for every pair: an I/ folder beside A/ and B/ (same file "
+                "names) or an image column passed as load_pairs(column_instance=...).",
+                "instance",
+            )
+        if instance_image.size != input_image.size:
+            (iw, ih), (mw, mh) = instance_image.size, input_image.size
+            raise LabelMapError(f"the instance map is {iw}x{ih} but the input is {mw}x{mh}.", "instance")
+
     def _resize(self, width: int, height: int) -> tuple[int, int] | None:
         """The (w, h) to resize an image of ``width`` x ``height`` to before cropping, or None to keep it."""
         load, crop, mode = self.load_size, self.crop_size, self.preprocess
@@ -205,15 +226,7 @@ class PairedTransform:
             encoded = self.apply(input_image, plan, self.input_nc).numpy()
         if not self.instance:
             return torch.from_numpy(encoded)
-        if instance_image is None:
-            raise LabelMapError(
-                "instance=True needs an instance map for every pair: an I/ folder beside A/ and B/ (same file "
-                "names) or an image column passed as load_pairs(column_instance=...).",
-                "instance",
-            )
-        if instance_image.size != input_image.size:
-            (iw, ih), (mw, mh) = instance_image.size, input_image.size
-            raise LabelMapError(f"the instance map is {iw}x{ih} but the input is {mw}x{mh}.", "instance")
+        self._check_instance(input_image, instance_image)
         ids = self.apply_indices(index_array(instance_image, "instance map", "instance"), plan)
         return torch.from_numpy(np.concatenate([encoded, instance_edges(ids)[None]]))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checkpointing import GradientCheckpointing
 from .hub import HubModel
 from .layers import conv_bias, init_weights, norm_layer
 from .registry import discriminator_class, register_discriminator
@@ -12,7 +13,7 @@ from .winograd import WinogradConv2d
 
 
 @discriminator_class
-class PatchDiscriminator(HubModel):
+class PatchDiscriminator(GradientCheckpointing, HubModel):
     """Classifies each NxN patch of ``cat(input, output)`` as real or fake; returns raw logits.
 
     ``n_layers`` sets the receptive field: 0 is the 1x1 PixelGAN, 1 is 16x16, 3 is the paper's 70x70
@@ -21,6 +22,7 @@ class PatchDiscriminator(HubModel):
 
     Input ``(N, in_channels, H, W)`` where ``in_channels`` = input channels + output channels (6 for RGB to RGB);
     output ``(N, 1, H', W')`` logits, or ``(N, 1, 1, 1)`` with ``whole_image``.
+    ``enable_gradient_checkpointing()`` recomputes each block's activations in the backward pass (less memory).
     """
 
     def __init__(
@@ -83,7 +85,7 @@ class PatchDiscriminator(HubModel):
                 f"PatchDiscriminator expects cat(input, output) of shape (N, {self.in_channels}, H, W); "
                 f"got {tuple(pair.shape)}."
             )
-        logits = self.layers(pair)
+        logits = self.run_sequential(self.layers, pair)
         if self.whole_image:
             return logits.mean(dim=(2, 3), keepdim=True)
         return logits

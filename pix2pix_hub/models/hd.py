@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpointing import GradientCheckpointing
 from .hub import HubModel
 from .layers import check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
@@ -60,13 +61,14 @@ def check_depths(**depths: int) -> None:
 
 
 @generator_class
-class GlobalGenerator(HubModel):
+class GlobalGenerator(GradientCheckpointing, HubModel):
     """pix2pixHD's G1: ``c7s1-ngf, d2ngf, ..., d(2^n)ngf, R x n_blocks, u..., c7s1-out`` + Tanh, reflection padding.
 
     Widths double at each of the ``n_downsample`` stride-2 convs without a cap (ngf 64, 4 halvings: 1024 in the
     blocks, as pix2pixHD). Input ``(N, in_channels, H, W)`` with H and W divisible by ``2 ** n_downsample``;
     output ``(N, out_channels, H, W)``. Defaults are pix2pixHD's (``--ngf 64 --n_downsample_global 4
-    --n_blocks_global 9 --norm instance``, no dropout).
+    --n_blocks_global 9 --norm instance``, no dropout). ``enable_gradient_checkpointing()`` recomputes each block's
+    activations in the backward pass (less memory at high resolution).
     """
 
     def __init__(
@@ -102,10 +104,10 @@ class GlobalGenerator(HubModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.size_multiple, "GlobalGenerator")
-        return self.head(self.body(x))
+        return self.run_segment(self.head, self.run_sequential(self.body, x))
 
 
-class LocalBranch(nn.Module):
+class LocalBranch(GradientCheckpointing, nn.Module):
     """One enhancer of G2 at width ``w``: ``down`` (c7s1-w, 3x3 stride-2 conv to 2w) takes the image at this scale;
     ``up`` (residual blocks at 2w, transposed conv to w) takes ``down(image) + coarser features``."""
 
@@ -119,17 +121,18 @@ class LocalBranch(nn.Module):
 
     def forward(self, image: torch.Tensor, coarser: torch.Tensor) -> torch.Tensor:
         """``image`` ``(N, in, H, W)`` and ``coarser`` ``(N, 2w, H/2, W/2)`` -> ``(N, w, H, W)``."""
-        return self.up(self.down(image) + coarser)
+        return self.run_sequential(self.up, self.run_sequential(self.down, image) + coarser)
 
 
 @generator_class
-class LocalEnhancer(HubModel):
+class LocalEnhancer(GradientCheckpointing, HubModel):
     """pix2pixHD's G2: G1's body (width ``ngf * 2 ** n_local_enhancers``) on the input average-pooled
     ``n_local_enhancers`` times, then one ``LocalBranch`` per enhancer, coarse to fine, each halving the width and
     doubling the size, and a ``c7s1-out`` + Tanh head.
 
     Input ``(N, in_channels, H, W)`` with H and W divisible by ``2 ** (n_downsample_global + n_local_enhancers)``;
     output ``(N, out_channels, H, W)``. Defaults are pix2pixHD's (``--netG local --ngf 32``, 3 local blocks).
+    ``enable_gradient_checkpointing()`` covers the global part and the branches.
     """
 
     def __init__(
@@ -185,10 +188,10 @@ class LocalEnhancer(HubModel):
         pyramid = [x]
         for _ in range(self.n_local_enhancers):
             pyramid.append(self.downsample(pyramid[-1]))
-        features = self.global_body(pyramid.pop())
+        features = self.run_sequential(self.global_body, pyramid.pop())
         for branch in self.branches:
             features = branch(pyramid.pop(), features)
-        return self.head(features)
+        return self.run_segment(self.head, features)
 
     def global_config(self) -> dict[str, Any]:
         """The ``GlobalGenerator`` arguments whose body fits this enhancer's global part (train that one first)."""

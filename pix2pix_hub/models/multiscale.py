@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checkpointing import GradientCheckpointing, segments
 from .discriminator import PatchDiscriminator
 from .hub import HubModel
 from .registry import discriminator_class, register_discriminator
@@ -22,23 +23,24 @@ from .registry import discriminator_class, register_discriminator
 
 def patch_features(discriminator: PatchDiscriminator, pair: torch.Tensor) -> list[torch.Tensor]:
     """A PatchGAN's activations after each LeakyReLU, then its logits (pix2pixHD's ``getIntermFeat``):
-    ``n_layers + 2`` tensors for ``n_layers >= 1``, the last ``(N, 1, H', W')``."""
+    ``n_layers + 2`` tensors for ``n_layers >= 1``, the last ``(N, 1, H', W')``. Its segments end at those
+    LeakyReLUs, so with gradient checkpointing each one is recomputed in the backward pass on its own."""
     features = []
-    for layer in discriminator.layers:
-        pair = layer(pair)
-        if isinstance(layer, nn.LeakyReLU):
-            features.append(pair)
-    return [*features, pair]
+    for segment in segments(discriminator.layers):
+        pair = discriminator.run_segment(segment, pair)
+        features.append(pair)
+    return features
 
 
 @discriminator_class
-class MultiscaleDiscriminator(HubModel):
+class MultiscaleDiscriminator(GradientCheckpointing, HubModel):
     """``num_D`` conditional PatchGANs of ``n_layers`` layers; scale k sees ``cat(input, output)`` average-pooled
     k times (3x3, stride 2, padding 1, padded pixels not counted).
 
     Input ``(N, in_channels, H, W)``; ``forward`` returns ``num_D`` logit maps ``(N, 1, H_k', W_k')``, finest
     first; with ``return_features=True`` one list per scale of ``n_layers + 2`` activations, the last the logits.
-    Defaults are pix2pixHD's (``--num_D 2 --n_layers_D 3 --norm instance``).
+    Defaults are pix2pixHD's (``--num_D 2 --n_layers_D 3 --norm instance``). ``enable_gradient_checkpointing()``
+    switches it on for every scale.
     """
 
     def __init__(

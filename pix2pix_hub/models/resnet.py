@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checkpointing import GradientCheckpointing
 from .hub import HubModel
 from .layers import check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
@@ -29,10 +30,11 @@ class ResnetBlock(nn.Module):
 
 
 @generator_class
-class ResnetGenerator(HubModel):
+class ResnetGenerator(GradientCheckpointing, HubModel):
     """``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out`` with a Tanh output.
 
     Input ``(N, in_channels, H, W)`` with H and W divisible by 4; output ``(N, out_channels, H, W)``.
+    ``enable_gradient_checkpointing()`` recomputes each block's activations in the backward pass (less memory).
     """
 
     def __init__(
@@ -82,7 +84,7 @@ class ResnetGenerator(HubModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.size_multiple, "ResnetGenerator")
-        return self.layers(x)
+        return self.run_sequential(self.layers, x)
 
 
 @register_generator

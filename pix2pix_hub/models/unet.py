@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checkpointing import GradientCheckpointing
 from .hub import HubModel
 from .layers import check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 
 
 @generator_class
-class UNetGenerator(HubModel):
+class UNetGenerator(GradientCheckpointing, HubModel):
     """Encoder-decoder with a skip connection between mirrored layers.
 
     Encoder ``C64-C128-C256-C512-C512-...`` (4x4 stride-2 convs, LeakyReLU 0.2, no norm on the first),
@@ -23,6 +24,7 @@ class UNetGenerator(HubModel):
 
     Input ``(N, in_channels, H, W)`` with H and W divisible by ``2 ** num_downs``; output
     ``(N, out_channels, H, W)``. ``num_downs=8`` turns a 256x256 image into a 1x1 bottleneck.
+    ``enable_gradient_checkpointing()`` recomputes each level's activations in the backward pass (less memory).
     """
 
     def __init__(
@@ -86,11 +88,11 @@ class UNetGenerator(HubModel):
         check_input(x, self.in_channels, self.size_multiple, f"UNetGenerator(num_downs={self.num_downs})")
         skips = []
         for encoder in self.encoders:
-            x = encoder(x)
+            x = self.run_segment(encoder, x)
             skips.append(x)
         x = skips.pop()
         for decoder in self.decoders:
-            x = decoder(x)
+            x = self.run_segment(decoder, x)
             if skips:
                 x = torch.cat([skips.pop(), x], dim=1)
         return x

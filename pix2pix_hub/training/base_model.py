@@ -4,6 +4,10 @@ The networks are the loaded ones (so fields no flag covers, like a converted U-N
 the ``TrainingConfig``'s architecture flags are set to describe them, so the card, the checkpoints and a resume
 agree. A flag left at its default follows the model; a flag set to anything else must match it, or the run is
 refused with both values named. Optimizers and schedules start fresh.
+
+pix2pixHD's recipe is the one exception to "the model's architecture": ``--netG local --init_from GLOBAL_MODEL``
+builds a new local enhancer around the trained global generator (``LocalEnhancer.load_global``; the enhancer's
+``ngf`` is half the global one's, as in pix2pixHD) and keeps the model's discriminator.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 
 from torch import nn
 
+from ..labels import input_channels
+from ..models.hd import GlobalGenerator
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..pipeline import Pix2Pix
-from .config import DISCRIMINATORS, GENERATORS, TrainingConfig
+from .config import DISCRIMINATORS, GENERATORS, TrainingConfig, default_gan_mode
 from .errors import ConfigError
 
 # Constructor arguments that vary within a preset (widths, channels, norm, dropout, init), so they do not tell
@@ -59,16 +65,33 @@ def generator_preset(generator: nn.Module) -> str | None:
 def discriminator_preset(discriminator: nn.Module) -> str | None:
     """The first ``--netD`` preset (registry order) whose networks have ``discriminator``'s shape."""
     wanted = _shape(discriminator)
-    depth = discriminator.config.get("n_layers", 3)
+    depth, scales = discriminator.config.get("n_layers", 3), discriminator.config.get("num_D", 2)
     for name in DISCRIMINATORS:
-        candidate = build_discriminator(name, ndf=1, norm="none", **discriminator_extra_args(name, depth))
+        extra = discriminator_extra_args(name, depth, scales)
+        candidate = build_discriminator(name, ndf=1, norm="none", **extra)
         if _shape(candidate) == wanted:
             return name
     return None
 
 
-def architecture_of(pix2pix: Pix2Pix, source: str) -> dict[str, Any]:
-    """The architecture fields of ``TrainingConfig`` that describe ``pix2pix``'s networks (D's only if it has one)."""
+def starts_from_global(config: TrainingConfig, generator: nn.Module) -> bool:
+    """Whether ``generator`` (``--init_from``'s) goes inside a new local enhancer: pix2pixHD's global-then-local
+    recipe, ``--netG local`` from a trained ``GlobalGenerator``."""
+    return config.netG == "local" and isinstance(generator, GlobalGenerator)
+
+
+def input_of(pix2pix: Pix2Pix, config: TrainingConfig) -> dict[str, Any]:
+    """``label_nc``/``instance`` of a label-map model (its ``pix2pix.json``); nothing when only ``config`` says the
+    input is a label map (a model without that record); else ``input_nc`` of an image model."""
+    info = pix2pix.info
+    if info.label_nc:
+        return {"label_nc": info.label_nc, "instance": bool(info.instance)}
+    return {} if config.label_nc else {"input_nc": pix2pix.generator.config["in_channels"]}
+
+
+def architecture_of(pix2pix: Pix2Pix, source: str, config: TrainingConfig | None = None) -> dict[str, Any]:
+    """The architecture fields of ``TrainingConfig`` that describe ``pix2pix``'s networks (D's only if it has one);
+    ``config`` (the run's flags) tells a label-map input apart where the model does not record it."""
     generator, discriminator = pix2pix.generator, pix2pix.discriminator
     g = generator.config
     net_g = generator_preset(generator)
@@ -77,7 +100,7 @@ def architecture_of(pix2pix: Pix2Pix, source: str) -> dict[str, Any]:
             f"--init_from {source}: its generator ({type(generator).__name__} {g}) matches none of the --netG "
             f"presets ({', '.join(GENERATORS)}); this training loop fine-tunes those."
         )
-    found = {"netG": net_g, "ngf": g["ngf"], "norm": g["norm"], "input_nc": g["in_channels"]}
+    found = {"netG": net_g, "ngf": g["ngf"], "norm": g["norm"], **input_of(pix2pix, config or TrainingConfig())}
     found.update(output_nc=g["out_channels"], no_dropout=not g.get("dropout", 0))
     if discriminator is not None:
         d = discriminator.config
@@ -89,9 +112,22 @@ def architecture_of(pix2pix: Pix2Pix, source: str) -> dict[str, Any]:
                 f"({g['in_channels']} + {g['out_channels']} channels)."
             )
         found.update(netD=net_d, ndf=d["ndf"])
-        if net_d == "n_layers":
+        if net_d in ("n_layers", "multiscale"):
             found["n_layers_D"] = d["n_layers"]
+        if net_d == "multiscale":
+            found["num_D"] = d["num_D"]
     return found
+
+
+def local_around_global(found: dict[str, Any], source: str) -> dict[str, Any]:
+    """``found`` (a global model's architecture) for the local enhancer that will hold it: ``--netG local`` with
+    half the global ``ngf`` (pix2pixHD: ``--ngf 32`` around a global generator of 64)."""
+    if found["ngf"] % 2:
+        raise ConfigError(
+            f"--init_from {source}: its global generator has ngf {found['ngf']}; a local enhancer holds a global "
+            "generator of twice its own ngf, so it must be even."
+        )
+    return {**found, "netG": "local", "ngf": found["ngf"] // 2}
 
 
 def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConfig:
@@ -101,7 +137,9 @@ def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConf
     model's.
     """
     source = str(config.init_from)
-    found = architecture_of(pix2pix, source)
+    found = architecture_of(pix2pix, source, config)
+    if starts_from_global(config, pix2pix.generator):
+        found = local_around_global(found, source)
     defaults = TrainingConfig()
     conflicts = [
         f"--{name} {getattr(config, name)} (the model has {value})"
@@ -113,4 +151,13 @@ def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConf
             f"--init_from {source} fixes the architecture (its config.json), but {'; '.join(conflicts)}. "
             "Drop those flags, or train from scratch without --init_from."
         )
-    return replace(config, **found)
+    if config.gan_mode == default_gan_mode(config.netD):  # left unset: it follows the discriminator, as --netD does
+        found["gan_mode"] = default_gan_mode(found.get("netD", config.netD))
+    adopted = replace(config, **found)
+    wanted = input_channels(adopted.input_nc, adopted.label_nc, adopted.instance)
+    if wanted != pix2pix.generator.config["in_channels"]:
+        raise ConfigError(
+            f"--init_from {source}: its generator takes {pix2pix.generator.config['in_channels']} input channels, "
+            f"but --label_nc {adopted.label_nc} {'with' if adopted.instance else 'without'} --instance makes {wanted}."
+        )
+    return adopted

@@ -4,12 +4,16 @@ The command line is generated from its fields (``add_arguments``/``config_from_a
 ``training_config.json``, and the model card prints it. Defaults are the paper's facades setup (Isola et al. 2017,
 section 4 and the authors' code): unet_256 + 70x70 PatchGAN, batch norm, N(0, 0.02) init, vanilla GAN loss,
 L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1, 286 -> 256 random crop + flip, 100 + 100 epochs (linear decay).
+pix2pixHD's options (Wang et al. 2018; docs/high-resolution.md) are fields of the same record, named as its flags:
+``--netG global|local``, ``--netD multiscale --num_D``, ``--lambda_feat``, ``--lambda_vgg``, ``--niter_fix_global``,
+``--label_nc``, ``--instance``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -30,20 +34,27 @@ from ..data.streaming import stream_args_error
 from ..models.registry import (
     DISCRIMINATOR_PRESETS,
     GENERATOR_PRESETS,
+    build_discriminator,
+    build_generator,
     discriminator_depth,
+    discriminator_extra_args,
     generator_size_multiple,
 )
 from ..quantize import DEFAULT_MIN_PSNR_DB
 from .errors import ConfigError
 
-# Registered discriminators this loop does not train: its GAN loss takes one logit map per pair, and pix2pixHD's
-# multi-scale discriminator gives one per scale (with feature-matching losses of its own).
-UNTRAINED_DISCRIMINATORS = ("multiscale",)
+# Registered discriminators this loop does not train (none now: the multi-scale one trains with per-scale losses).
+UNTRAINED_DISCRIMINATORS: tuple[str, ...] = ()
+# Discriminators that give one logit map per scale with their features (pix2pixHD's): LSGAN and feature matching.
+MULTISCALE_DISCRIMINATORS = ("multiscale",)
 # The registry's names (importing ``models`` registers every preset): the ``--netG``/``--netD`` choices.
 GENERATORS = tuple(GENERATOR_PRESETS)
 DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNTRAINED_DISCRIMINATORS)
 # Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
-ARCHITECTURE_FIELDS = ("netG", "netD", "n_layers_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "no_dropout")
+ARCHITECTURE_FIELDS = (
+    "netG", "netD", "n_layers_D", "num_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "label_nc", "instance",
+    "no_dropout",
+)  # fmt: skip
 # --val_size unset: this many pairs, but at most a tenth of the data; fewer than AUTO_VAL_MIN: none held out.
 AUTO_VAL_MAX = 16
 AUTO_VAL_MIN = 2
@@ -79,6 +90,21 @@ class TrainingConfig:
     column_b: str = field(default="imageB", metadata=_arg("Dataset column holding the B images."))
     input_nc: int = field(default=3, metadata=_arg("Input channels: 1 (grayscale) or 3 (RGB)."))
     output_nc: int = field(default=3, metadata=_arg("Output channels: 1 (grayscale) or 3 (RGB)."))
+    label_nc: int = field(
+        default=0,
+        metadata=_arg(
+            "Inputs are class-index label maps (mode L or P PNGs) of this many classes, fed one-hot (pix2pixHD's "
+            "--label_nc); 0: the input is an image (--input_nc)."
+        ),
+    )
+    instance: bool = field(
+        default=False,
+        metadata=_arg(
+            "Add each input's instance-id map (an I/ folder beside A/ and B/, or --column_instance) as a boundary "
+            "channel (pix2pixHD's default; its --no_instance is this flag left off)."
+        ),
+    )
+    column_instance: str = field(default="instance", metadata=_arg("Dataset column holding the instance maps."))
     preprocess: str = field(default="resize_and_crop", metadata=_arg("Training augmentation.", PREPROCESS_MODES))
     load_size: int = field(default=286, metadata=_arg("Resize images to this size before cropping."))
     crop_size: int = field(default=256, metadata=_arg("Random crop size: the training resolution."))
@@ -104,9 +130,16 @@ class TrainingConfig:
     netG: str = field(default="unet_256", metadata=_arg("Generator preset.", GENERATORS))
     netD: str = field(
         default="basic",
-        metadata=_arg("basic: 70x70 PatchGAN; n_layers: --n_layers_D; pixel: 1x1; image: whole image.", DISCRIMINATORS),
+        metadata=_arg(
+            "basic: 70x70 PatchGAN; n_layers: --n_layers_D; pixel: 1x1; image: whole image; multiscale: pix2pixHD's "
+            "--num_D PatchGANs at halving scales.",
+            DISCRIMINATORS,
+        ),
     )
-    n_layers_D: int = field(default=3, metadata=_arg("Discriminator depth when --netD n_layers."))
+    n_layers_D: int = field(
+        default=3, metadata=_arg("Discriminator depth when --netD n_layers; each scale's with --netD multiscale.")
+    )
+    num_D: int = field(default=2, metadata=_arg("Scales of --netD multiscale (pix2pixHD: 2, or 3 at 2048x1024)."))
     ngf: int = field(default=64, metadata=_arg("Generator filters in the first conv layer."))
     ndf: int = field(default=64, metadata=_arg("Discriminator filters in the first conv layer."))
     norm: str = field(default="batch", metadata=_arg("Normalisation layers.", NORMS))
@@ -121,9 +154,33 @@ class TrainingConfig:
         ),
     )
     # objective and optimisation
-    gan_mode: str = field(default="vanilla", metadata=_arg("GAN objective.", GAN_MODES))
+    gan_mode: str | None = field(
+        default=None,
+        metadata=_arg(
+            "GAN objective; unset: lsgan with --netD multiscale (pix2pixHD's), vanilla otherwise (the paper's).",
+            GAN_MODES,
+        ),
+    )
     lambda_l1: float = field(default=100.0, metadata=_arg("Weight of the L1 term in the generator loss."))
     lambda_gp: float = field(default=10.0, metadata=_arg("Gradient penalty weight (wgangp only)."))
+    lambda_feat: float = field(
+        default=10.0,
+        metadata=_arg("Weight of pix2pixHD's feature-matching loss with --netD multiscale; 0 turns it off."),
+    )
+    lambda_vgg: float = field(
+        default=0.0, metadata=_arg("Weight of pix2pixHD's VGG19 perceptual loss (it uses 10); needs --vgg_weights.")
+    )
+    vgg_weights: str | None = field(
+        default=None,
+        metadata=_arg(
+            "VGG19 weights for --lambda_vgg: a .safetensors file of torchvision's vgg19 state dict, a folder "
+            "holding model.safetensors, or a Hub repo id (e.g. timm/vgg19.tv_in1k)."
+        ),
+    )
+    niter_fix_global: int = field(
+        default=0,
+        metadata=_arg("--netG local: train only the local enhancer (not its global generator) for the first N epochs."),
+    )
     lr: float = field(default=2e-4, metadata=_arg("Adam learning rate of both networks."))
     beta1: float = field(default=0.5, metadata=_arg("Adam beta1."))
     beta2: float = field(default=0.999, metadata=_arg("Adam beta2."))
@@ -152,6 +209,13 @@ class TrainingConfig:
         default=False,
         metadata=_arg(
             "All of --no_fused_adam, --no_winograd and --no_allocator_tuning: the plain eager loop, same maths."
+        ),
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata=_arg(
+            "Recompute both networks' activations in the backward pass instead of keeping them: less memory at "
+            "high resolution for about one more forward pass per step; same results."
         ),
     )
     # output, checkpoints, logging
@@ -200,6 +264,21 @@ class TrainingConfig:
         default=False, metadata=_arg("Small fast CPU run: unet_128 at 128x128, 400 steps (see docs/training.md).")
     )
 
+    def __post_init__(self) -> None:
+        # --gan_mode unset: the discriminator's own recipe. Resolved here, so the checkpoint and the card record
+        # the objective used (and dataclasses.replace keeps it, as it keeps any value given).
+        if self.gan_mode is None:
+            self.gan_mode = default_gan_mode(self.netD)
+
+    @property
+    def multiscale(self) -> bool:
+        """pix2pixHD's discriminator: per-scale GAN losses and, with ``lambda_feat``, feature matching."""
+        return self.netD in MULTISCALE_DISCRIMINATORS
+
+    @property
+    def feature_matching(self) -> bool:
+        return self.multiscale and self.lambda_feat > 0
+
     def check(self) -> None:
         """Refuse inconsistent arguments before any data or model work; each error names the flags to change.
 
@@ -209,6 +288,7 @@ class TrainingConfig:
         self._check_finite()
         self._check_choices()
         self._check_counts()
+        self._check_high_resolution()
         if not self.init_from:
             self.check_shapes()
 
@@ -273,6 +353,27 @@ class TrainingConfig:
             if message:
                 raise ConfigError(message)
 
+    def _check_high_resolution(self) -> None:
+        """pix2pixHD's options: weights, the VGG's weights, the global generator's fixed epochs, label maps."""
+        for name in ("num_D",):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1; got {getattr(self, name)}.")
+        for name in ("lambda_feat", "lambda_vgg", "niter_fix_global", "label_nc"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
+        if self.lambda_vgg > 0 and not self.vgg_weights:
+            raise ConfigError(
+                f"--lambda_vgg {self.lambda_vgg:g} needs --vgg_weights (a VGG19 .safetensors file, a folder or a Hub "
+                "id such as timm/vgg19.tv_in1k; nothing is downloaded by itself), or --lambda_vgg 0."
+            )
+        if self.lambda_vgg > 0 and self.output_nc not in (1, 3):
+            raise ConfigError(f"--lambda_vgg compares RGB or grey images; --output_nc {self.output_nc} is neither.")
+        if self.niter_fix_global and self.netG != "local":
+            raise ConfigError(
+                f"--niter_fix_global {self.niter_fix_global} fixes the global generator inside --netG local; "
+                f"--netG {self.netG} has none. Drop the flag or use --netG local."
+            )
+
     def check_shapes(self) -> None:
         """The crop fits the resized image, and both networks fit the crop."""
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
@@ -288,12 +389,41 @@ class TrainingConfig:
                 f"by {multiple}; --crop_size {self.crop_size} is not. Use --crop_size {fitting} "
                 f"or a shallower generator ({suggest_generator(self.crop_size)})."
             )
+        if self.preprocess == "scale_width" and self.load_size % multiple:
+            fitting = max(multiple, self.load_size // multiple * multiple)
+            raise ConfigError(
+                f"--preprocess scale_width makes the width --load_size {self.load_size}, and --netG {self.netG} "
+                f"needs sides divisible by {multiple}. Use --load_size {fitting}."
+            )
         depth = discriminator_depth(self.netD, self.n_layers_D)
         if "crop" in self.preprocess and discriminator_output_size(self.crop_size, depth) < 1:
             raise ConfigError(
                 f"--netD {self.netD} with {depth} layers is too deep for --crop_size {self.crop_size}: "
                 "its output would be empty. Use a smaller --n_layers_D or a larger crop."
             )
+        self._check_min_sizes()
+
+    def _check_min_sizes(self) -> None:
+        """The training images are large enough for the generator (pix2pixHD's need a bottleneck of 2x2) and for
+        every scale of a multi-scale discriminator."""
+        side = smallest_training_side(self)
+        if side is None:
+            return
+        generator_min = network_min_size("generator", self.netG)
+        if side < generator_min:
+            raise ConfigError(
+                f"--netG {self.netG} needs images of at least {generator_min}px a side; training images here are "
+                f"{side}px on their short side (--crop_size / --load_size). Raise them or use a smaller generator."
+            )
+        if self.multiscale:
+            discriminator_min = network_min_size("discriminator", self.netD, self.n_layers_D, self.num_D)
+            if side < discriminator_min:
+                raise ConfigError(
+                    f"--netD {self.netD} with --num_D {self.num_D} and --n_layers_D {self.n_layers_D} needs images "
+                    f"of at least {discriminator_min}px a side (its coarsest scale sees them halved "
+                    f"{self.num_D - 1} times); training images here are {side}px on their short side. Lower "
+                    "--num_D or --n_layers_D, or raise --crop_size."
+                )
 
     # The speed-ups, each with its own switch; --plain_eager turns them all off. Same maths either way.
     @property
@@ -331,7 +461,62 @@ def config_warnings(config: TrainingConfig) -> list[str]:
             "discriminator mixes the samples of a batch (Gulrajani et al. 2017, section 4). Use --norm instance "
             "or --norm none."
         )
+    if config.niter_fix_global and not config.init_from:
+        found.append(
+            f"--niter_fix_global {config.niter_fix_global} without --init_from holds a global generator that was never "
+            "trained fixed. pix2pixHD's recipe trains --netG global first, then starts --netG local from it with "
+            "--init_from GLOBAL_MODEL."
+        )
     return found
+
+
+def high_resolution_summary(config: TrainingConfig) -> str | None:
+    """One start-up line on the pix2pixHD options in use (None when there are none): the multi-scale
+    discriminator and its GAN loss (saying when LSGAN is the preset's choice), feature matching, the VGG loss,
+    the global generator's fixed epochs, label maps, gradient checkpointing."""
+    found = []
+    if config.multiscale:
+        preset = config.gan_mode == default_gan_mode(config.netD)
+        why = " (pix2pixHD's, the default with --netD multiscale; --gan_mode sets another)" if preset else ""
+        found.append(f"{config.num_D}-scale discriminator, GAN loss {config.gan_mode}{why}")
+        found.append(f"feature matching x{config.lambda_feat:g}" if config.lambda_feat else "no feature matching")
+    if config.lambda_vgg:
+        found.append(f"VGG loss x{config.lambda_vgg:g}")
+    if config.niter_fix_global:
+        found.append(f"the global generator fixed for the first {config.niter_fix_global} epoch(s)")
+    if config.label_nc:
+        found.append(f"{config.label_nc}-class label maps{' with instance maps' if config.instance else ''}")
+    if config.gradient_checkpointing:
+        found.append("gradient checkpointing")
+    return "pix2pixHD: " + "; ".join(found) + "." if found else None
+
+
+def default_gan_mode(net_d: str) -> str:
+    """``--gan_mode`` left unset: LSGAN for pix2pixHD's multi-scale discriminator (its recipe), vanilla otherwise
+    (the paper's)."""
+    return "lsgan" if net_d in MULTISCALE_DISCRIMINATORS else "vanilla"
+
+
+def smallest_training_side(config: TrainingConfig) -> int | None:
+    """The short side of the training images, where the flags fix it: the crop; with ``scale_width`` at least
+    ``min(load_size, crop_size)`` (the width is ``load_size``, the height never below ``crop_size``); None for
+    ``none`` (each image's own size)."""
+    if "crop" in config.preprocess:
+        return config.crop_size
+    if config.preprocess == "scale_width":
+        return min(config.load_size, config.crop_size)
+    return None
+
+
+@functools.cache
+def network_min_size(kind: str, name: str, n_layers: int = 3, num_D: int = 2) -> int:  # noqa: N803 (pix2pixHD's name)
+    """Smallest side the preset ``name`` takes (its ``min_size``; 1 for networks without one), from a one-filter
+    instance: the class is the only home of the rule."""
+    if kind == "generator":
+        network = build_generator(name, ngf=1, norm="none")
+    else:
+        network = build_discriminator(name, ndf=1, norm="none", **discriminator_extra_args(name, n_layers, num_D))
+    return int(getattr(network, "min_size", 1))
 
 
 def fields_by_name() -> dict[str, dataclasses.Field]:

@@ -41,10 +41,24 @@ class Published:
 
 
 def model_info(config: TrainingConfig) -> ModelInfo:
-    """What the trained model does: direction, dataset (named, never a local path), training resolution, and the
-    model it was fine-tuned from (``--init_from``)."""
+    """What the trained model does: direction, dataset (named, never a local path), training resolution, the
+    model it was fine-tuned from (``--init_from``), and for a label-map model its classes and instance maps (so
+    the pipeline and the Space take class-index maps)."""
     base = base_model_name(config.init_from) if config.init_from else None
-    return ModelInfo.for_training(config.dataset, config.direction, config.crop_size, base_model=base)
+    return ModelInfo.for_training(
+        config.dataset,
+        config.direction,
+        training_resolution(config),
+        base_model=base,
+        label_nc=config.label_nc,
+        instance=config.instance,
+    )
+
+
+def training_resolution(config: TrainingConfig) -> int:
+    """The side recorded as the training resolution: the crop; with ``--preprocess scale_width`` the width the
+    images are scaled to (``--load_size``: pix2pixHD's 1024 or 2048), as nothing is cropped."""
+    return config.load_size if config.preprocess == "scale_width" else config.crop_size
 
 
 def render_card(

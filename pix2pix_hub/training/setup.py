@@ -32,13 +32,17 @@ from ..constants import (
 )
 from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
 from ..data.streaming import StreamingPairs, StreamLoader, first_rows, row_keys, take_validation
+from ..hd_losses import VGGLoss
+from ..labels import input_channels
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..models.winograd import use_winograd
 from ..pipeline import Pix2Pix
 from ..quantize import cpu_capabilities
 from . import checkpoint
+from .base_model import starts_from_global
 from .config import AUTO_VAL_MAX, AUTO_VAL_MIN, TrainingConfig
 from .errors import (
+    ConfigError,
     DatasetError,
     MainProcessError,
     MissingDatasetError,
@@ -55,33 +59,51 @@ MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, MODEL_INFO_NAME, DISCRIMINA
 
 # ----- networks and optimisation ---------------------------------------------------------------------------------
 def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple[nn.Module, nn.Module]:
-    """The generator preset and the conditional discriminator preset (``input_nc + output_nc`` channels) that
-    ``config`` names, from the registry; or ``base``'s networks (a checkpoint, ``--init_from``), with a new
-    discriminator when it has none. Winograd convs on unless ``config`` turns them off."""
+    """The generator preset and the conditional discriminator preset (generator input + ``output_nc`` channels)
+    that ``config`` names, from the registry; or ``base``'s networks (a checkpoint, ``--init_from``), with a new
+    discriminator when it has none. A ``--netG local`` run from a global model (``--init_from``) gets a new local
+    enhancer holding that model's generator (pix2pixHD's recipe). Winograd convs on unless ``config`` turns them
+    off; gradient checkpointing on with ``--gradient_checkpointing``."""
     common = {"norm": config.norm, "init_type": config.init_type, "init_gain": config.init_gain}
-    if base is not None:
+    in_channels = input_channels(config.input_nc, config.label_nc, config.instance)
+    if base is not None and not starts_from_global(config, base.generator):
         generator = base.generator
     else:
         generator = build_generator(
             config.netG,
-            in_channels=config.input_nc,
+            in_channels=in_channels,
             out_channels=config.output_nc,
             ngf=config.ngf,
             dropout=0.0 if config.no_dropout else 0.5,
             **common,
         )
+        if base is not None:
+            generator.load_global(base.generator)
     discriminator = base.discriminator if base is not None else None
     if discriminator is None:
         discriminator = build_discriminator(
             config.netD,
-            in_channels=config.input_nc + config.output_nc,
+            in_channels=in_channels + config.output_nc,
             ndf=config.ndf,
             **common,
-            **discriminator_extra_args(config.netD, config.n_layers_D),
+            **discriminator_extra_args(config.netD, config.n_layers_D, config.num_D),
         )
     for network in (generator, discriminator):
         use_winograd(network, config.winograd)
+        if config.gradient_checkpointing:
+            network.enable_gradient_checkpointing()
     return generator, discriminator
+
+
+def make_vgg_loss(config: TrainingConfig, device: torch.device) -> VGGLoss | None:
+    """pix2pixHD's VGG19 perceptual loss on ``device`` with ``--lambda_vgg`` > 0 (weights from ``--vgg_weights``;
+    frozen, never prepared or saved); None otherwise."""
+    if config.lambda_vgg <= 0:
+        return None
+    try:
+        return VGGLoss(config.vgg_weights).to(device)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--vgg_weights {config.vgg_weights}: {error}") from error
 
 
 def make_adam(params: Any, config: TrainingConfig, device: torch.device) -> torch.optim.Adam:
@@ -215,6 +237,7 @@ def make_transforms(config: TrainingConfig, size_multiple: int) -> tuple[PairedT
     """``(train, validation)`` transforms: random crops and flips for training, deterministic for validation."""
     common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
     common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
+    common.update(label_nc=config.label_nc, instance=config.instance)
     train = PairedTransform(flip=not config.no_flip, train=True, **common)
     return train, PairedTransform(flip=False, train=False, **common)
 
@@ -229,7 +252,7 @@ def load_datasets(
         try:
             return load_pairs(
                 config.dataset, split=split, direction=config.direction, column_a=config.column_a,
-                column_b=config.column_b, cache_dir=config.cache_dir,
+                column_b=config.column_b, cache_dir=config.cache_dir, column_instance=instance_column(config),
             )  # fmt: skip
         except FileNotFoundError as error:
             raise MissingDatasetError(f"--dataset {config.dataset}: {error}") from error
@@ -251,7 +274,15 @@ def load_datasets(
         check_pairs(val_pairs, transform=val_transform)
     train = PairedDataset(train_pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    if not config.skip_bad_samples:  # label values and instance maps, each bad file named, before the first step
+        for dataset in (train, val) if val_pairs is not train_pairs else (train,):
+            dataset.check_label_maps()
     return train, val
+
+
+def instance_column(config: TrainingConfig) -> str | None:
+    """The dataset column of the instance maps with ``--instance`` (an I/ folder's is ``instance``), else None."""
+    return config.column_instance if config.instance else None
 
 
 def hold_out(pairs: Any, config: TrainingConfig, say: Callable[[str], None] | None) -> tuple[Any, Any]:
@@ -287,7 +318,7 @@ def load_stream_datasets(
         try:
             return load_pairs(
                 config.dataset, split=split, direction=config.direction, column_a=config.column_a,
-                column_b=config.column_b, streaming=True,
+                column_b=config.column_b, streaming=True, column_instance=instance_column(config),
             )  # fmt: skip
         except FileNotFoundError as error:
             raise MissingDatasetError(f"--dataset {config.dataset}: {error}") from error
@@ -307,6 +338,8 @@ def load_stream_datasets(
         shuffle_buffer=config.shuffle_buffer, rank=rank, world_size=world_size, exclude=held_out,
     )  # fmt: skip
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    if not config.skip_bad_samples:
+        val.check_label_maps()
     return train, val
 
 

@@ -1,7 +1,10 @@
 """One pix2pix optimisation step, as a pure function of the batch, the modules and the accelerator.
 
 It is the authors' ``optimize_parameters`` without state kept on an object, so it can be timed, optimised and
-tested on its own (``tests/test_train_speed.py`` checks it against the textbook eager loop).
+tested on its own (``tests/test_train_speed.py`` checks it against the textbook eager loop). pix2pixHD's terms
+(Wang et al. 2018) join the generator's loss when their weights are set: feature matching on a multi-scale
+discriminator's activations, the VGG perceptual loss; with neither, the step is the pix2pix one, operation for
+operation.
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from ..hd_losses import feature_matching_loss
 from .losses import GANLoss, gradient_penalty, l1_loss
+
+Losses = dict[str, torch.Tensor]
 
 
 @dataclass
 class StepParts:
-    """Everything ``train_step`` touches. ``generator``/``discriminator`` are the prepared (maybe DDP) modules."""
+    """Everything ``train_step`` touches. ``generator``/``discriminator`` are the prepared (maybe DDP) modules.
+
+    pix2pixHD's parts: ``lambda_feat`` > 0 adds feature matching (the discriminator must be multi-scale: it
+    returns its features); ``vgg_loss`` (a ``VGGLoss``) with ``lambda_vgg``; ``fixed_parameters`` are generator
+    parameters held fixed this step (the global generator for ``--niter_fix_global`` epochs).
+    """
 
     generator: nn.Module
     discriminator: nn.Module
@@ -26,50 +37,98 @@ class StepParts:
     gan_loss: GANLoss
     lambda_l1: float
     lambda_gp: float
+    lambda_feat: float = 0.0
+    vgg_loss: nn.Module | None = None
+    lambda_vgg: float = 0.0
+    fixed_parameters: tuple[nn.Parameter, ...] = ()
 
 
-def train_step(batch: dict[str, torch.Tensor], parts: StepParts, accelerator: Accelerator) -> dict[str, torch.Tensor]:
-    """One pix2pix update of D, then G, on ``batch`` (``input``/``target``: ``(N, C, H, W)`` in [-1, 1]).
+def train_step(batch: dict[str, torch.Tensor], parts: StepParts, accelerator: Accelerator) -> Losses:
+    """One pix2pix update of D, then G, on ``batch`` (``input``: ``(N, C_in, H, W)``, ``target``:
+    ``(N, C_out, H, W)``, images in [-1, 1], label maps one-hot).
 
     As the authors' ``optimize_parameters``: G(x) once; D learns on (x, y) real and (x, G(x)) detached fake,
-    loss halved; then G learns to fool the frozen D plus ``lambda_l1`` * L1(G(x), y). Under gradient accumulation
-    the optimizer steps only on sync micro-batches (Accelerate's wrapped optimizers skip the others).
+    loss halved; then G learns to fool the frozen D plus its other terms. Under gradient accumulation the
+    optimizers step only on sync micro-batches (Accelerate's wrapped optimizers skip the others).
     Returns detached scalar losses (no host sync here).
     """
     real_a, real_b = batch["input"], batch["target"]
-    generator, discriminator = parts.generator, parts.discriminator
     # G's step calls D's inner (unwrapped) module with its weights frozen: they get no grads there, so DDP must
     # not expect them, and no time is spent computing them.
-    inner_d = accelerator.unwrap_model(discriminator)
-    losses: dict[str, torch.Tensor] = {}
-    with accelerator.accumulate(generator, discriminator):
+    inner_d = accelerator.unwrap_model(parts.discriminator)
+    with accelerator.accumulate(parts.generator, parts.discriminator):
         with accelerator.autocast():
-            fake_b = generator(real_a)
+            fake_b = parts.generator(real_a)
 
         inner_d.requires_grad_(True)
-        with accelerator.autocast():
-            fake_pairs = torch.cat([real_a, fake_b.detach()], dim=1)
-            real_pairs = torch.cat([real_a, real_b], dim=1)
-            d_real, d_fake = parts.gan_loss.discriminator_terms(discriminator(real_pairs), discriminator(fake_pairs))
-            loss_d = 0.5 * (d_real + d_fake)
-            if parts.gan_loss.mode == "wgangp":
-                penalty = gradient_penalty(discriminator, real_pairs, fake_pairs)
-                loss_d = loss_d + parts.lambda_gp * penalty
-                losses["loss_D_gp"] = penalty.detach()
-        accelerator.backward(loss_d)
+        losses = backward_d(parts, accelerator, real_a, real_b, fake_b)
         parts.optimizer_d.step()
         parts.optimizer_d.zero_grad(set_to_none=True)
 
         inner_d.requires_grad_(False)
-        with accelerator.autocast():
-            g_gan = parts.gan_loss.generator_loss(inner_d(torch.cat([real_a, fake_b], dim=1)))
-            g_l1 = l1_loss(fake_b, real_b)
-            loss_g = g_gan + parts.lambda_l1 * g_l1
-        accelerator.backward(loss_g)
+        losses.update(backward_g(parts, accelerator, inner_d, real_a, real_b, fake_b))
+        # --niter_fix_global: the global generator's gradients were computed (as in pix2pixHD, and DDP reduces
+        # every parameter's) but are dropped, so Adam skips those parameters and they stay as loaded.
+        for parameter in parts.fixed_parameters:
+            parameter.grad = None
         parts.optimizer_g.step()
         parts.optimizer_g.zero_grad(set_to_none=True)
         inner_d.requires_grad_(True)
+    return losses
 
-    losses.update(loss_G_GAN=g_gan.detach(), loss_G_L1=g_l1.detach(), loss_D_real=d_real.detach())
-    losses["loss_D_fake"] = d_fake.detach()
+
+def backward_d(
+    parts: StepParts, accelerator: Accelerator, real_a: torch.Tensor, real_b: torch.Tensor, fake_b: torch.Tensor
+) -> Losses:
+    """D's loss, ``(GAN(D(x, y), real) + GAN(D(x, G(x)), fake)) / 2`` (each summed over the scales of a
+    multi-scale D) plus the WGAN-GP penalty, and its backward pass."""
+    losses: Losses = {}
+    with accelerator.autocast():
+        fake_pairs = torch.cat([real_a, fake_b.detach()], dim=1)
+        real_pairs = torch.cat([real_a, real_b], dim=1)
+        discriminator = parts.discriminator
+        d_real, d_fake = parts.gan_loss.discriminator_terms(discriminator(real_pairs), discriminator(fake_pairs))
+        loss_d = 0.5 * (d_real + d_fake)
+        if parts.gan_loss.mode == "wgangp":
+            penalty = gradient_penalty(discriminator, real_pairs, fake_pairs)
+            loss_d = loss_d + parts.lambda_gp * penalty
+            losses["loss_D_gp"] = penalty.detach()
+    accelerator.backward(loss_d)
+    losses.update(loss_D_real=d_real.detach(), loss_D_fake=d_fake.detach())
+    return losses
+
+
+def backward_g(
+    parts: StepParts,
+    accelerator: Accelerator,
+    inner_d: nn.Module,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    fake_b: torch.Tensor,
+) -> Losses:
+    """G's loss and its backward pass, through the frozen ``inner_d``: ``GAN(D(x, G(x)), real) + lambda_l1 *
+    L1(G(x), y)``, plus pix2pixHD's ``lambda_feat * FM`` (the real pair's features under ``no_grad``: only G learns
+    from them, as pix2pixHD detaches them) and ``lambda_vgg * VGG(G(x), y)``."""
+    losses: Losses = {}
+    with accelerator.autocast():
+        fake_pairs = torch.cat([real_a, fake_b], dim=1)
+        if parts.lambda_feat:
+            fake_features = inner_d(fake_pairs, return_features=True)
+            g_gan = parts.gan_loss.generator_loss([scale[-1] for scale in fake_features])
+        else:
+            g_gan = parts.gan_loss.generator_loss(inner_d(fake_pairs))
+        g_l1 = l1_loss(fake_b, real_b)
+        loss_g = g_gan + parts.lambda_l1 * g_l1
+        if parts.lambda_feat:
+            with torch.no_grad():
+                real_features = inner_d(torch.cat([real_a, real_b], dim=1), return_features=True)
+            g_feat = feature_matching_loss(real_features, fake_features, inner_d.n_layers, inner_d.num_D)
+            loss_g = loss_g + parts.lambda_feat * g_feat
+            losses["loss_G_feat"] = g_feat.detach()
+        if parts.vgg_loss is not None:
+            g_vgg = parts.vgg_loss(fake_b, real_b)
+            loss_g = loss_g + parts.lambda_vgg * g_vgg
+            losses["loss_G_VGG"] = g_vgg.detach()
+    accelerator.backward(loss_g)
+    losses.update(loss_G_GAN=g_gan.detach(), loss_G_L1=g_l1.detach())
     return losses

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object, set_seed
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import fileio
@@ -37,7 +38,7 @@ from ..performance import rss_mb
 from ..pipeline import Pix2Pix
 from . import checkpoint
 from .base_model import adopt_architecture, load_base_model
-from .config import TrainingConfig, config_warnings
+from .config import TrainingConfig, config_warnings, high_resolution_summary
 from .errors import TrainingInterrupted
 from .losses import GANLoss
 from .publish import Published, model_info, publish, render_card
@@ -55,6 +56,7 @@ from .setup import (
     make_loader,
     make_schedulers,
     make_stream_loader,
+    make_vgg_loss,
     on_main_then_everywhere,
     prepare_output_dir,
     stream_updates_per_epoch,
@@ -174,9 +176,13 @@ class Trainer:
             )
         gan_loss = GANLoss(config.gan_mode)
         self.parts = StepParts(
-            generator, discriminator, optimizer_g, optimizer_d, gan_loss, config.lambda_l1, config.lambda_gp
-        )
+            generator, discriminator, optimizer_g, optimizer_d, gan_loss, config.lambda_l1, config.lambda_gp,
+            lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
+            vgg_loss=make_vgg_loss(config, accelerator.device), lambda_vgg=config.lambda_vgg,
+        )  # fmt: skip
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
+        # --niter_fix_global: the local enhancer's global generator, held fixed for its first epochs (fix_global)
+        self.global_parameters = tuple(self.generator.global_body.parameters()) if config.niter_fix_global else ()
         if config.streaming:
             self.updates_per_epoch = stream_updates_per_epoch(config)
         else:
@@ -220,6 +226,9 @@ class Trainer:
             f"{accelerator.mixed_precision}; {self.total_steps} updates ({self.updates_per_epoch} per epoch) of batch "
             f"{config.batch_size} x {accelerator.num_processes} x {config.gradient_accumulation_steps}."
         )
+        summary = high_resolution_summary(config)
+        if summary:
+            accelerator.print(summary)
         if self.main and config.report_to != "none":
             accelerator.init_trackers(config.tracker_project_name, config=tracker_config(config))
 
@@ -229,6 +238,7 @@ class Trainer:
         stop with a checkpoint if SIGTERM/SIGINT came (``TrainingInterrupted``)."""
         with self.signals:
             for epoch, batch in self.batches():
+                self.fix_global(epoch)
                 losses = train_step(batch, self.parts, self.accelerator)
                 self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
                 if self.accelerator.sync_gradients:  # an update (not a micro-batch of gradient accumulation)
@@ -260,6 +270,21 @@ class Trainer:
             loader.set_epoch(epoch)
             for batch in loader:
                 yield epoch, self._stand_in_for_empty(batch)
+
+    def fix_global(self, epoch: int) -> None:
+        """pix2pixHD's ``--niter_fix_global``: for the first N epochs G's step leaves the global generator of a
+        local enhancer as it is (its gradients dropped in ``train_step``), then trains all of G.
+
+        Not a fresh optimizer at the switch, as pix2pixHD makes, but in effect its "add the global parameters":
+        G's Adam holds every parameter from the start and skips those without gradients, then creates their
+        moments at their first update (per-parameter step counts, so their bias correction starts there). So the
+        prepared optimizer, its LR schedule and the checkpoint's optimizer file are the same objects in both
+        phases, and a run resumed in either phase restores them exactly; the local parameters keep their moments.
+        """
+        fixed = self.global_parameters if epoch < self.config.niter_fix_global else ()
+        if self.parts.fixed_parameters and not fixed:
+            self.say(f"epoch {epoch}: training the whole generator from now on (--niter_fix_global).")
+        self.parts.fixed_parameters = fixed
 
     def _stand_in_for_empty(self, batch: Batch | None) -> Batch:
         """``None`` means every pair of the batch was unreadable and skipped (``--skip_bad_samples``): the
@@ -374,7 +399,7 @@ class Trainer:
         """Metrics over the validation pairs (all processes); the main process also saves and logs a grid."""
         metrics = validation_metrics(self.generator, self.val_set, self.accelerator)
         if self.main:
-            grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
+            grid = self.sample_grid()
             path = fileio.save_image(grid, self.output_dir / SAMPLES_DIR / f"step-{self.step:06d}.png")
             self.accelerator.log({f"val_{name}": value for name, value in metrics.items()}, step=self.step)
             log_grid(self.accelerator, grid, self.step)
@@ -383,6 +408,13 @@ class Trainer:
                 f"SSIM {metrics['ssim']:.4f}  ({len(self.val_set)} pairs)  grid: {path}"
             )
         return metrics
+
+    def sample_grid(self) -> Image.Image:
+        """The validation grid: input (label maps in their class colours) | output | target."""
+        config = self.config
+        return sample_grid(
+            self.generator, self.val_set, config.num_validation_images, self.accelerator.device, config.label_nc
+        )
 
     # ----- the end -----------------------------------------------------------------------------------------------
     def finish(self) -> TrainingResult:
@@ -397,8 +429,8 @@ class Trainer:
         if skipped:
             self.say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
         if self.main:
-            grid = sample_grid(self.generator, self.val_set, self.config.num_validation_images, self.accelerator.device)
-            widget = widget_example(self.generator, self.val_set, self.accelerator.device)
+            grid = self.sample_grid()
+            widget = widget_example(self.generator, self.val_set, self.accelerator.device, self.config.label_nc)
             published = Published(metrics, grid, self.val_pairs_held_out, self.command, widget)
             publish(pix2pix, self.config, self.accelerator, published, self.say, self.calibration_set())
         self.accelerator.wait_for_everyone()

@@ -1,4 +1,5 @@
-"""Validation during training: L1/PSNR/SSIM over the held-out pairs, and an input | output | target grid.
+"""Validation during training: L1/PSNR/SSIM over the held-out pairs, and an input | output | target grid (a
+label-map input drawn in its class colours, as pix2pixHD shows them).
 
 The generator runs in eval mode (running batch-norm statistics, no dropout): what ``Pix2Pix`` users get.
 Every process scores its share of the pairs; the sums are added across processes.
@@ -14,6 +15,7 @@ from PIL import Image
 from torch import nn
 
 from ..imaging import make_grid, tensor_to_image
+from ..labels import labels_to_image
 from ..metrics import image_metrics
 
 if TYPE_CHECKING:
@@ -62,9 +64,13 @@ def validation_metrics(generator: nn.Module, dataset: Any, accelerator: Accelera
 
 
 @torch.no_grad()
-def widget_example(generator: nn.Module, dataset: Any, device: torch.device) -> tuple[Image.Image, Image.Image] | None:
+def widget_example(
+    generator: nn.Module, dataset: Any, device: torch.device, label_nc: int = 0
+) -> tuple[Image.Image, Image.Image] | None:
     """The first readable pair's input and the generator's output as images, for the model card's widget; None
-    when the input is not an image (one-hot label maps have more channels than an image file)."""
+    when the input is not an image (a label map: the model takes class indices, not a picture of them)."""
+    if label_nc:
+        return None
     for inputs, _ in _batches(dataset, list(range(min(BATCH, len(dataset))))):
         if inputs.shape[1] not in IMAGE_CHANNELS:
             return None
@@ -83,12 +89,19 @@ def log_grid(accelerator: Accelerator, grid: Image.Image, step: int) -> None:
             tracker.log_images({GRID_TAG: [grid]}, step=step)
 
 
+def input_image(inputs: torch.Tensor, label_nc: int = 0) -> Image.Image:
+    """One model input ``(C, H, W)`` as a picture: an image in [-1, 1] as it is; with ``label_nc`` a one-hot label
+    map (and maybe its instance channel) in ``label_palette`` colours."""
+    return labels_to_image(inputs, label_nc) if label_nc else tensor_to_image(inputs)
+
+
 @torch.no_grad()
-def sample_grid(generator: nn.Module, dataset: Any, rows: int, device: torch.device) -> Image.Image:
-    """The first ``rows`` pairs of ``dataset`` as a picture: one row per pair, input | output | target."""
+def sample_grid(generator: nn.Module, dataset: Any, rows: int, device: torch.device, label_nc: int = 0) -> Image.Image:
+    """The first ``rows`` pairs of ``dataset`` as a picture: one row per pair, input | output | target; inputs
+    that are one-hot label maps (``label_nc`` classes) drawn in their class colours."""
     grid_rows = []
     for inputs, targets in _batches(dataset, list(range(min(rows, len(dataset))))):
         outputs = translate(generator, inputs.to(device)).cpu()
         for x, y, z in zip(inputs, outputs, targets):
-            grid_rows.append([tensor_to_image(x), tensor_to_image(y), tensor_to_image(z)])
+            grid_rows.append([input_image(x, label_nc), tensor_to_image(y), tensor_to_image(z)])
     return make_grid(grid_rows)
