@@ -77,7 +77,7 @@ def test_a_run_reports_to_its_tracker_card_and_hub_as_asked(data, tmp_path, monk
     config = tiny_config(
         data, out, max_train_steps=3, validation_steps=2, report_to="tensorboard", logging_dir=str(logs),
         max_train_samples=3, cache_dir=str(tmp_path / "cache"), license="mit", push_to_hub=True,
-        hub_model_id="me/tiny", hub_private_repo=True,
+        hub_model_id="me/tiny", hub_private_repo=True, export_int8=True, int8_min_psnr=0.0,
     )  # fmt: skip
     from test_train_support import reset_accelerate
 
@@ -107,6 +107,9 @@ def test_a_run_reports_to_its_tracker_card_and_hub_as_asked(data, tmp_path, monk
     assert source.size == output.size == (32, 32)
     assert (out / "samples" / "step-000002.png").is_file()  # the widget images did not replace the grids
     assert 'Pix2Pix.from_pretrained("me/tiny")' in card.text
+    # The push carries what the card points at and the int8 graph, byte for byte as saved.
+    for name in (widget["src"], widget["output"]["url"], "model.int8.onnx"):
+        assert (tmp_path / "pushed" / name).read_bytes() == (out / name).read_bytes()
 
 
 def test_the_default_license_is_other_with_a_note(data, tmp_path):

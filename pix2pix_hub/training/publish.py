@@ -19,6 +19,7 @@ from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..export import export_onnx
 from ..model_card import render_model_card, save_widget_images
 from ..model_info import ModelInfo
+from ..onnx_backend import weights_fingerprint
 from ..pipeline import Pix2Pix
 from ..quantize import QuantizationQualityError, quantize_int8
 from .base_model import base_model_name
@@ -136,8 +137,21 @@ def publish(
         export_int8(pix2pix, output_dir / INT8_ONNX_NAME, calibration_inputs(calibration), config.int8_min_psnr, say)
     if config.push_to_hub:
         private = True if config.hub_private_repo else None  # None: the Hub's default (public)
-        url = pix2pix.push_to_hub(config.hub_model_id, card=card, sample_grid=published.grid, private=private)
+        url = pix2pix.push_to_hub(
+            config.hub_model_id,
+            card=card,
+            sample_grid=published.grid,
+            private=private,
+            extra_files=pushed_extras(output_dir, widget_images),
+        )
         say(f"Pushed to the Hub: {url}")
+
+
+def pushed_extras(output_dir: Path, widget_images: tuple[str, str] | None) -> dict[str, Path]:
+    """What the push adds to the model's own files: the card widget's images (the card points at them) and the
+    ``--export_int8`` file (so a Space serves int8 with no export at start)."""
+    names = [*(widget_images or ()), INT8_ONNX_NAME]
+    return {name: output_dir / name for name in names if (output_dir / name).is_file()}
 
 
 def calibration_inputs(dataset: Any, count: int = CALIBRATION_INPUTS) -> list[Any]:
@@ -161,7 +175,9 @@ def export_int8(
         fp32_path = Path(scratch) / "model.onnx"
         export_onnx(copy.deepcopy(pix2pix.generator), fp32_path)  # a copy: the export moves it to the CPU, eval
         try:
-            report = quantize_int8(fp32_path, path, inputs, min_psnr_db=min_psnr_db)
+            report = quantize_int8(
+                fp32_path, path, inputs, min_psnr_db=min_psnr_db, fingerprint=weights_fingerprint(pix2pix.generator)
+            )
         except QuantizationQualityError as error:
             say(f"--export_int8 refused (the fp32 model is saved): {error}")
             return None
