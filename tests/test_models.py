@@ -139,3 +139,28 @@ def test_ssim_on_images_too_small_for_its_window_is_a_clear_error():
 
     with pytest.raises(ValueError, match="SSIM needs images of at least 11x11"):
         image_metrics(torch.zeros(1, 3, 5, 40), torch.zeros(1, 3, 5, 40))
+
+
+def test_the_output_tanh_is_tanh_without_mkl_and_plain_tanh_when_exported():
+    """Every generator ends in ``layers.Tanh``: on a CPU float32 tensor ``2 sigmoid(2x) - 1`` (bit-identical across
+    processes), equal to ``torch.tanh`` and its gradient within float rounding; traced or exported, a plain Tanh."""
+    from pix2pix_hub.models import GlobalGenerator, LocalEnhancer
+    from pix2pix_hub.models.layers import Tanh
+
+    for generator in (
+        UNetGenerator(num_downs=5, ngf=8),
+        ResnetGenerator(ngf=8),
+        GlobalGenerator(ngf=8),
+        LocalEnhancer(ngf=8),
+    ):
+        assert sum(isinstance(layer, nn.Tanh) for layer in generator.modules()) == 1
+        assert isinstance([layer for layer in generator.modules() if isinstance(layer, nn.Tanh)][0], Tanh)
+    x = (torch.linspace(-12, 12, 100_001) ** 3 / 144).requires_grad_(True)
+    (grad,) = torch.autograd.grad(Tanh()(x).square().sum(), x)
+    reference = torch.tanh(x)
+    (reference_grad,) = torch.autograd.grad(reference.square().sum(), x)
+    assert (Tanh()(x) - reference).abs().max() < 3e-7
+    assert (grad - reference_grad).abs().max() < 1e-6
+    assert Tanh()(torch.tensor([-1e4, 1e4, float("nan")])).tolist()[:2] == [-1.0, 1.0]
+    traced = torch.jit.trace(Tanh(), torch.zeros(3))
+    assert "aten::tanh" in str(traced.graph) and "sigmoid" not in str(traced.graph)

@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpointing import GradientCheckpointing
 from .hub import HubModel
-from .layers import check_input, conv_bias, init_weights, norm_layer
+from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 from .resnet import ResnetBlock
 
@@ -37,7 +37,7 @@ def conv_norm_relu(
 
 def output_head(width: int, out_channels: int) -> nn.Sequential:
     """``c7s1-out`` + Tanh: features ``(N, width, H, W)`` -> image ``(N, out_channels, H, W)`` in [-1, 1]."""
-    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh())
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), Tanh())
 
 
 def global_body(

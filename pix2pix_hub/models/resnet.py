@@ -7,7 +7,7 @@ from torch import nn
 
 from .checkpointing import GradientCheckpointing
 from .hub import HubModel
-from .layers import check_input, conv_bias, init_weights, norm_layer
+from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 from .winograd import WinogradConv2d
 
@@ -68,7 +68,7 @@ class ResnetGenerator(GradientCheckpointing, HubModel):
                 norm_layer(norm, ngf * mult // 2),
                 nn.ReLU(),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), Tanh()]
         self.layers = nn.Sequential(*layers)
         init_weights(self, init_type, init_gain)
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from .checkpointing import GradientCheckpointing
 from .hub import HubModel
-from .layers import check_input, conv_bias, init_weights, norm_layer
+from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 
 
@@ -75,7 +75,7 @@ class UNetGenerator(GradientCheckpointing, HubModel):
             if dropout_offset <= depth < dropout_offset + num_dropout and dropout > 0:
                 layers.append(nn.Dropout(dropout))
             decoders.append(nn.Sequential(*layers))
-        decoders.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh()))
+        decoders.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), Tanh()))
         self.decoders = nn.ModuleList(decoders)
         init_weights(self, init_type, init_gain)
 
