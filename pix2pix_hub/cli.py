@@ -39,7 +39,8 @@ from .inference import (
     file_jobs,
     translate_jobs,
 )
-from .pipeline import DEFAULT_NUM_CALIBRATION, Pix2Pix
+from .pipeline import Pix2Pix
+from .precision import DEFAULT_NUM_CALIBRATION
 from .quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
 from .space_build import add_space_parser
 
@@ -62,8 +63,11 @@ def translate_command(args: argparse.Namespace) -> int:
     if args.dataset:
         plan = dataset_jobs(open_dataset(args, args.input), Path(args.output), ext=args.ext, source=args.input)
     elif Path(args.input).exists():
+        instances = instance_maps(args, pix2pix)
         try:
-            plan = file_jobs(Path(args.input), Path(args.output), ext=args.ext, max_pixels=pix2pix.max_pixels)
+            plan = file_jobs(
+                Path(args.input), Path(args.output), ext=args.ext, max_pixels=pix2pix.max_pixels, instances=instances
+            )
         except NoImagesFound as error:
             raise CommandError(str(error)) from None
         if plan.ignored:
@@ -84,6 +88,17 @@ def translate_command(args: argparse.Namespace) -> int:
         print(f"error: {len(result.bad)} input(s) could not be translated (see the warnings above).", file=sys.stderr)
         return EXIT_BAD_INPUTS
     return EXIT_OK
+
+
+def instance_maps(args: argparse.Namespace, pix2pix: Pix2Pix) -> Path | None:
+    """``--instance_maps``, checked: an existing path, for a label-map model recorded with instance maps."""
+    if args.instance_maps is None:
+        return None
+    if not (pix2pix.label_nc and pix2pix.info.instance):
+        raise CommandError("--instance_maps is for label-map models that take instance maps; this one does not.")
+    if not Path(args.instance_maps).exists():
+        raise CommandError(f"--instance_maps {args.instance_maps} does not exist.")
+    return Path(args.instance_maps)
 
 
 # ----- evaluate -----------------------------------------------------------------------------------------------
@@ -374,6 +389,12 @@ def add_translate_parser(commands: Any) -> None:
         help="write outputs with this suffix (e.g. png) instead of the input's; inputs that would then share an "
         "output name (scan.jpg and scan.png) are refused, listed, before anything is written",
     )
+    translate.add_argument(
+        "--instance_maps",
+        default=None,
+        help="label-map models taking instance maps (pix2pixHD --instance): a folder of instance-id maps under the "
+        "inputs' relative names (or, for one input, the map's file); without it the class boundaries serve",
+    )
     add_inference_options(translate)
     add_dataset_options(translate)
     translate.set_defaults(handler=translate_command)
@@ -494,6 +515,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--calibration is read by --int8 only; add --int8 to write the int8 graph.")
     if getattr(args, "int8", False) and not args.calibration:
         parser.error("--int8 needs --calibration DIR_OR_DATASET: typical input images to calibrate on.")
+    if getattr(args, "instance_maps", None) and args.dataset:
+        parser.error("--instance_maps reads files beside image inputs; a dataset's rows have no instance column here.")
     if getattr(args, "int8", False) and args.num_calibration < 2:
         parser.error(f"--num_calibration must be at least 2 (calibration and its gate); got {args.num_calibration}.")
 

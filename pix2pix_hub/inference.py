@@ -24,7 +24,15 @@ from tqdm.auto import tqdm
 
 from .data.checks import raw_rows
 from .fileio import save_image
-from .image_io import UnreadableImage, decode_image, image_extensions, load_image, read_header
+from .image_io import (
+    DECODE_ERRORS,
+    UnreadableImage,
+    decode_image,
+    image_extensions,
+    load_image,
+    open_image,
+    read_header,
+)
 from .imaging import convert_image
 from .pipeline import Pix2Pix
 
@@ -51,8 +59,9 @@ class Job:
 
     name: str
     output: Path
-    read: Callable[[int, int], Image.Image]  # (channels, max_pixels) -> the decoded input
+    read: Callable[[int | None, int], Image.Image]  # (channels or None: as stored, max_pixels) -> the decoded input
     size: tuple[int, int] = (0, 0)  # (width, height) when known before decoding
+    instance: Path | None = None  # its instance-id map, for a label-map model that takes them
 
 
 @dataclass
@@ -95,9 +104,13 @@ def find_images(folder: Path, exclude: Path | None) -> tuple[list[Path], int]:
     return found, ignored
 
 
-def file_jobs(source: Path, output: Path, *, ext: str | None = None, max_pixels: int) -> Plan:
+def file_jobs(
+    source: Path, output: Path, *, ext: str | None = None, max_pixels: int, instances: Path | None = None
+) -> Plan:
     """Jobs for an image file or a folder (searched recursively; outputs keep the relative names, with the suffix
     ``ext`` when given). An image goes into the folder ``output`` unless ``output`` has an image suffix.
+    ``instances``: a folder of instance-id maps under the inputs' relative names (or, for one input, the map's
+    file), for a label-map model that takes them; an input without one goes to ``plan.bad``.
 
     Refused with ``OutputConflict`` before anything is read or written: an ``output`` that is the input folder, an
     output that is one of the inputs, and two inputs with the same output name (``scan.jpg`` and ``scan.png``
@@ -121,14 +134,25 @@ def file_jobs(source: Path, output: Path, *, ext: str | None = None, max_pixels:
     check_targets(targets)
     plan = Plan([], ignored=ignored)
     for path, target in targets.items():
+        instance = None if instances is None else instance_path(instances, source, path)
         try:
             size = read_header(path, max_pixels)
+            if instance is not None and not instance.is_file():
+                raise UnreadableImage(f"{path}: no instance map {instance}.")
         except UnreadableImage as error:
             plan.bad.append(str(error))
             continue
-        plan.jobs.append(Job(str(path), target, partial(load_image, path), size))
+        plan.jobs.append(Job(str(path), target, partial(load_input, path), size, instance))
     plan.jobs.sort(key=lambda job: (job.size, job.name))
     return plan
+
+
+def instance_path(instances: Path, source: Path, path: Path) -> Path:
+    """Where the instance map of the input ``path`` (under ``source``) is: the same relative name in the folder
+    ``instances``, or for one input file the file ``instances`` itself."""
+    if source.is_file():
+        return instances / source.name if instances.is_dir() else instances
+    return instances / path.relative_to(source)
 
 
 def check_targets(targets: dict[Path, Path]) -> None:
@@ -174,9 +198,23 @@ def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None, source: st
     return Plan(jobs)
 
 
-def load_row(rows: Any, index: int, channels: int, max_pixels: int) -> Image.Image:
-    """The ``input`` image of row ``index``, decoded, as ``channels`` channels."""
-    return convert_image(decode_image(rows[index]["input"], max_pixels, f"row {index}"), channels)
+def load_input(path: Path, channels: int | None, max_pixels: int) -> Image.Image:
+    """``image_io.load_image``: ``path`` decoded, upright, as ``channels`` channels; with ``channels`` None as stored
+    (a label-map model's class-index map keeps its indices: mode L, P or I;16, never converted to colours)."""
+    if channels is not None:
+        return load_image(path, channels, max_pixels)
+    read_header(path, max_pixels)
+    try:
+        return open_image(str(path))
+    except DECODE_ERRORS as error:
+        raise UnreadableImage(f"{path}: corrupt or truncated image ({error}).") from None
+
+
+def load_row(rows: Any, index: int, channels: int | None, max_pixels: int) -> Image.Image:
+    """The ``input`` image of row ``index``, decoded, as ``channels`` channels (None: as stored, see
+    ``load_input``)."""
+    image = decode_image(rows[index]["input"], max_pixels, f"row {index}")
+    return image if channels is None else convert_image(image, channels)
 
 
 def dataset_calibration_images(pairs: Any, count: int, channels: int, max_pixels: int) -> list[Image.Image]:
@@ -210,20 +248,24 @@ def pad_tiny(image: Image.Image) -> tuple[Image.Image, Box | None]:
     return Image.fromarray(np.pad(array, padding, mode="edge")), (left, top, left + width, top + height)
 
 
-def translate_with_retry(pix2pix: Pix2Pix, images: Sequence[Any], **options: Any) -> list[Any]:
+def translate_with_retry(
+    pix2pix: Pix2Pix, images: Sequence[Any], instances: Sequence[Any] | None = None, **options: Any
+) -> list[Any]:
     """``pix2pix(images, **options)``; if the batch fails, each image alone, so that one image the model cannot
     take does not cost the others. Each output is the translated image or, for an image that failed alone, the
-    exception."""
+    exception. ``instances``: each image's instance map (``pix2pix(..., instance=...)``), or None."""
     if not images:
         return []
+    together = options if instances is None else {**options, "instance": list(instances)}
     try:
-        return pix2pix(list(images), **options)
+        return pix2pix(list(images), **together)
     except Exception:  # noqa: BLE001 - retried one by one below, where the failing image is found
         pass
     outputs: list[Any] = []
-    for image in images:
+    for index, image in enumerate(images):
+        alone = options if instances is None else {**options, "instance": instances[index]}
         try:
-            outputs.append(pix2pix(image, **options))
+            outputs.append(pix2pix(image, **alone))
         except Exception as error:  # noqa: BLE001 - reported per image by the caller
             outputs.append(error)
     return outputs
@@ -268,9 +310,11 @@ def translate_jobs(
     bar = progress_bar(len(plan.jobs), progress)
     for chunk in batches(plan.jobs, batch_size):
         ready = read_inputs(chunk, pix2pix, result, warn)
-        images = [image for _, image, _ in ready]
-        outputs = translate_with_retry(pix2pix, images, size_mode=size_mode, dropout_at_test=dropout_at_test)
-        for (job, _, box), output in zip(ready, outputs):
+        images = [image for _, image, _, _ in ready]
+        instances = [ids for _, _, ids, _ in ready]
+        instances = instances if any(ids is not None for ids in instances) else None
+        outputs = translate_with_retry(pix2pix, images, instances, size_mode=size_mode, dropout_at_test=dropout_at_test)
+        for (job, _, _, box), output in zip(ready, outputs):
             if isinstance(output, Exception):
                 result.skip(f"{job.name}: translation failed ({type(output).__name__}: {output})", warn)
             else:
@@ -282,22 +326,27 @@ def translate_jobs(
 
 def read_inputs(
     jobs: Sequence[Job], pix2pix: Pix2Pix, result: TranslationResult, warn: Callable[[str], None]
-) -> list[tuple[Job, Image.Image, Box | None]]:
-    """``(job, image ready for the model, crop box that undoes tiny-image padding)`` for the jobs that read."""
+) -> list[tuple[Job, Image.Image, Image.Image | None, Box | None]]:
+    """``(job, image ready for the model, its instance map or None, crop box that undoes tiny-image padding)``
+    for the jobs that read."""
     ready = []
+    # A label-map model's class-index map is read as it is stored (a stand-in for Pix2Pix may lack label_nc).
+    channels = None if getattr(pix2pix, "label_nc", 0) else pix2pix.in_channels
     for job in jobs:
         try:
-            image = job.read(pix2pix.in_channels, pix2pix.max_pixels)
+            image = job.read(channels, pix2pix.max_pixels)
+            ids = None if job.instance is None else load_input(job.instance, None, pix2pix.max_pixels)
         except UnreadableImage as error:
             result.skip(str(error), warn)
             continue
         padded, box = pad_tiny(image)
+        ids = None if ids is None else pad_tiny(ids)[0]
         if box is not None:
             warn(
                 f"{job.name} is only {image.width}x{image.height}: it is edge-padded to at least {TINY_SIDE} "
                 "pixels a side, translated and cropped back; the model sees almost nothing but padding."
             )
-        ready.append((job, padded, box))
+        ready.append((job, padded, ids, box))
     return ready
 
 

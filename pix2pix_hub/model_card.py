@@ -25,6 +25,7 @@ from torch import nn
 from .constants import PICKLE_SUFFIXES
 from .fileio import save_image
 from .model_info import ModelInfo, dataset_name
+from .models.hd import GlobalGenerator, LocalEnhancer
 
 TEMPLATE_NAME = "model_card.md"
 CARD_KEY = "pix2pix"  # the YAML key holding ModelInfo.to_dict()
@@ -134,7 +135,7 @@ def render_card(
         title=f"pix2pix: {repo_id.split('/')[-1]}",
         summary=summary(info),
         repo_id=repo_id,
-        model_table=markdown_table(model_rows(generator, discriminator)),
+        model_table=markdown_table(model_rows(generator, discriminator, info)),
         discriminator_note=(
             "The discriminator is in `discriminator/` for fine-tuning."
             if discriminator is not None
@@ -170,7 +171,7 @@ def card_metadata(
         library_name="pix2pix-hub",
         pipeline_tag="image-to-image",
         license=license or "other",
-        tags=["pix2pix", "image-to-image", "gan", "pix2pix-hub", type(generator).__name__, *MIXIN_TAGS],
+        tags=["pix2pix", "image-to-image", "gan", "pix2pix-hub", *model_tags(generator, info), *MIXIN_TAGS],
         datasets=[info.dataset] if info.dataset and info.dataset_on_hub else None,
         metrics=sorted(metrics) if metrics else None,
         base_model=info.base_model if is_hub_model_id(info.base_model) else None,
@@ -225,15 +226,63 @@ def summary(info: ModelInfo) -> str:
         text += f", direction `{info.direction}`"
         if info.input and info.output:
             text += f" ({info.input} → {info.output})"
-    return text + "."
+    text += "."
+    if info.label_nc:
+        text += (
+            f" Its input is a **class-index map**, not a picture: a PNG of mode L, P or 16-bit (or an integer array)"
+            f" whose pixel value k is class k of {info.label_nc}, one-hot encoded as pix2pixHD does"
+        )
+        text += (
+            "; `pix2pix(labels, instance=ids)` adds an instance-id map's boundaries (without one, the class "
+            "boundaries serve)."
+            if info.instance
+            else "."
+        )
+    return text
 
 
-def model_rows(generator: nn.Module, discriminator: nn.Module | None) -> dict[str, Any]:
+def model_rows(generator: nn.Module, discriminator: nn.Module | None, info: ModelInfo | None = None) -> dict[str, Any]:
     n_params = sum(p.numel() for p in generator.parameters())
-    rows = {"generator": type(generator).__name__, "parameters": f"{n_params:,}", **generator.config}
+    rows = {"generator": type(generator).__name__, "parameters": f"{n_params:,}"}
+    described = architecture(generator)
+    rows |= {"architecture": described} if described else {}
+    if info is not None and info.label_nc:
+        boundaries = " + 1 instance-boundary channel" if info.instance else ""
+        rows["input"] = f"class-index map: label_nc={info.label_nc} one-hot channels{boundaries}"
+    rows |= generator.config
     if discriminator is not None:
         rows["discriminator"] = f"{type(discriminator).__name__}, {discriminator.receptive_field}px receptive field"
     return rows
+
+
+def architecture(generator: nn.Module) -> str | None:
+    """pix2pixHD's generators in words (their config alone reads as numbers); None for the others, whose class
+    and config say it (U-Net depth, ResNet blocks)."""
+    config = generator.config
+    if isinstance(generator, GlobalGenerator):
+        ngf, halvings, blocks = config["ngf"], config["n_downsample"], config["n_blocks"]
+        return (
+            f"pix2pixHD global generator (G1, --netG global): c7s1-{ngf}, {halvings} stride-2 convs (n_downsample), "
+            f"{blocks} residual blocks (n_blocks) at width {ngf * 2**halvings}, {halvings} transposed convs, "
+            f"c7s1 + Tanh; sides padded to multiples of {generator.size_multiple}"
+        )
+    if isinstance(generator, LocalEnhancer):
+        enhancers, halvings = config["n_local_enhancers"], config["n_downsample_global"]
+        return (
+            f"pix2pixHD local enhancer (G2, --netG local): a global generator of width "
+            f"{config['ngf'] * 2**enhancers} ({halvings} stride-2 convs, {config['n_blocks_global']} residual "
+            f"blocks) on the input downsampled {2**enhancers}x, then {enhancers} full-resolution branch(es) of "
+            f"{config['n_blocks_local']} residual blocks adding its features; sides padded to multiples of "
+            f"{generator.size_multiple}"
+        )
+    return None
+
+
+def model_tags(generator: nn.Module, info: ModelInfo) -> list[str]:
+    """The generator's class, and for pix2pixHD's generators and label-map inputs the tags a search for them finds."""
+    tags = [type(generator).__name__]
+    tags += ["pix2pixhd"] if isinstance(generator, (GlobalGenerator, LocalEnhancer)) else []
+    return tags + (["semantic-image-synthesis"] if info.label_nc else [])
 
 
 def training_table(training_config: dict[str, Any] | None) -> str:

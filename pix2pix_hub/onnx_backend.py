@@ -13,6 +13,7 @@ of the export for as long as the weights are the ones it was made from (``weight
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib.util
 import json
@@ -20,6 +21,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,20 @@ def export_for_shipping(generator: nn.Module, path: str | os.PathLike) -> dict[s
     entry.key, entry.value = FINGERPRINT_KEY, weights_fingerprint(generator)
     write_bytes(path, model.SerializeToString())
     return {**report, "path": str(path), "bytes": Path(path).stat().st_size}
+
+
+@contextlib.contextmanager
+def cpu_generator(generator: nn.Module) -> Iterator[nn.Module]:
+    """The generator to export: itself when on the CPU (its train/eval mode restored afterwards: the exporter
+    switches it to eval), else a CPU copy, so the model itself never moves."""
+    if next(generator.parameters()).device.type != "cpu":
+        yield copy.deepcopy(generator).cpu()
+        return
+    was_training = generator.training
+    try:
+        yield generator
+    finally:
+        generator.train(was_training)
 
 
 def pad_to_multiple(batch: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:

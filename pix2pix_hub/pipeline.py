@@ -14,10 +14,6 @@ Repo layout (one folder, readable by ``UNetGenerator.from_pretrained`` too):
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import json
-import logging
 import os
 import tempfile
 import warnings
@@ -37,7 +33,6 @@ from .constants import (
     CARD_NAME,
     CONFIG_NAME,
     DISCRIMINATOR_DIR,
-    FINGERPRINT_KEY,
     INT8_ONNX_NAME,
     MODEL_INFO_NAME,
     ONNX_NAME,
@@ -48,7 +43,6 @@ from .constants import (
     WEIGHTS_NAME,
     check_choice,
 )
-from .export import export_onnx
 from .fileio import atomic_directory, save_image, write_bytes, write_text
 
 # Re-exported for modules that still import it from here (training); it lives in fileio.
@@ -64,41 +58,29 @@ from .imaging import (
     uint8_to_tensor,
     upright,
 )
+from .labels import (
+    LabelMapError,
+    check_labels,
+    colors_to_labels,
+    encode_label_map,
+    index_array,
+    input_channels,
+    label_palette,
+    resize_nearest,
+)
 from .model_card import render_model_card
 from .model_info import ModelInfo
 from .models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
 from .models.hub import WeightsNotFoundError, pickle_refusal, read_config
-from .onnx_backend import (
-    OnnxGenerator,
-    PrebuiltGraph,
-    default_cache_dir,
-    export_for_shipping,
-    onnxruntime_available,
-    pad_to_multiple,
-    prune_cache,
-    weights_fingerprint,
-    weights_version,
-)
-from .quantize import (
-    DEFAULT_MIN_PSNR_DB,
-    REPORT_KEY,
-    CalibrationSource,
-    QuantizationQualityError,
-    calibration_inputs,
-    int8_quality_problem,
-    int8_report,
-    int8_speed_problem,
-    onnx_metadata,
-    quantize_int8,
-)
+from .onnx_backend import OnnxGenerator, PrebuiltGraph, cpu_generator, export_for_shipping
+from .precision import DEFAULT_NUM_CALIBRATION, OnnxEngine, onnx_patterns
+from .quantize import DEFAULT_MIN_PSNR_DB, CalibrationSource
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 DEFAULT_MAX_PIXELS = 4096 * 4096
-DEFAULT_NUM_CALIBRATION = 32  # issue 18: ~32 real inputs calibrate as well as many more; a quarter gate it
 # Only these files are ever fetched from a Hub repo, in any folder (fnmatch's * crosses "/"): pickles are never
 # even downloaded. The ONNX graphs are added by name, and only when they may be run (``download_patterns``).
 ALLOWED_PATTERNS = ["*.json", "*.safetensors", "*.md", "*.png"]
-logger = logging.getLogger(__name__)
 
 
 class Pix2Pix:
@@ -122,6 +104,14 @@ class Pix2Pix:
 
     int8: ``from_pretrained(..., precision=...)`` runs a shipped ``model.int8.onnx`` where the CPU makes it faster,
     and ``quantize(calibration)`` builds one; ``engine`` then reads e.g. ``"onnxruntime int8 (49.8 dB vs fp32)"``.
+
+    Label-map models (pix2pixHD; ``info.label_nc`` classes, ``info.instance``): the input is a class-index map, a
+    PIL image of mode ``L``, ``P`` (its indices, not its colours) or ``I;16``, or an ``(H, W)`` integer array,
+    one-hot encoded by ``labels.encode_label_map`` (resized by nearest neighbour only). With ``info.instance``,
+    ``pix2pix(labels, instance=ids)`` adds an instance-id map's boundaries; without one the class boundaries serve.
+    An RGB image is taken only when every pixel is exactly a colour of ``labels.label_palette`` (a picture made by
+    ``labels_to_image``), read back by ``colors_to_labels``; any other RGB image is refused (a class-index map is
+    expected). Values ``>= label_nc`` are refused, naming them. Tensors are taken as already encoded (one-hot).
     """
 
     def __init__(
@@ -137,8 +127,6 @@ class Pix2Pix:
     ) -> None:
         check_choice("size_mode", size_mode, SIZE_MODES)
         check_choice("backend", backend, BACKENDS)
-        if backend == "onnxruntime" and not onnxruntime_available():
-            raise ImportError("backend='onnxruntime' needs onnx and onnxruntime: pip install 'pix2pix-hub[onnx]'.")
         self.generator = generator
         self.discriminator = discriminator
         self.size_mode = size_mode
@@ -146,11 +134,8 @@ class Pix2Pix:
         self.batch_size = batch_size
         self.backend = backend
         self.info = ModelInfo() if info is None else info
-        use_onnx = backend == "onnxruntime" or (backend == "auto" and onnxruntime_available())
-        self._onnx = OnnxGenerator(generator) if use_onnx else None
-        self._int8: PrebuiltGraph | None = None  # an int8 graph of these weights, in use or not (see precision)
-        self.precision_note: str | None = None  # why int8 is not used, or is used although slow (one line)
-        self._fingerprint_memo: tuple[tuple[int, ...], str] = ((), "")
+        check_label_channels(self.info, generator.in_channels)
+        self._engine = OnnxEngine(generator, backend)  # fp32 or int8 on onnxruntime, and why (precision.py)
 
     # ----- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -210,7 +195,7 @@ class Pix2Pix:
             )
         pix2pix = cls(generator, discriminator, info=info, **options)
         build_into = folder if local and writable_folder(folder) else None  # never into the Hugging Face cache
-        pix2pix._choose_precision(folder, precision, calibration, build_into)
+        pix2pix._engine.choose(folder, precision, calibration, build_into, pix2pix.max_pixels)
         return pix2pix
 
     # ----- precision: the int8 graph --------------------------------------------------------------------
@@ -231,138 +216,24 @@ class Pix2Pix:
         from then on it runs where the CPU makes int8 faster (else ``precision_note`` says why not), and
         ``save_pretrained(..., onnx=True)`` ships it.
         """
-        return self._build_int8(calibration, path, num_calibration, min_psnr_db, "auto")
+        return self._engine.build_int8(
+            calibration, path, max_pixels=self.max_pixels, count=num_calibration, min_psnr=min_psnr_db
+        )
 
     @property
     def int8_graph(self) -> PrebuiltGraph | None:
         """The int8 graph made from these weights (its ``path`` and quality ``report``), whether in use or not."""
-        return self._int8
+        return self._engine.int8
 
-    def _choose_precision(
-        self, folder: Path, precision: str, calibration: CalibrationSource | None, build_into: Path | None
-    ) -> None:
-        """Pick what the generator runs as on onnxruntime: the folder's int8 graph, one built from
-        ``calibration`` into ``build_into`` (None: the cache), or fp32 (the folder's ``model.onnx`` when it was
-        made from these weights, else an export)."""
-        shipped = folder / INT8_ONNX_NAME
-        if precision != "fp32" and self._int8_possible(precision):
-            if shipped.is_file():
-                self._load_int8(shipped, precision)
-            elif calibration is not None and (precision == "int8" or int8_speed_problem() is None):
-                path = build_into / INT8_ONNX_NAME if build_into is not None else None
-                try:
-                    self._build_int8(calibration, path, DEFAULT_NUM_CALIBRATION, DEFAULT_MIN_PSNR_DB, precision)
-                except QuantizationQualityError as error:
-                    if precision == "int8":
-                        raise
-                    self._note(f"no int8 graph: {error}; using fp32", logging.WARNING)
-            elif calibration is not None:
-                self._note(f"{int8_speed_problem()}; using fp32 (no int8 graph built)", logging.INFO)
-            elif precision == "int8":
-                raise FileNotFoundError(
-                    f"precision='int8': {folder} has no {INT8_ONNX_NAME} and no calibration images were given to "
-                    "build one. Pass calibration=<folder of typical inputs>, or make the file with `pix2pix-hub "
-                    "export-onnx MODEL model.int8.onnx --int8 --calibration DIR` (or train with --export_int8)."
-                )
-        if self.precision == "fp32":
-            self._use_shipped_fp32(folder / ONNX_NAME)
+    @property
+    def precision_note(self) -> str | None:
+        """Why int8 is not used, or is used although slow (one line, also logged); None otherwise."""
+        return self._engine.note
 
-    def _int8_possible(self, precision: str) -> bool:
-        """Whether an int8 graph could run here (onnxruntime on the CPU); ``precision="int8"`` raises if not."""
-        problem = None
-        if self._onnx is None:
-            problem = "backend='torch' turns it off" if self.backend == "torch" else "onnxruntime is not installed"
-        elif self.device.type != "cpu":
-            problem = f"the model is on {self.device}"
-        if problem is not None and precision == "int8":
-            raise ValueError(f"precision='int8' runs the generator on onnxruntime on the CPU, but {problem}.")
-        return problem is None
-
-    def _load_int8(self, path: Path, precision: str) -> None:
-        """Use the int8 graph at ``path`` if its stored report passed its gate and it was made from these
-        weights; otherwise say why not and keep fp32 (``precision="int8"``: raise)."""
-        metadata = onnx_metadata(path)
-        report = json.loads(metadata[REPORT_KEY]) if REPORT_KEY in metadata else None
-        fingerprint = self._fingerprint()
-        recorded = metadata.get(FINGERPRINT_KEY, fingerprint)  # older files record none: trusted as shipped
-        problem = int8_quality_problem(report)
-        if problem is None and recorded != fingerprint:
-            problem = "it was made from other weights than this model's"
-        if problem is not None:
-            if precision == "int8":
-                raise ValueError(f"precision='int8': {path} cannot be used: {problem}. Rebuild it from these weights.")
-            self._note(f"{path.name} is not used: {problem}; using fp32", logging.WARNING)
-            return
-        self._adopt_int8(PrebuiltGraph(path, fingerprint, report), precision)
-
-    def _build_int8(
-        self,
-        calibration: CalibrationSource,
-        path: str | os.PathLike | None,
-        count: int,
-        min_psnr: float,
-        precision: str,
-    ) -> dict[str, Any]:
-        """``quantize``'s work, then ``_adopt_int8`` under ``precision``. A graph built earlier into the cache for
-        the same weights, inputs and threshold is reused."""
-        if self.device.type != "cpu":
-            raise ValueError(f"Quantizing exports the generator on the CPU; the model is on {self.device}: .to('cpu').")
-        inputs = calibration_inputs(calibration, self.in_channels, count, self.max_pixels)
-        inputs = [pad_to_multiple(array, self.size_multiple, self._min_size)[0] for array in inputs]
-        fingerprint = self._fingerprint()
-        if path is None:
-            path = default_cache_dir() / f"int8-{fingerprint}-{inputs_digest(inputs, min_psnr)}.onnx"
-            if not path.is_file():
-                self._quantize_into(path, inputs, min_psnr, fingerprint)
-                prune_cache(path.parent)
-        else:
-            self._quantize_into(Path(path), inputs, min_psnr, fingerprint)
-        path = Path(path)
-        graph = PrebuiltGraph(path, fingerprint, int8_report(path))
-        self._adopt_int8(graph, precision)
-        return {**graph.report, "path": str(path), "bytes": path.stat().st_size}
-
-    def _quantize_into(self, path: Path, inputs: list[np.ndarray], min_psnr: float, fingerprint: str) -> None:
-        """Export the generator (fp32) to a scratch folder and quantize it into ``path`` (nothing written below the
-        gate: ``QuantizationQualityError``)."""
-        with tempfile.TemporaryDirectory() as scratch, cpu_generator(self.generator) as generator:
-            fp32 = Path(scratch) / ONNX_NAME
-            export_onnx(generator, fp32, check=False)
-            quantize_int8(fp32, path, inputs, min_psnr_db=min_psnr, fingerprint=fingerprint)
-
-    def _adopt_int8(self, graph: PrebuiltGraph, precision: str) -> None:
-        """Keep ``graph`` as this model's int8 graph and run it, unless ``precision`` is ``"auto"`` on a CPU where
-        int8 is not faster (then fp32, with a note); ``"int8"`` runs it anyway, with a note."""
-        self._int8 = graph
-        slow = int8_speed_problem()
-        if slow is not None and precision == "auto":
-            self._note(f"{slow}; using fp32", logging.INFO)
-            return
-        if slow is not None:
-            self._note(f"{slow}; using int8 as asked", logging.WARNING)
-        if self._onnx is not None:
-            self._onnx = OnnxGenerator(self.generator, graph)
-
-    def _use_shipped_fp32(self, path: Path) -> None:
-        """Run the fp32 graph at ``path`` instead of exporting, if it was made from these weights."""
-        if self._onnx is None or self.device.type != "cpu" or not path.is_file():
-            return
-        fingerprint = self._fingerprint()
-        if onnx_metadata(path).get(FINGERPRINT_KEY) != fingerprint:
-            logger.info("%s was not made from these weights (or records none): exporting them instead.", path)
-            return
-        self._onnx = OnnxGenerator(self.generator, PrebuiltGraph(path, fingerprint))
-
-    def _fingerprint(self) -> str:
-        """``weights_fingerprint`` of the generator, hashed again only after its weights change."""
-        version = weights_version(self.generator)
-        if self._fingerprint_memo[0] != version:
-            self._fingerprint_memo = (version, weights_fingerprint(self.generator))
-        return self._fingerprint_memo[1]
-
-    def _note(self, message: str, level: int) -> None:
-        self.precision_note = message
-        logger.log(level, message)
+    @property
+    def _onnx(self) -> OnnxGenerator | None:
+        """What a deterministic call runs on onnxruntime (None: torch)."""
+        return self._engine.runner
 
     def save_pretrained(
         self,
@@ -389,7 +260,7 @@ class Pix2Pix:
         info = self.info if info is None else info
         destination = Path(save_directory)
         extras = checked_extra_files(extra_files, onnx=onnx, sample_grid=sample_grid is not None)
-        int8 = self._current_int8() if onnx else None
+        int8 = self._engine.current_int8() if onnx else None
         with atomic_directory(destination) as staging:
             self.generator.save_pretrained(staging)
             info.save(staging)
@@ -411,12 +282,6 @@ class Pix2Pix:
             for name, source in extras.items():
                 write_bytes(staging / name, source.read_bytes())
         return destination
-
-    def _current_int8(self) -> PrebuiltGraph | None:
-        """This model's int8 graph if the weights are still the ones it was made from."""
-        if self._int8 is None or self._fingerprint() != self._int8.fingerprint:
-            return None
-        return self._int8
 
     def push_to_hub(
         self,
@@ -481,19 +346,24 @@ class Pix2Pix:
         return self.generator.size_multiple
 
     @property
+    def label_nc(self) -> int:
+        """The classes of a label-map model's input (``info.label_nc``); 0 for a model that takes images."""
+        return self.info.label_nc or 0
+
+    @property
     def engine(self) -> str:
         """What the next (deterministic) call runs on: ``"torch"``, ``"onnxruntime"`` (fp32), or with an int8 graph
         ``"onnxruntime int8 (49.8 dB vs fp32)"`` (the worst held-out image's PSNR from the fp32 outputs)."""
-        return self._onnx.describe() if self._runs_onnx else "torch"
+        return self._engine.describe()
 
     @property
     def precision(self) -> str:
         """``"int8"`` when the next (deterministic) call runs the int8 graph, else ``"fp32"``."""
-        return self._onnx.precision if self._runs_onnx else "fp32"
+        return self._engine.precision
 
     @property
     def _runs_onnx(self) -> bool:
-        return self._onnx is not None and self.device.type == "cpu"
+        return self._engine.active
 
     @property
     def device(self) -> torch.device:
@@ -509,17 +379,39 @@ class Pix2Pix:
         self,
         images: ImageLike | Sequence[ImageLike],
         *,
+        instance: ImageLike | Sequence[ImageLike | None] | None = None,
         size_mode: str | None = None,
         dropout_at_test: bool = False,
     ) -> Any:
         """Translate one image or a list; returns the same kind, size and (for lists) order.
 
+        ``instance``: for a label-map model recorded with instance maps, the instance-id map of each input (one,
+        or a list as long as ``images``; None: the class boundaries serve).
         ``dropout_at_test=True`` keeps dropout on and uses batch statistics, as the paper does at test time
         (outputs then vary between calls); the default is the deterministic eval mode.
         """
-        if isinstance(images, (list, tuple)):
-            return self._translate_many(list(images), size_mode, dropout_at_test)
-        return self._translate_many([images], size_mode, dropout_at_test)[0]
+        many = isinstance(images, (list, tuple))
+        images = list(images) if many else [images]
+        instances = self._instance_maps(instance, len(images), many)
+        if self.label_nc:
+            outputs = self._translate_label_maps(images, instances, size_mode, dropout_at_test)
+        else:
+            outputs = self._translate_many(images, size_mode, dropout_at_test)
+        return outputs if many else outputs[0]
+
+    def _instance_maps(self, instance: Any, count: int, many: bool) -> list[Any]:
+        """``instance`` as one entry (or None) per image; an error where the model takes none."""
+        if instance is None:
+            return [None] * count
+        if not (self.label_nc and self.info.instance):
+            raise ValueError(
+                "instance= is for label-map models recorded with instance maps (info.instance); this one has none."
+            )
+        if not many:
+            return [instance]
+        if not isinstance(instance, (list, tuple)) or len(instance) != count:
+            raise ValueError(f"instance= must be a list of {count} maps (or None) for a list of {count} label maps.")
+        return list(instance)
 
     def translate_tensor(
         self, batch: torch.Tensor, *, size_mode: str | None = None, dropout_at_test: bool = False
@@ -534,7 +426,8 @@ class Pix2Pix:
         height, width = batch.shape[-2:]
         self._check_size(height, width)
         check_range(batch, -1.0, 1.0, "Tensors", "Scale images in [0, 1] with x * 2 - 1.")
-        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, self._min_size)
+        nearest = bool(self.label_nc)  # one-hot maps: interpolating would blend classes
+        fitted, restore = fit_to_multiple(batch.to(self.device), self.size_multiple, mode, self._min_size, nearest)
         if self._runs_onnx and not dropout_at_test:
             onnx = self._onnx
             outputs = self._on_onnxruntime(lambda: [onnx(chunk) for chunk in fitted.split(self.batch_size)])
@@ -563,7 +456,7 @@ class Pix2Pix:
             if self.backend != "auto":
                 raise
             warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=3)
-            self._onnx = None
+            self._engine.fall_back()
             return None
 
     def _translate_many(self, images: list[ImageLike], size_mode: str | None, dropout_at_test: bool) -> list:
@@ -581,7 +474,14 @@ class Pix2Pix:
                     outputs = [output[:, :, 0] if output.shape[2] == 1 else output for output in outputs]
                     return [Image.fromarray(o) if isinstance(i, Image.Image) else o for o, i in zip(outputs, images)]
         tensors, kinds = zip(*(self._to_tensor(image) for image in images)) if images else ((), ())
-        outputs: list[torch.Tensor | None] = [None] * len(images)
+        outputs = self._translate_tensors(list(tensors), size_mode, dropout_at_test)
+        return [self._from_tensor(output, kind, image) for output, kind, image in zip(outputs, kinds, images)]
+
+    def _translate_tensors(
+        self, tensors: list[torch.Tensor], size_mode: str | None, dropout_at_test: bool
+    ) -> list[torch.Tensor]:
+        """``(C, H, W)`` inputs of any sizes -> their outputs, in order; same-size inputs share batches."""
+        outputs: list[torch.Tensor] = [torch.empty(0)] * len(tensors)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, tensor in enumerate(tensors):
             by_size.setdefault(tuple(tensor.shape[-2:]), []).append(index)
@@ -590,7 +490,43 @@ class Pix2Pix:
             result = self.translate_tensor(batch, size_mode=size_mode, dropout_at_test=dropout_at_test)
             for i, output in zip(indices, result):
                 outputs[i] = output
-        return [self._from_tensor(output, kind, image) for output, kind, image in zip(outputs, kinds, images)]
+        return outputs
+
+    def _translate_label_maps(
+        self, maps: list[ImageLike], instances: list[Any], size_mode: str | None, dropout_at_test: bool
+    ) -> list:
+        """A label-map model's calls: class-index maps (and instance maps) encoded, translated, at their sizes."""
+        maps = [self._upright(labels) for labels in maps]
+        mode = size_mode or self.size_mode
+        check_choice("size_mode", mode, SIZE_MODES)
+        tensors, sizes, kinds = [], [], []
+        for labels, ids in zip(maps, instances):
+            if isinstance(labels, torch.Tensor):  # already one-hot: translate_tensor checks and fits it
+                tensor, kind = self._to_tensor(labels)
+            else:
+                tensor = self._encode_label_map(labels, None if ids is None else self._upright(ids), mode)
+                kind = "pil" if isinstance(labels, Image.Image) else "uint8"
+            tensors.append(tensor)
+            kinds.append(kind)
+            sizes.append(tuple(labels.shape[-2:]) if kind == "tensor" else label_map_size(labels))
+        outputs = self._translate_tensors(tensors, mode, dropout_at_test)
+        outputs = [restore_size(output, size) for output, size in zip(outputs, sizes)]
+        return [self._from_tensor(output, kind, labels) for output, kind, labels in zip(outputs, kinds, maps)]
+
+    def _encode_label_map(self, labels: ImageLike, instance: ImageLike | None, mode: str) -> torch.Tensor:
+        """A class-index map (and its instance ids) -> the generator's one-hot input ``(label_nc [+ 1], h, w)``;
+        under ``size_mode="resize"`` both maps are first resized (nearest) to the size the generator takes."""
+        array = label_indices(labels, self.label_nc)
+        self._check_size(*array.shape)
+        check_labels(array, self.label_nc)  # before resizing, which could drop a bad value
+        ids = None if instance is None else index_array(instance, "instance map", "instance")
+        if ids is not None and ids.shape != array.shape:
+            raise LabelMapError(f"the instance map is {ids.shape[::-1]} but the label map {array.shape[::-1]} (W, H).")
+        if mode == "resize":
+            size = resize_target(*array.shape, self.size_multiple, self._min_size)
+            array = resize_nearest(array, size[::-1])
+            ids = None if ids is None else resize_nearest(ids, size[::-1])
+        return encode_label_map(array, self.label_nc, bool(self.info.instance), ids)
 
     def _upright(self, image: ImageLike) -> ImageLike:
         """A PIL image turned upright per its EXIF orientation, after its header is checked: animated images and
@@ -646,24 +582,79 @@ class Pix2Pix:
         return output.to(original.device)
 
 
-def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str, min_size: int = 1):
+def fit_to_multiple(batch: torch.Tensor, multiple: int, mode: str, min_size: int = 1, nearest: bool = False):
     """Pad or resize ``batch`` so H and W are multiples of ``multiple`` and at least ``min_size``.
 
+    ``nearest`` resizes by nearest neighbour (one-hot label maps; the output is still restored bilinearly).
     Returns the fitted batch and a function that maps the generator's output back to the original size.
     """
     height, width = batch.shape[-2:]
-    floor = max(multiple, min_size)
     if mode == "resize":
-        target = (max(floor, round(height / multiple) * multiple), max(floor, round(width / multiple) * multiple))
+        target = resize_target(height, width, multiple, min_size)
         if target == (height, width):
             return batch, lambda out: out
-        resized = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
+        if nearest:
+            resized = F.interpolate(batch, size=target, mode="nearest-exact")
+        else:
+            resized = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
         return resized, lambda out: F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
     top, bottom, left, right, reflect = pad_box(height, width, multiple, min_size)
     if not (top or bottom or left or right):
         return batch, lambda out: out
     padded = F.pad(batch, (left, right, top, bottom), mode="reflect" if reflect else "replicate")
     return padded, lambda out: out[..., top : top + height, left : left + width]
+
+
+def resize_target(height: int, width: int, multiple: int, min_size: int = 1) -> tuple[int, int]:
+    """``(H, W)`` that ``size_mode="resize"`` resizes to: the nearest multiples of ``multiple``, at least
+    ``min_size``."""
+    floor = max(multiple, min_size)
+    return max(floor, round(height / multiple) * multiple), max(floor, round(width / multiple) * multiple)
+
+
+def restore_size(output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(C, h, w)`` -> ``(C, H, W)`` for ``size`` = (H, W), bilinearly as ``fit_to_multiple`` restores."""
+    if tuple(output.shape[-2:]) == tuple(size):
+        return output
+    return F.interpolate(output[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+# ----- label-map inputs (pix2pixHD) -----------------------------------------------------------------------------
+def check_label_channels(info: ModelInfo, in_channels: int) -> None:
+    """``ValueError`` when ``info`` records a label-map input the generator's channel count does not fit."""
+    if not info.label_nc:
+        return
+    expected = input_channels(0, info.label_nc, bool(info.instance))
+    if in_channels != expected:
+        maps = " with instance maps" if info.instance else ""
+        raise ValueError(
+            f"info.label_nc={info.label_nc}{maps} needs a generator taking {expected} channels; it takes {in_channels}."
+        )
+
+
+def label_indices(labels: ImageLike, label_nc: int) -> np.ndarray:
+    """A class-index map -> ``(H, W)`` int64: a PIL image of mode L, P (indices, not colours), I;16, I or 1, or a
+    2-D integer array, as stored; an RGB(A) image or ``(H, W, 3|4)`` uint8 array only when every pixel is exactly
+    a ``label_palette(label_nc)`` colour (``labels_to_image``'s pictures, read back by ``colors_to_labels``)."""
+    rgb = None
+    if isinstance(labels, Image.Image) and labels.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(labels.convert("RGB"))
+    elif isinstance(labels, np.ndarray) and labels.ndim == 3 and labels.dtype == np.uint8 and labels.shape[2] in (3, 4):
+        rgb = labels[..., :3]
+    if rgb is None:
+        return index_array(labels)
+    indices = colors_to_labels(rgb, label_nc)
+    if not np.array_equal(label_palette(label_nc)[indices], rgb):
+        raise LabelMapError(
+            f"This model takes a class-index map ({label_nc} classes: a PIL image of mode L, P or I;16, or an (H, W) "
+            "integer array); got an RGB image whose colours are not the model's class colours (labels.label_palette)."
+        )
+    return indices
+
+
+def label_map_size(labels: ImageLike) -> tuple[int, int]:
+    """``(H, W)`` of a label map given as a PIL image or an array."""
+    return (labels.height, labels.width) if isinstance(labels, Image.Image) else tuple(np.shape(labels)[:2])
 
 
 @contextlib.contextmanager
@@ -707,16 +698,9 @@ def load_network(
 def download_patterns(
     backend: str, device: str | torch.device, precision: str, calibration: CalibrationSource | None
 ) -> list[str]:
-    """What ``from_pretrained`` fetches from a Hub repo: ``ALLOWED_PATTERNS``, plus the ONNX graphs where they may
-    run (onnxruntime on the CPU): ``model.onnx``, and ``model.int8.onnx`` unless ``precision`` rules it out (fp32,
-    or "auto" on a CPU where int8 is not faster and no calibration asks for it)."""
-    patterns = list(ALLOWED_PATTERNS)
-    if backend == "torch" or torch.device(device).type != "cpu":
-        return patterns
-    patterns.append(ONNX_NAME)
-    if precision == "int8" or (precision == "auto" and (calibration is not None or int8_speed_problem() is None)):
-        patterns.append(INT8_ONNX_NAME)
-    return patterns
+    """What ``from_pretrained`` fetches from a Hub repo: ``ALLOWED_PATTERNS``, plus the ONNX graphs by name where
+    they may run (``precision.onnx_patterns``)."""
+    return [*ALLOWED_PATTERNS, *onnx_patterns(backend, device, precision, calibration)]
 
 
 def checked_extra_files(
@@ -744,26 +728,3 @@ def checked_extra_files(
 def writable_folder(folder: Path) -> bool:
     """Whether files can be created in ``folder`` (where a built int8 graph goes, else into the cache)."""
     return os.access(folder, os.W_OK)
-
-
-def inputs_digest(inputs: list[np.ndarray], min_psnr_db: float) -> str:
-    """A short hash of calibration inputs and the gate: the name of a cached int8 graph built from them."""
-    digest = hashlib.sha256(repr(float(min_psnr_db)).encode())
-    for array in inputs:
-        digest.update(repr(array.shape).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def cpu_generator(generator: nn.Module) -> Iterator[nn.Module]:
-    """The generator to export: itself when on the CPU (its train/eval mode restored afterwards: the exporter
-    switches it to eval), else a CPU copy, so the model itself never moves."""
-    if next(generator.parameters()).device.type != "cpu":
-        yield copy.deepcopy(generator).cpu()
-        return
-    was_training = generator.training
-    try:
-        yield generator
-    finally:
-        generator.train(was_training)

@@ -1,14 +1,19 @@
-"""The CMP facade label palette of the pix2pix facades images, and label maps drawn by code.
+"""The CMP facade label palette of the pix2pix facades images, and label maps drawn by code; for label-map models
+(pix2pixHD: ``info.label_nc`` classes), class maps painted in ``labels.label_palette`` colours.
 
 The colours were sampled from the label halves (B, right) of ``facades/train/*.jpg``: for each class, the median of
-the pixels nearest to it (JPEG noise removed), so a drawn map looks like what the model was trained on. Label maps
-are ``(H, W, 3)`` uint8 RGB arrays.
+the pixels nearest to it (JPEG noise removed), so a drawn map looks like what the model was trained on. Facade
+label maps are ``(H, W, 3)`` uint8 RGB arrays; class maps are ``(H, W)`` integer arrays of class indices.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from pix2pix_hub.labels import colors_to_labels, label_palette
+
+OPAQUE = 128  # canvas pixels at least this opaque keep their painted class; the rest (erased) are class 0
 
 # Name -> RGB, in the order the brush offers them. "background" is what surrounds the building (sky, street).
 FACADE_CLASSES: dict[str, tuple[int, int, int]] = {
@@ -114,3 +119,57 @@ def draw_facade(seed: int, width: int = 256, height: int = 256) -> np.ndarray:
         else:
             box(x + bay_w * 0.2, ground + ground_h * 0.25, x + bay_w * 0.9, height - ground_h * 0.1, "entrance / shop")
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+# ----- class maps (label-map models) -----------------------------------------------------------------------------
+def class_colors(label_nc: int) -> list[str]:
+    """The brush colours of a class map: class k's ``label_palette`` colour as ``#rrggbb``, in class order."""
+    return [to_hex(tuple(int(v) for v in rgb)) for rgb in label_palette(label_nc)]
+
+
+def class_legend_html(label_nc: int) -> str:
+    """Swatches numbered by class (a label-map model records how many classes, not their names)."""
+    items = "".join(
+        f'<span style="display:inline-flex;align-items:center;margin:2px 8px 2px 0">'
+        f'<span style="width:14px;height:14px;border:1px solid #888;margin-right:3px;background:{colour}">'
+        f"</span>{index}</span>"
+        for index, colour in enumerate(class_colors(label_nc))
+    )
+    return f'<div style="display:flex;flex-wrap:wrap">{items}</div>'
+
+
+def draw_class_map(seed: int, width: int, height: int, label_nc: int) -> np.ndarray:
+    """A class map ``(height, width)`` int64 to start from: class 0 with rectangles of the other classes.
+
+    Deterministic for a given seed, size and class count (the examples are the same on every start).
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((height, width), dtype=np.int64)
+    if label_nc < 2:
+        return labels
+    for _ in range(int(rng.integers(4, 9))):
+        x0, y0 = int(rng.integers(0, max(1, width - 8))), int(rng.integers(0, max(1, height - 8)))
+        x1, y1 = x0 + int(rng.integers(8, max(9, width // 2))), y0 + int(rng.integers(8, max(9, height // 2)))
+        labels[y0:y1, x0:x1] = int(rng.integers(1, label_nc))
+    return labels
+
+
+def class_map_image(labels: np.ndarray, label_nc: int) -> Image.Image:
+    """A class map as a PNG-ready image that keeps its indices: mode P with the class colours as its palette (a
+    browser shows colours, ``Pix2Pix`` reads indices), or a 16-bit grey image for more than 256 classes."""
+    if label_nc > 256:
+        return Image.fromarray(labels.astype(np.uint16))
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(label_palette(label_nc).tobytes())
+    return image
+
+
+def canvas_to_labels(image: np.ndarray, label_nc: int) -> np.ndarray:
+    """A painted ``(H, W, 3|4)`` uint8 canvas -> ``(H, W)`` class indices: each pixel's nearest class colour
+    (``colors_to_labels``: a brush's anti-aliased edges snap to a class); erased (transparent) pixels class 0."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    labels = colors_to_labels(image[:, :, :3], label_nc)
+    if image.shape[2] == 4:
+        labels[image[:, :, 3] < OPAQUE] = 0
+    return labels

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.fileio import save_image
 from pix2pix_hub.image_io import UnreadableImage, bomb_size, check_still
+from pix2pix_hub.labels import INDEX_MODES, index_array, labels_to_image
 
 LOGGER = logging.getLogger("pix2pix_space")
 DEFAULT_MODEL_ID = "user/facades"
@@ -68,6 +69,11 @@ class LoadedModel:
     status: str
     direction: str
 
+    @property
+    def label_nc(self) -> int:
+        """The classes of a label-map model's input (its page paints classes); 0 for an image model or none."""
+        return self.pix2pix.label_nc if self.pix2pix is not None else 0
+
 
 def load_model(settings: Settings) -> LoadedModel:
     """Load ``settings.model_id`` (local folder or Hub id); on any failure keep going and explain it in the page."""
@@ -100,6 +106,9 @@ def load_model(settings: Settings) -> LoadedModel:
     )
     if pix2pix.info.dataset:
         status += f" · **Trained on:** `{pix2pix.info.dataset}`"
+    if pix2pix.label_nc:
+        boundaries = ", instance boundaries from the classes" if pix2pix.info.instance else ""
+        status += f" · **Input:** a class-index map, {pix2pix.label_nc} classes{boundaries}"
     return LoadedModel(model_id, pix2pix, status + " · " + describe_engine(pix2pix), direction)
 
 
@@ -186,6 +195,14 @@ def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
 def translate_drawing(model: LoadedModel, label_map: np.ndarray) -> Image.Image:
     """Translate a snapped ``(H, W, 3)`` uint8 label map."""
     return translate_image(model, Image.fromarray(label_map))
+
+
+def input_preview(model: LoadedModel, image: Image.Image) -> Image.Image:
+    """The input as the comparison slider shows it: a label-map model's class-index map in its class colours
+    (its indices would look black), any other image as RGB."""
+    if model.label_nc and image.mode in INDEX_MODES:
+        return labels_to_image(index_array(image), model.label_nc)
+    return image.convert("RGB")
 
 
 def output_folder() -> Path:

@@ -12,7 +12,8 @@ import torch
 from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
 from pix2pix_hub import export as export_module
 from pix2pix_hub.cli import main
-from pix2pix_hub.export import ParityError, export_onnx, onnx_session
+from pix2pix_hub.export import ParityError, export_onnx, onnx_session, parity_side
+from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,35 @@ def test_export_matches_torch_on_new_batch_and_spatial_sizes(tmp_path, build):
     assert metadata["size_multiple"] == str(multiple)
     assert metadata["in_channels"] == str(generator.in_channels)
     assert json.loads(metadata["config"])["ngf"] == 8
+
+
+@pytest.mark.parametrize(
+    ("build", "side"),
+    [(lambda: GlobalGenerator(ngf=4), 64), (lambda: LocalEnhancer(ngf=4), 128)],
+    ids=["global", "local"],
+)
+def test_pix2pixhd_generators_at_their_default_depths_export_within_1e_4(tmp_path, build, side):
+    torch.manual_seed(0)
+    generator = build().eval()  # 4 halvings and 9 blocks in the global part; 1 local branch of 3 blocks
+    report = export_onnx(generator, tmp_path / "g.onnx")
+    assert report["checked_shapes"] == [f"1x3x{side}x{side}", f"2x3x{side}x{2 * side}"]
+    assert report["max_abs_diff"] <= 1e-4
+    # A shape the check did not use: 3:1, batch 2, at the smallest side the generator takes twice over.
+    height, width = 2 * generator.min_size, 6 * generator.min_size
+    batch = torch.rand(2, 3, height, width) * 2 - 1
+    with torch.inference_mode():
+        expected = generator(batch).numpy()
+    actual = onnx_session(tmp_path / "g.onnx").run(["output"], {"input": batch.numpy()})[0]
+    assert np.abs(actual - expected).max() <= 1e-4
+
+
+def test_the_parity_check_side_is_twice_the_smallest_side_and_a_multiple():
+    # max(64, 2 * min_size) rounded up to size_multiple; networks without a min_size take any multiple
+    assert parity_side(unet_128(ngf=1)) == 128  # 64 rounded up to the multiple
+    assert parity_side(resnet_6blocks(ngf=1)) == 64
+    assert parity_side(GlobalGenerator(ngf=1)) == 64  # multiple 16, min side 32
+    assert parity_side(LocalEnhancer(ngf=1)) == 128  # multiple 32, min side 64
+    assert parity_side(GlobalGenerator(ngf=1, n_downsample=6)) == 256  # multiple 64, min side 128
 
 
 def test_failed_parity_check_writes_nothing(tmp_path, monkeypatch):

@@ -26,10 +26,12 @@ ALLOWED = {
     f"{P}.export": (*BASICS, f"{P}.models"),
     f"{P}.onnx_backend": (*BASICS, f"{P}.export"),
     f"{P}.quantize": (*BASICS, f"{P}.export"),
+    # Which graph runs on onnxruntime (int8 or fp32): below the pipeline, above the graphs it chooses between.
+    f"{P}.precision": (*BASICS, f"{P}.export", f"{P}.onnx_backend", f"{P}.quantize"),
     f"{P}.pipeline": (
         *BASICS,
         *NETWORKS,
-        *(f"{P}.{m}" for m in ("model_info", "model_card", "onnx_backend", "export", "quantize")),
+        *(f"{P}.{m}" for m in ("model_info", "model_card", "onnx_backend", "export", "quantize", "precision")),
     ),
     f"{P}.data": (*BASICS, f"{P}.model_info", f"{P}.data"),
     # Training may use everything below the entry points, but never the CLI or the inference jobs.

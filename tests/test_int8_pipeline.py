@@ -182,7 +182,7 @@ def test_a_read_only_model_folder_builds_into_the_cache_and_reuses_it(trained, t
     def no_quantizing(*args, **kwargs):
         raise AssertionError("quantized again although the cache holds this graph")
 
-    monkeypatch.setattr("pix2pix_hub.pipeline.quantize_int8", no_quantizing)
+    monkeypatch.setattr("pix2pix_hub.precision.quantize_int8", no_quantizing)
     again = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
     assert again.int8_graph.path == cached and again.engine == first.engine
 

@@ -20,6 +20,7 @@ from pix2pix_hub.model_card import (
     render_model_card,
     save_widget_images,
 )
+from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 
 FACADES_INFO = ModelInfo.for_training("huggan/facades", "BtoA", 256)
 METRICS = {"l1": 0.21, "psnr": 13.2, "ssim": 0.31}
@@ -139,3 +140,24 @@ def test_the_old_call_still_works(pix2pix):
     text = render_model_card(bare, repo_id="me/facades", dataset="huggan/facades", direction="BtoA", license="mit")
     card = ModelCard(text)
     assert card.data.license == "mit" and card.data.pix2pix["direction"] == "BtoA"
+
+
+def test_pix2pixhd_generators_are_described_and_label_map_inputs_explained():
+    info = ModelInfo(direction="AtoB", label_nc=35, instance=True)
+    card = ModelCard(render_card(GlobalGenerator(in_channels=36, ngf=4), None, info))
+    assert (
+        "pix2pixHD global generator (G1, --netG global): c7s1-4, 4 stride-2 convs (n_downsample), 9 residual "
+        in card.text
+    )
+    assert "| input | `class-index map: label_nc=35 one-hot channels + 1 instance-boundary channel` |" in card.text
+    assert "Its input is a **class-index map**" in card.text and "instance=ids" in card.text
+    assert {"GlobalGenerator", "pix2pixhd", "semantic-image-synthesis"} <= set(card.data.tags)
+    assert card.data.pix2pix == {"direction": "AtoB", "label_nc": 35, "instance": True}
+    local = ModelCard(render_card(LocalEnhancer(ngf=4, n_blocks_local=2), None, ModelInfo()))
+    assert (
+        "pix2pixHD local enhancer (G2, --netG local): a global generator of width 8 (4 stride-2 convs, 9 " in local.text
+    )
+    assert "1 full-resolution branch(es) of 2 residual blocks" in local.text and "multiples of 32" in local.text
+    assert "class-index" not in local.text and "semantic-image-synthesis" not in local.data.tags
+    plain = ModelCard(render_card(unet_128(ngf=4), None, ModelInfo()))
+    assert "| architecture |" not in plain.text and "pix2pixhd" not in plain.data.tags

@@ -238,6 +238,27 @@ def test_exports_are_cached_by_weights_and_pruned(tmp_path, monkeypatch):
     assert len(graphs) == onnx_backend.CACHE_KEEP and graph not in graphs  # the oldest went first
 
 
+def test_a_shipped_graph_reaches_onnxruntime_as_bytes_read_from_the_file(tmp_path, monkeypatch):
+    """A repo's ONNX file is read whole first: onnxruntime never opens a path, so a graph cannot point it at other
+    files (external data, resolved beside the file)."""
+    from pix2pix_hub import export
+
+    torch.manual_seed(0)
+    Pix2Pix(UNetGenerator(num_downs=3, ngf=4).eval()).save_pretrained(tmp_path / "shipped", onnx=True)
+    opened = []
+    real_session = export.onnx_session
+
+    def recording_session(graph, *args, **kwargs):
+        opened.append(graph)
+        return real_session(graph, *args, **kwargs)
+
+    monkeypatch.setattr(export, "onnx_session", recording_session)
+    monkeypatch.setattr(export, "export_onnx", lambda *args, **kwargs: pytest.fail("exported instead of shipped"))
+    pix2pix = Pix2Pix.from_pretrained(tmp_path / "shipped", precision="fp32")
+    pix2pix.translate_tensor(torch.zeros(1, 3, 8, 8))
+    assert opened == [(tmp_path / "shipped" / "model.onnx").read_bytes()]
+
+
 # ----- nothing silently wrong (issue 13) -------------------------------------------------------------------------
 ORIENTATION = 0x0112  # the EXIF tag; 6: the camera was turned, show the pixels rotated 90 degrees clockwise
 

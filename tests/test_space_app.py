@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("gradio")
@@ -19,7 +20,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spaces_app"))
 from local_server import running_app  # noqa: E402
 
-from pix2pix_hub import Pix2Pix, unet_128  # noqa: E402
+from pix2pix_hub import ModelInfo, Pix2Pix, unet_128  # noqa: E402
+from pix2pix_hub.models.hd import GlobalGenerator  # noqa: E402
 
 MAX_PIXELS = 400 * 400
 
@@ -99,3 +101,25 @@ def test_app_starts_without_a_model_and_says_how_to_point_it_at_one(tmp_path):
         assert "MODEL_ID=path/to/folder" in texts
         with pytest.raises(AppError, match="No model is loaded"):
             Client(url, verbose=False).predict(handle_file(save(tmp_path, "x.png", (32, 32))), api_name="/translate")
+
+
+def test_a_label_map_model_takes_a_class_index_png_over_http_and_paints_classes(tmp_path):
+    folder = tmp_path / "labels"
+    torch.manual_seed(0)
+    generator = GlobalGenerator(in_channels=8, ngf=4, n_downsample=2, n_blocks=1)
+    pix2pix = Pix2Pix(generator, info=ModelInfo(label_nc=8), backend="torch")
+    pix2pix.save_pretrained(folder)
+    labels = np.kron(np.random.default_rng(0).integers(0, 8, (6, 10)), np.ones((8, 8), np.int64))[:45, :77]
+    # Grey indices 0..7: converted to colours on the way, they would be no class colours and be refused.
+    Image.fromarray(labels.astype(np.uint8), "L").save(tmp_path / "map.png")
+    with running_app({"MODEL_ID": str(folder)}) as url:
+        client = Client(url, verbose=False)
+        result = client.predict(handle_file(str(tmp_path / "map.png")), api_name="/translate")
+        expected = np.asarray(pix2pix(labels), np.int16)
+        assert np.abs(np.asarray(Image.open(result), np.int16) - expected).max() <= 1  # onnxruntime vs torch
+        with urllib.request.urlopen(url + "/config") as response:
+            config = json.load(response)
+    texts = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"])
+    assert "a class-index map, 8 classes" in texts
+    (editor,) = [c for c in config["components"] if c.get("type") == "imageeditor"]
+    assert editor["props"]["brush"]["colors"][:2] == ["#000000", "#800000"]

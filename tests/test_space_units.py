@@ -17,16 +17,28 @@ gr = pytest.importorskip("gradio")
 SPACE = Path(__file__).resolve().parents[1] / "spaces_app"
 sys.path.insert(0, str(SPACE))
 
-from facade_palette import FACADE_CLASSES, PALETTE, draw_facade, snap_to_palette  # noqa: E402
+from facade_palette import (  # noqa: E402
+    FACADE_CLASSES,
+    PALETTE,
+    canvas_to_labels,
+    class_colors,
+    class_map_image,
+    draw_class_map,
+    draw_facade,
+    snap_to_palette,
+)
 from model_service import (  # noqa: E402
     DEFAULT_MODEL_ID,
     Settings,
+    input_preview,
     load_model,
     open_upload,
     translate_image,
 )
 
 from pix2pix_hub import ModelInfo, Pix2Pix, performance, unet_128  # noqa: E402
+from pix2pix_hub.labels import index_array, label_palette, labels_to_image  # noqa: E402
+from pix2pix_hub.models.hd import GlobalGenerator  # noqa: E402
 
 FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades" / "train"
 
@@ -252,6 +264,72 @@ def test_space_entry_point_tunes_the_allocator_unless_told_not_to(monkeypatch):
     with pytest.raises(Stop):
         app.main()
     assert calls == ["tuned", "tuned"]
+
+
+# ----- label-map models (pix2pixHD): class-index uploads, painting classes ---------------------------------------
+@pytest.fixture(scope="module")
+def label_model_dir(tmp_path_factory) -> Path:
+    """A model taking class-index maps of 8 classes with instance boundaries (9 input channels)."""
+    folder = tmp_path_factory.mktemp("space-labels") / "labels"
+    torch.manual_seed(0)
+    generator = GlobalGenerator(in_channels=9, ngf=4, n_downsample=2, n_blocks=1)
+    Pix2Pix(generator, info=ModelInfo(direction="AtoB", label_nc=8, instance=True)).save_pretrained(folder, card="")
+    return folder
+
+
+def test_class_maps_are_drawn_from_the_model_classes_and_saved_as_indices_in_colour(tmp_path):
+    labels = draw_class_map(3, 96, 64, 8)
+    assert labels.shape == (64, 96) and np.array_equal(labels, draw_class_map(3, 96, 64, 8))
+    assert set(np.unique(labels)) <= set(range(8)) and len(np.unique(labels)) > 1
+    class_map_image(labels, 8).save(tmp_path / "map.png")
+    with Image.open(tmp_path / "map.png") as saved:
+        assert saved.mode == "P" and np.array_equal(index_array(saved), labels)  # indices, as pix2pix reads them
+        assert np.array_equal(np.asarray(saved.convert("RGB")), label_palette(8)[labels])  # colours, as shown
+    many = class_map_image(np.array([[0, 299]]), 300)
+    assert many.mode == "I;16" and index_array(many).tolist() == [[0, 299]]
+
+
+def test_painted_classes_are_read_back_as_the_nearest_class_and_erased_pixels_as_class_0():
+    colours = label_palette(8)
+    canvas = np.zeros((4, 4, 4), np.uint8)
+    canvas[..., :3] = colours[5]
+    canvas[..., 3] = 255
+    canvas[0, 0, :3] = colours[3].astype(int) + 6  # an anti-aliased brush edge near class 3
+    canvas[1, 1, 3] = 0  # erased
+    labels = canvas_to_labels(canvas, 8)
+    assert labels[0, 0] == 3 and labels[1, 1] == 0 and labels[2, 2] == 5
+    assert class_colors(3) == ["#000000", "#800000", "#008000"]
+
+
+def test_a_label_model_takes_class_index_uploads_and_refuses_photos(label_model_dir, tmp_path):
+    model = load_model(Settings(model_id=str(label_model_dir)))
+    assert model.label_nc == 8 and "**Input:** a class-index map, 8 classes" in model.status
+    labels = draw_class_map(1, 77, 45, 8)
+    class_map_image(labels, 8).save(tmp_path / "map.png")
+    upload = open_upload(str(tmp_path / "map.png"), 10**6)
+    output = translate_image(model, upload)
+    assert output.size == (77, 45)
+    assert np.array_equal(np.asarray(output), model.pix2pix(labels))
+    assert np.array_equal(np.asarray(input_preview(model, upload)), np.asarray(labels_to_image(labels, 8)))
+    with pytest.raises(gr.Error, match="class-index map") as refused:
+        translate_image(model, Image.new("RGB", (32, 32), (200, 30, 30)))
+    assert refused.value.title == "Cannot translate this image"
+
+
+def test_a_label_model_page_paints_its_classes_and_its_endpoint_translates_them(label_model_dir, tmp_path):
+    import app
+
+    model = load_model(Settings(model_id=str(label_model_dir)))
+    examples = app.write_examples(tmp_path, model.label_nc)
+    assert all(Image.open(path).mode == "P" for path in examples)  # class-index PNGs, shown in colour
+    demo = app.build_demo(Settings(model_id=str(label_model_dir)), model, examples)
+    (editor,) = [c for c in demo.config["components"] if c.get("type") == "imageeditor"]
+    assert editor["props"]["brush"]["colors"] == class_colors(8)
+    (endpoint,) = [f for f in demo.fns.values() if f.api_name == "translate_drawing"]
+    canvas = np.dstack([label_palette(8)[draw_class_map(2, 64, 48, 8)], np.full((48, 64), 255, np.uint8)])
+    output, (painted, compared) = endpoint.fn({"background": None, "layers": [], "composite": canvas})
+    assert Image.open(output).size == (64, 48) and compared == output
+    assert np.array_equal(np.asarray(Image.open(painted).convert("RGB")), canvas[..., :3])
 
 
 # ----- the Space folder ---------------------------------------------------------------------------------
