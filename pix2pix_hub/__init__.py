@@ -20,6 +20,7 @@ from .models import (
     resnet_9blocks,
     unet_128,
     unet_256,
+    unet_512,
 )
 from .pipeline import Pix2Pix
 
@@ -44,4 +45,5 @@ __all__ = [
     "resnet_9blocks",
     "unet_128",
     "unet_256",
+    "unet_512",
 ]

@@ -111,7 +111,7 @@ def test_other_inits_change_the_weights(init_type):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: build_generator("unet_512"), r"Unknown generator preset 'unet_512'; choose one of .*unet_128"),
+        (lambda: build_generator("unet_1024"), r"Unknown generator preset 'unet_1024'; choose one of .*unet_128"),
         (lambda: build_discriminator("huge"), r"Unknown discriminator preset 'huge'"),
         (lambda: UNetGenerator(norm="group"), r"norm='group' is not supported; choose one of batch, instance, none"),
         (lambda: ResnetGenerator(norm="layer"), r"norm='layer'"),

@@ -20,7 +20,7 @@ from .registry import (
     generator_size_multiple,
 )
 from .resnet import ResnetGenerator, resnet_6blocks, resnet_9blocks
-from .unet import UNetGenerator, unet_128, unet_256
+from .unet import UNetGenerator, unet_128, unet_256, unet_512
 from .vgg import VGG19Features, load_vgg19
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "ResnetGenerator",
     "unet_128",
     "unet_256",
+    "unet_512",
     "UNetGenerator",
     "VGG19Features",
     "WeightsNotFoundError",

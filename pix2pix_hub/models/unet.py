@@ -108,3 +108,9 @@ def unet_128(**kwargs) -> UNetGenerator:
 def unet_256(**kwargs) -> UNetGenerator:
     """The paper's generator: 8 downsamplings, for 256x256 crops (54,414,531 parameters at ngf=64, batch norm)."""
     return UNetGenerator(num_downs=8, **kwargs)
+
+
+@register_generator
+def unet_512(**kwargs) -> UNetGenerator:
+    """One level deeper than the paper's: 9 downsamplings, for 512x512 crops (the 1x1 bottleneck at 512)."""
+    return UNetGenerator(num_downs=9, **kwargs)
