@@ -1,7 +1,7 @@
 """Training and inference speed of the paper's model: the library's default paths against a plain eager loop.
 
 Paper config: unet_256 generator + 70x70 PatchGAN, batch norm, fp32, 256x256, random data (data loading is
-measured by bench_data.py). Two variants, each trained in a fresh process (so allocator settings do not leak
+measured by bench_data.py). Three variants, each trained in a fresh process (so allocator settings do not leak
 between them) and alternated ``--rounds`` times so a noisy neighbour hits both alike; inference of both is timed
 in a third process, the two paths taking turns call by call:
 
@@ -11,6 +11,9 @@ in a third process, the two paths taking turns call by call:
     plain_eager  the loop most scripts write (the Hugging Face community pix2pix script's): default Adam,
                  ``loss_G.backward()`` through an unfrozen D, glibc's default allocator; inference is
                  ``generator(x)`` under ``torch.no_grad`` on a ready tensor
+    default_bf16 the default path under ``--mixed_precision bf16`` (bf16 autocast, fp32 weights; the Winograd
+                 convs step aside for oneDNN's bf16 ones): faster only where the CPU has AVX-512 BF16 or AMX
+                 (``machine.capabilities``); training only
 
 Per variant: ``train_step_s`` (median seconds per update at batch 1), ``images_per_s_batch{4,8}``, ``infer_s``
 (median seconds for one 256x256 image), ``first_infer_s`` (the first call, including the ONNX export into an
@@ -20,7 +23,8 @@ empty cache), ``first_infer_cached_s`` (the first call of a second model with th
     python benchmarks/bench_train.py --steps 10 [--rounds 1] [--batch_sizes 4 8] [--infer_repeats 20]
 
 Progress goes to stderr; the last line on stdout is one JSON object with the default path's figures at the top
-level, both variants in full, and ``speedup`` (plain eager / default time, or default / plain images/s).
+level, every variant in full, and ``speedup`` (plain eager / default time, or default / plain images/s;
+``bf16_*``: fp32 default / bf16 time, or bf16 / fp32 images/s).
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from pathlib import Path
 import torch
 
 from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
+from pix2pix_hub.quantize import cpu_capabilities
 
-VARIANTS = ("plain_eager", "default")
+VARIANTS = ("plain_eager", "default", "default_bf16")
+INFERENCE_VARIANTS = ("plain_eager", "default")
 SIDE = 256
 
 
@@ -74,18 +80,19 @@ def plain_eager_step(batch_size: int):
     return step
 
 
-def default_parts(batch_size: int):
-    """What ``train()`` builds for the paper config: ``(StepParts, accelerator, batch)`` for ``train_step``."""
+def default_parts(batch_size: int, mixed_precision: str = "no"):
+    """What ``train()`` builds for the paper config: ``(StepParts, accelerator, batch)`` for ``train_step``;
+    ``mixed_precision="bf16"``: what ``--mixed_precision bf16`` builds (bf16 autocast, fp32 weights)."""
     from accelerate import Accelerator
 
     from pix2pix_hub.training import TrainingConfig
     from pix2pix_hub.training.loop import StepParts, build_networks, make_adam
     from pix2pix_hub.training.losses import GANLoss
 
-    config = TrainingConfig(batch_size=batch_size)
+    config = TrainingConfig(batch_size=batch_size, mixed_precision=mixed_precision)
     if not config.plain_eager:
         tune_allocator()
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=True, mixed_precision=mixed_precision)
     generator, discriminator = build_networks(config)
     optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
     optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
@@ -95,11 +102,11 @@ def default_parts(batch_size: int):
     return parts, accelerator, batch
 
 
-def default_step(batch_size: int):
+def default_step(batch_size: int, mixed_precision: str = "no"):
     """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
     from pix2pix_hub.training.loop import train_step
 
-    parts, accelerator, batch = default_parts(batch_size)
+    parts, accelerator, batch = default_parts(batch_size, mixed_precision)
     return lambda: train_step(batch, parts, accelerator)
 
 
@@ -149,7 +156,11 @@ def inference_worker(args: argparse.Namespace) -> dict:
 
 def train_worker(variant: str, args: argparse.Namespace) -> dict:
     """The training figures of one variant, measured in this (fresh) process."""
-    make_step = default_step if variant == "default" else plain_eager_step
+    make_step = {
+        "plain_eager": plain_eager_step,
+        "default": default_step,
+        "default_bf16": lambda batch_size: default_step(batch_size, "bf16"),
+    }[variant]
     torch.manual_seed(0)
     step = make_step(1)
     timed(step, args.warmup)
@@ -197,6 +208,7 @@ def machine() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
         "threads": torch.get_num_threads(),
+        "capabilities": cpu_capabilities(),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
@@ -239,22 +251,24 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             print(f"round {round_index + 1}: {variant} train step {step_s:.3f} s ({elapsed:.0f} s)", file=sys.stderr)
         inference = run_worker("inference", argv)
-        for variant in VARIANTS:
+        for variant in INFERENCE_VARIANTS:
             runs[variant][-1].update(inference[variant])
-        plain_ms, default_ms = (inference[variant]["infer_s"] * 1000 for variant in VARIANTS)
+        plain_ms, default_ms = (inference[variant]["infer_s"] * 1000 for variant in INFERENCE_VARIANTS)
         message = f"inference plain {plain_ms:.0f} ms, default {default_ms:.0f} ms"
         print(f"round {round_index + 1}: {message}", file=sys.stderr)
     results = {variant: combine(runs[variant]) for variant in VARIANTS}
-    default, plain = results["default"], results["plain_eager"]
+    default, plain, bf16 = results["default"], results["plain_eager"], results["default_bf16"]
     speedup = {
         "train_step": plain["train_step_s"] / default["train_step_s"],
+        "bf16_train_step": default["train_step_s"] / bf16["train_step_s"],
         "infer": plain["infer_s"] / default["infer_s"],
     }
     for batch_size in args.batch_sizes:
         key = f"images_per_s_batch{batch_size}"
         speedup[key] = default[key] / plain[key]
+        speedup[f"bf16_{key}"] = bf16[key] / default[key]
     report = {
-        "config": "unet_256 + 70x70 PatchGAN, batch norm, fp32, 256x256",
+        "config": "unet_256 + 70x70 PatchGAN, batch norm, 256x256; fp32 (default_bf16: bf16 autocast, fp32 weights)",
         "steps": args.steps,
         "rounds": args.rounds,
         "machine": machine(),
