@@ -114,7 +114,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         fid_note = str(error)
     report = evaluate(
         pix2pix,
-        open_dataset(args, args.dataset),
+        open_dataset(args, args.dataset, evaluated_instances(args, pix2pix)),
         args.output_dir,
         size_mode=args.size_mode,
         dropout_at_test=args.dropout_at_test,
@@ -142,6 +142,16 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"error: {len(report['skipped'])} row(s) could not be evaluated.", file=sys.stderr)
         return EXIT_BAD_INPUTS
     return EXIT_OK
+
+
+def evaluated_instances(args: argparse.Namespace, pix2pix: Pix2Pix) -> str | None:
+    """The dataset column of the instance maps a label-map model taking them reads (``--column_instance``,
+    default ``instance``: an I/ folder beside A/ and B/); None for other models, which may not be given one."""
+    if pix2pix.label_nc and pix2pix.info.instance:
+        return args.column_instance or "instance"
+    if args.column_instance:
+        raise CommandError("--column_instance is for label-map models that take instance maps; this one does not.")
+    return None
 
 
 # ----- export-onnx --------------------------------------------------------------------------------------------
@@ -268,8 +278,9 @@ def say_engine(pix2pix: Pix2Pix, args: argparse.Namespace) -> None:
         print(f"Engine: {pix2pix.engine}{note}", file=sys.stderr)
 
 
-def open_dataset(args: argparse.Namespace, source: str) -> Any:
-    """``pix2pix_hub.data.load_pairs`` with the command's split, direction and column options."""
+def open_dataset(args: argparse.Namespace, source: str, column_instance: str | None = None) -> Any:
+    """``pix2pix_hub.data.load_pairs`` with the command's split, direction and column options (and
+    ``column_instance``, the instance maps' column, when given)."""
     try:
         import datasets  # here, not at the top: `--help` and file translation do not need it
     except ImportError as error:
@@ -278,6 +289,8 @@ def open_dataset(args: argparse.Namespace, source: str) -> Any:
         datasets.disable_progress_bars()
     options = {"split": args.split, "direction": args.direction}
     options.update({key: getattr(args, key) for key in ("column_a", "column_b") if getattr(args, key)})
+    if column_instance:
+        options["column_instance"] = column_instance
     try:
         return load_pairs(source, **options)
     except Exception as error:  # any loading failure is fatal for the command; show it without a traceback
@@ -419,6 +432,12 @@ def add_evaluate_parser(commands: Any) -> None:
     )
     add_inference_options(evaluate)
     add_dataset_options(evaluate)
+    evaluate.add_argument(
+        "--column_instance",
+        default=None,
+        help="label-map models taking instance maps (pix2pixHD --instance): the dataset column of the instance maps "
+        "(default instance: an I/ folder beside A/ and B/)",
+    )
     evaluate.set_defaults(handler=evaluate_command)
 
 

@@ -7,6 +7,10 @@
     images/             the PNGs the page shows (``00000_input.png``, ``00000_output.png``, ``00000_target.png``)
     grid.png            the first ``grid_rows`` rows as one picture
 
+A label-map model (``pix2pix.label_nc``; pix2pixHD) gets each input as stored, a class-index map, and its
+instance map when it takes them (an ``instance`` column: ``load_pairs(column_instance=...)``); ``Pix2Pix`` encodes
+them as for any call. Its page and grid show the map in ``labels.label_palette`` colours.
+
 Metrics are computed on the saved 8-bit images (what a user sees), with ``pix2pix_hub.metrics.image_metrics``:
 identical images give L1 0, PSNR capped at 100 dB, SSIM 1. FID uses torchmetrics with Inception weights from a
 local file only (nothing is downloaded); without them it is reported as unavailable, with the reason.
@@ -26,11 +30,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data.checks import raw_rows
+from .data.checks import INSTANCE_COLUMN, raw_rows
 from .fileio import save_image, write_text
 from .image_io import UnreadableImage, decode_image
 from .imaging import convert_image, image_to_tensor, make_grid
 from .inference import batches, progress_bar, translate_with_retry
+from .labels import label_indices, labels_to_image
 from .metrics import PSNR_CAP_DB, image_metrics
 from .pipeline import Pix2Pix
 
@@ -77,7 +82,7 @@ def _fid_input(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
-Pair = tuple[int, Image.Image, Image.Image]  # (row index, input, target)
+Pair = tuple[int, Image.Image, Image.Image, Image.Image | None]  # (row index, input, target, instance map)
 
 
 class Scores:
@@ -87,9 +92,10 @@ class Scores:
     keeps its images even if it is stopped.
     """
 
-    def __init__(self, output_dir: Path, channels: int, grid_rows: int, fid: Any = None) -> None:
+    def __init__(self, output_dir: Path, channels: int, grid_rows: int, fid: Any = None, label_nc: int = 0) -> None:
         self.output_dir = output_dir
         self.channels = channels  # the model's output channels: outputs and targets are compared as such
+        self.label_nc = label_nc  # a label-map model's classes: its inputs are shown in their palette colours
         self.grid_rows = grid_rows
         self.fid = fid
         self.per_image: list[dict[str, Any]] = []
@@ -101,7 +107,7 @@ class Scores:
 
     def add_batch(self, pairs: Sequence[Pair], outputs: Sequence[Image.Image | Exception]) -> None:
         """Score one batch; ``outputs`` are ``translate_with_retry``'s (an exception for an image that failed)."""
-        for (index, source, target), output in zip(pairs, outputs):
+        for (index, source, target, _), output in zip(pairs, outputs):
             if isinstance(output, Exception):
                 failure = f"{type(output).__name__}: {output}"
                 self.skip(index, f"translation failed on {source.width}x{source.height}: {failure}")
@@ -117,6 +123,8 @@ class Scores:
             self.skip(index, f"metrics failed on {source.width}x{source.height}: {error}")
             return
         self.per_image.append({"index": index, **{name: float(scores[name][0]) for name in METRIC_NAMES}})
+        if self.label_nc:  # class indices 0..N-1 would show as a black image
+            source = labels_to_image(label_indices(source, self.label_nc), self.label_nc)
         for kind, image in (("input", source), ("output", output), ("target", target)):
             save_image(image, self.output_dir / "images" / f"{index:05d}_{kind}.png")
         if len(self.grid) < self.grid_rows:
@@ -165,7 +173,8 @@ def evaluate(
     progress: bool = False,
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images).
+    """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images); a
+    label-map model's inputs are class-index maps, with ``dataset[i]["instance"]`` when it takes instance maps.
 
     ``dataset`` is a ``datasets.Dataset`` from ``pix2pix_hub.data.load_pairs`` or a list of such dicts. Rows that
     cannot be read, are larger than ``pix2pix.max_pixels`` or whose target size differs from the input are
@@ -178,12 +187,15 @@ def evaluate(
     if hasattr(dataset, "cast_column"):  # a datasets.Dataset: read stored bytes, so errors can name the file
         dataset = raw_rows(dataset)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    scores = Scores(output_dir, pix2pix.out_channels, grid_rows, fid)
+    scores = Scores(output_dir, pix2pix.out_channels, grid_rows, fid, pix2pix.label_nc)
     for batch in batches(readable_pairs(pix2pix, dataset, count, scores, progress), batch_size):
-        sources = [source for _, source, _ in batch]
-        scores.add_batch(
-            batch, translate_with_retry(pix2pix, sources, size_mode=size_mode, dropout_at_test=dropout_at_test)
+        sources = [source for _, source, _, _ in batch]
+        instances = [ids for _, _, _, ids in batch]
+        instances = instances if any(ids is not None for ids in instances) else None
+        outputs = translate_with_retry(
+            pix2pix, sources, instances, size_mode=size_mode, dropout_at_test=dropout_at_test
         )
+        scores.add_batch(batch, outputs)
     report = scores.report(info, fid_note)
     if scores.grid:
         save_image(make_grid(scores.grid), output_dir / "grid.png")
@@ -195,26 +207,34 @@ def evaluate(
 def readable_pairs(
     pix2pix: Pix2Pix, rows: Sequence[dict[str, Any]], count: int, scores: Scores, progress: bool
 ) -> Iterator[Pair]:
-    """``(index, input, target)`` for each of the first ``count`` rows that decodes, as the model's channel counts,
-    with input and target of one size; the other rows go to ``scores.skip`` with the reason."""
+    """``(index, input, target, instance map or None)`` for each of the first ``count`` rows that decodes, with
+    input and target of one size; the other rows go to ``scores.skip`` with the reason."""
     with progress_bar(count, progress, unit="pair") as bar:
         for index in range(count):
             try:
-                row = rows[index]
-                source, target = (
-                    convert_image(decode_image(row[name], pix2pix.max_pixels, f"row {index} {name}"), channels)
-                    for name, channels in (("input", pix2pix.in_channels), ("target", pix2pix.out_channels))
-                )
+                source, target, ids = read_row(pix2pix, rows[index], index)
             except Exception as error:  # noqa: BLE001 - a row that does not decode is reported, not fatal
                 scores.skip(
                     index, str(error) if isinstance(error, UnreadableImage) else f"{type(error).__name__}: {error}"
                 )
             else:
                 if source.size == target.size:
-                    yield index, source, target
+                    yield index, source, target, ids
                 else:
                     scores.skip(index, f"input {source.size} and target {target.size} differ in size")
             bar.update(1)
+
+
+def read_row(pix2pix: Pix2Pix, row: dict[str, Any], index: int) -> tuple[Image.Image, Image.Image, Image.Image | None]:
+    """One row decoded for the model: the input as its ``in_channels`` (a label-map model's as stored: class
+    indices, never converted to colours), the target as its ``out_channels``, and the instance map when the model
+    takes them and the row has one (else None: the pipeline then uses the class boundaries)."""
+    source = decode_image(row["input"], pix2pix.max_pixels, f"row {index} input")
+    source = source if pix2pix.label_nc else convert_image(source, pix2pix.in_channels)
+    target = convert_image(decode_image(row["target"], pix2pix.max_pixels, f"row {index} target"), pix2pix.out_channels)
+    if not (pix2pix.label_nc and pix2pix.info.instance and row.get(INSTANCE_COLUMN) is not None):
+        return source, target, None
+    return source, target, decode_image(row[INSTANCE_COLUMN], pix2pix.max_pixels, f"row {index} instance map")
 
 
 def page_title(info: dict[str, Any] | None) -> str:

@@ -17,6 +17,9 @@ from PIL import Image
 # Modes whose pixel values are integers as stored: palette indices, 8-bit, 16-bit and 32-bit grey, 1-bit.
 INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I;16N", "I", "1")
 MAX_LISTED_VALUES = 5
+# How a bad-label message ends: training can change the model, inference can only change the map.
+TRAINING_HINT = "raise --label_nc or fix the map"
+MODEL_HINT = "the model has no other classes: fix the map (one class index per pixel, not grey levels or colours)"
 
 
 class LabelMapError(ValueError):
@@ -53,8 +56,9 @@ def index_array(image: Image.Image | np.ndarray, what: str = "label map", side: 
     return array.astype(np.int64, copy=False)
 
 
-def check_labels(labels: np.ndarray, label_nc: int) -> None:
-    """Raise ``LabelMapError`` naming the values of ``labels`` outside ``0 .. label_nc - 1``."""
+def check_labels(labels: np.ndarray, label_nc: int, hint: str = TRAINING_HINT) -> None:
+    """Raise ``LabelMapError`` naming the values of ``labels`` outside ``0 .. label_nc - 1``; the message ends with
+    ``hint``, what the reader can do (training: raise ``--label_nc``; inference: ``MODEL_HINT``)."""
     low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
     if low >= 0 and high < label_nc:
         return
@@ -62,9 +66,20 @@ def check_labels(labels: np.ndarray, label_nc: int) -> None:
     shown = ", ".join(str(v) for v in values[:MAX_LISTED_VALUES])
     shown += f", ... ({len(values)} distinct)" if len(values) > MAX_LISTED_VALUES else ""
     noun = "value" if len(values) == 1 else "values"
-    raise LabelMapError(
-        f"label {noun} {shown} outside 0..{label_nc - 1} (label_nc={label_nc}); raise --label_nc or fix the map."
-    )
+    raise LabelMapError(f"label {noun} {shown} outside 0..{label_nc - 1} (label_nc={label_nc}); {hint}.")
+
+
+def check_label_channels(in_channels: int, label_nc: int | None, instance: bool | None) -> None:
+    """``ValueError`` when a model recorded as taking label maps (``label_nc`` classes, ``instance`` maps) has a
+    generator whose ``in_channels`` do not fit them; nothing to check for an image model (``label_nc`` 0/None)."""
+    if not label_nc:
+        return
+    expected = input_channels(0, label_nc, bool(instance))
+    if in_channels != expected:
+        maps = " with instance maps" if instance else ""
+        raise ValueError(
+            f"info.label_nc={label_nc}{maps} needs a generator taking {expected} channels; it takes {in_channels}."
+        )
 
 
 def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -102,6 +117,7 @@ def encode_label_map(
     label_nc: int,
     instance: bool = False,
     instance_ids: np.ndarray | Image.Image | None = None,
+    hint: str = TRAINING_HINT,
 ) -> torch.Tensor:
     """A class-index map (and its instance ids) -> the generator's input ``(label_nc [+ 1], H, W)`` in {0, 1}.
 
@@ -109,14 +125,72 @@ def encode_label_map(
     ``instance_ids``, the classes themselves serve as instances (boundaries between classes only).
     """
     array = index_array(labels)
-    check_labels(array, label_nc)
+    check_labels(array, label_nc, hint)
     channels = [one_hot(array, label_nc)]
     if instance:
         ids = array if instance_ids is None else index_array(instance_ids, "instance map", "instance")
-        if ids.shape != array.shape:
-            raise LabelMapError(f"the instance map is {ids.shape} but the label map {array.shape}.", "instance")
+        check_same_shape(ids, array)
         channels.append(instance_edges(ids)[None])
     return torch.from_numpy(np.concatenate(channels))
+
+
+def check_same_shape(ids: np.ndarray, labels: np.ndarray) -> None:
+    """``LabelMapError`` (side ``instance``) when an instance map and its label map differ in size."""
+    if ids.shape != labels.shape:
+        raise LabelMapError(
+            f"the instance map is {ids.shape[::-1]} but the label map {labels.shape[::-1]} (W, H).", "instance"
+        )
+
+
+def label_indices(labels: Image.Image | np.ndarray, label_nc: int) -> np.ndarray:
+    """A class-index map -> ``(H, W)`` int64: a PIL image of mode L, P (indices, not colours), I;16, I or 1, or a
+    2-D integer array, as stored; an RGB(A) image or ``(H, W, 3|4)`` uint8 array only when every pixel is exactly
+    a ``label_palette(label_nc)`` colour (``labels_to_image``'s pictures, read back by ``colors_to_labels``)."""
+    rgb = None
+    if isinstance(labels, Image.Image) and labels.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(labels.convert("RGB"))
+    elif isinstance(labels, np.ndarray) and labels.ndim == 3 and labels.dtype == np.uint8 and labels.shape[2] in (3, 4):
+        rgb = labels[..., :3]
+    if rgb is None:
+        return index_array(labels)
+    indices = colors_to_labels(rgb, label_nc)
+    if not np.array_equal(label_palette(label_nc)[indices], rgb):
+        raise LabelMapError(
+            f"This model takes a class-index map ({label_nc} classes: a PIL image of mode L, P or I;16, or an (H, W) "
+            "integer array); got an RGB image whose colours are not the model's class colours (labels.label_palette)."
+        )
+    return indices
+
+
+def label_map_size(labels: Image.Image | np.ndarray) -> tuple[int, int]:
+    """``(H, W)`` of a label map given as a PIL image or an array, read without decoding or converting it."""
+    if isinstance(labels, Image.Image):
+        return labels.height, labels.width
+    shape = np.shape(labels)
+    if len(shape) not in (2, 3):  # (H, W) indices, or (H, W, 3|4) class colours
+        raise LabelMapError(f"the label map must be a 2-D integer array (H, W); got shape {shape}.")
+    return shape[0], shape[1]
+
+
+def encode_label_input(
+    labels: Image.Image | np.ndarray,
+    label_nc: int,
+    instance: bool,
+    instance_ids: Image.Image | np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """What a label-map model's generator takes for a user's map: ``labels`` (any form ``label_indices`` reads) and
+    its instance ids -> ``(label_nc [+ 1], h, w)`` in {0, 1}, both maps first resized (nearest) to ``size`` = (h, w)
+    when given. Bad values end in ``MODEL_HINT``: at inference the map, not the model, is what can change."""
+    array = label_indices(labels, label_nc)
+    check_labels(array, label_nc, MODEL_HINT)  # before resizing, which could drop a bad value
+    ids = None if instance_ids is None else index_array(instance_ids, "instance map", "instance")
+    if ids is not None:
+        check_same_shape(ids, array)
+    if size is not None:
+        array = resize_nearest(array, size[::-1])
+        ids = None if ids is None else resize_nearest(ids, size[::-1])
+    return encode_label_map(array, label_nc, instance, ids, MODEL_HINT)
 
 
 def label_palette(label_nc: int) -> np.ndarray:

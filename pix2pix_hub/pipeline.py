@@ -58,16 +58,7 @@ from .imaging import (
     uint8_to_tensor,
     upright,
 )
-from .labels import (
-    LabelMapError,
-    check_labels,
-    colors_to_labels,
-    encode_label_map,
-    index_array,
-    input_channels,
-    label_palette,
-    resize_nearest,
-)
+from .labels import check_label_channels, encode_label_input, label_map_size
 from .model_card import render_model_card
 from .model_info import ModelInfo
 from .models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
@@ -107,7 +98,7 @@ class Pix2Pix:
 
     Label-map models (pix2pixHD; ``info.label_nc`` classes, ``info.instance``): the input is a class-index map, a
     PIL image of mode ``L``, ``P`` (its indices, not its colours) or ``I;16``, or an ``(H, W)`` integer array,
-    one-hot encoded by ``labels.encode_label_map`` (resized by nearest neighbour only). With ``info.instance``,
+    one-hot encoded by ``labels.encode_label_input`` (resized by nearest neighbour only). With ``info.instance``,
     ``pix2pix(labels, instance=ids)`` adds an instance-id map's boundaries; without one the class boundaries serve.
     An RGB image is taken only when every pixel is exactly a colour of ``labels.label_palette`` (a picture made by
     ``labels_to_image``), read back by ``colors_to_labels``; any other RGB image is refused (a class-index map is
@@ -134,7 +125,7 @@ class Pix2Pix:
         self.batch_size = batch_size
         self.backend = backend
         self.info = ModelInfo() if info is None else info
-        check_label_channels(self.info, generator.in_channels)
+        check_label_channels(generator.in_channels, self.info.label_nc, self.info.instance)
         self._engine = OnnxEngine(generator, backend)  # fp32 or int8 on onnxruntime, and why (precision.py)
 
     # ----- loading and saving -------------------------------------------------------------------------
@@ -514,19 +505,12 @@ class Pix2Pix:
         return [self._from_tensor(output, kind, labels) for output, kind, labels in zip(outputs, kinds, maps)]
 
     def _encode_label_map(self, labels: ImageLike, instance: ImageLike | None, mode: str) -> torch.Tensor:
-        """A class-index map (and its instance ids) -> the generator's one-hot input ``(label_nc [+ 1], h, w)``;
-        under ``size_mode="resize"`` both maps are first resized (nearest) to the size the generator takes."""
-        array = label_indices(labels, self.label_nc)
-        self._check_size(*array.shape)
-        check_labels(array, self.label_nc)  # before resizing, which could drop a bad value
-        ids = None if instance is None else index_array(instance, "instance map", "instance")
-        if ids is not None and ids.shape != array.shape:
-            raise LabelMapError(f"the instance map is {ids.shape[::-1]} but the label map {array.shape[::-1]} (W, H).")
-        if mode == "resize":
-            size = resize_target(*array.shape, self.size_multiple, self._min_size)
-            array = resize_nearest(array, size[::-1])
-            ids = None if ids is None else resize_nearest(ids, size[::-1])
-        return encode_label_map(array, self.label_nc, bool(self.info.instance), ids)
+        """A class-index map (and its instance ids) -> the generator's one-hot input ``(label_nc [+ 1], h, w)``
+        (``labels.encode_label_input``); under ``size_mode="resize"`` at the size the generator takes."""
+        height, width = label_map_size(labels)
+        self._check_size(height, width)  # before anything is converted or encoded
+        size = resize_target(height, width, self.size_multiple, self._min_size) if mode == "resize" else None
+        return encode_label_input(labels, self.label_nc, bool(self.info.instance), instance, size)
 
     def _upright(self, image: ImageLike) -> ImageLike:
         """A PIL image turned upright per its EXIF orientation, after its header is checked: animated images and
@@ -617,44 +601,6 @@ def restore_size(output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(output.shape[-2:]) == tuple(size):
         return output
     return F.interpolate(output[None], size=size, mode="bilinear", align_corners=False)[0]
-
-
-# ----- label-map inputs (pix2pixHD) -----------------------------------------------------------------------------
-def check_label_channels(info: ModelInfo, in_channels: int) -> None:
-    """``ValueError`` when ``info`` records a label-map input the generator's channel count does not fit."""
-    if not info.label_nc:
-        return
-    expected = input_channels(0, info.label_nc, bool(info.instance))
-    if in_channels != expected:
-        maps = " with instance maps" if info.instance else ""
-        raise ValueError(
-            f"info.label_nc={info.label_nc}{maps} needs a generator taking {expected} channels; it takes {in_channels}."
-        )
-
-
-def label_indices(labels: ImageLike, label_nc: int) -> np.ndarray:
-    """A class-index map -> ``(H, W)`` int64: a PIL image of mode L, P (indices, not colours), I;16, I or 1, or a
-    2-D integer array, as stored; an RGB(A) image or ``(H, W, 3|4)`` uint8 array only when every pixel is exactly
-    a ``label_palette(label_nc)`` colour (``labels_to_image``'s pictures, read back by ``colors_to_labels``)."""
-    rgb = None
-    if isinstance(labels, Image.Image) and labels.mode in ("RGB", "RGBA"):
-        rgb = np.asarray(labels.convert("RGB"))
-    elif isinstance(labels, np.ndarray) and labels.ndim == 3 and labels.dtype == np.uint8 and labels.shape[2] in (3, 4):
-        rgb = labels[..., :3]
-    if rgb is None:
-        return index_array(labels)
-    indices = colors_to_labels(rgb, label_nc)
-    if not np.array_equal(label_palette(label_nc)[indices], rgb):
-        raise LabelMapError(
-            f"This model takes a class-index map ({label_nc} classes: a PIL image of mode L, P or I;16, or an (H, W) "
-            "integer array); got an RGB image whose colours are not the model's class colours (labels.label_palette)."
-        )
-    return indices
-
-
-def label_map_size(labels: ImageLike) -> tuple[int, int]:
-    """``(H, W)`` of a label map given as a PIL image or an array."""
-    return (labels.height, labels.width) if isinstance(labels, Image.Image) else tuple(np.shape(labels)[:2])
 
 
 @contextlib.contextmanager

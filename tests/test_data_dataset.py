@@ -18,6 +18,7 @@ from pix2pix_hub.data import (
     collate_pairs,
     load_pairs,
     raw_rows,
+    scan_pairs,
 )
 
 SMALL = PairedTransform(load_size=40, crop_size=32)
@@ -304,3 +305,33 @@ def test_any_image_column_can_hold_the_instance_maps(tmp_path):
         select_pairs(table, info, column_a="label", column_b="photo", direction="AtoB", column_instance="label")
     with pytest.raises(PairsSourceError, match=r"no instance maps \(no column 'inst'; columns: label, photo, ids"):
         select_pairs(table, info, column_a="label", column_b="photo", direction="AtoB", column_instance="inst")
+
+
+def test_scan_pairs_names_every_bad_label_and_instance_map_by_its_file(tmp_path):
+    """What `python -m pix2pix_hub.data` and check_pairs report with a label-map transform: each bad map by file."""
+    good, bad = np.zeros((8, 8)), np.zeros((8, 8))
+    bad[2, 3] = 9
+    root = label_folders(tmp_path, [good, bad, good, good, good])
+    Image.new("I;16", (4, 8)).save(root / "I" / "2.png")  # an instance map of another size
+    (root / "I" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    Image.new("RGB", (8, 8)).save(root / "A" / "4.png")  # colours, not class indices
+    pairs = load_pairs(root, column_instance="instance")
+    transform = PairedTransform(preprocess="none", label_nc=8, instance=True)
+    report = scan_pairs(pairs, transform=transform)
+    assert report.rows == 5 and len(report.bad) == 4
+    labels, size, broken, colours = report.bad
+    assert labels == (
+        f"row 1: label map {root / 'A' / '1.png'}: label value 9 outside 0..7 (label_nc=8); raise --label_nc or fix "
+        "the map."
+    )
+    assert size == f"row 2: instance map {root / 'I' / '2.png'}: the instance map is 4x8 but the input is 8x8."
+    assert broken.startswith(f"row 3: cannot read the instance map {root / 'I' / '3.png'}: ")
+    assert colours.startswith(f"row 4: label map {root / 'A' / '4.png'}: the label map is a RGB image")
+    assert scan_pairs(pairs, transform=PairedTransform(preprocess="none", label_nc=10, instance=True)).bad == [
+        size,
+        broken,
+        colours,
+    ]  # label_nc 10 takes class 9
+    assert scan_pairs(pairs).bad == []  # without a transform only decoding and sizes are checked
+    with pytest.raises(BadSampleError, match=r"4 of 5 pairs cannot be used:\n  row 1: label map "):
+        check_pairs(pairs, transform=transform)

@@ -8,13 +8,18 @@ from PIL import Image
 
 from pix2pix_hub.data import PairedTransform
 from pix2pix_hub.labels import (
+    MODEL_HINT,
     LabelMapError,
+    check_label_channels,
     check_labels,
     colors_to_labels,
+    encode_label_input,
     encode_label_map,
     index_array,
     input_channels,
     instance_edges,
+    label_indices,
+    label_map_size,
     label_palette,
     labels_to_image,
     one_hot,
@@ -90,6 +95,48 @@ def test_bad_label_values_are_named():
     with pytest.raises(LabelMapError, match=r"label values 8, 200 outside 0\.\.7"):
         check_labels(np.array([[8, 200, 200]]), 8)
     check_labels(np.array([[0, 7]]), 8)
+
+
+def test_the_bad_label_message_ends_with_the_hint_for_its_reader():
+    with pytest.raises(LabelMapError, match=r"\(label_nc=8\); raise --label_nc or fix the map\.$"):
+        check_labels(np.array([[9]]), 8)  # training: the model can still change
+    with pytest.raises(LabelMapError, match=r"\(label_nc=8\); the model has no other classes: fix the map"):
+        check_labels(np.array([[9]]), 8, hint=MODEL_HINT)
+    with pytest.raises(LabelMapError) as at_inference:
+        encode_label_input(np.array([[0, 9]]), 8, instance=False)
+    assert str(at_inference.value).endswith(f"; {MODEL_HINT}.") and "--label_nc" not in str(at_inference.value)
+
+
+def test_a_users_map_is_read_in_any_index_form_and_checked_before_resizing():
+    labels = np.kron(np.array([[0, 1], [2, 3]]), np.ones((3, 3), dtype=np.int64))  # 6x6
+    for form in (labels, label_image(labels), label_image(labels, "P"), np.asarray(labels_to_image(labels, 4))):
+        np.testing.assert_array_equal(label_indices(form, 4), labels)
+    with pytest.raises(LabelMapError, match="not the model's class colours"):
+        label_indices(np.full((6, 6, 3), 7, np.uint8), 4)
+    assert label_map_size(labels) == label_map_size(label_image(labels)) == (6, 6)
+    with pytest.raises(LabelMapError, match=r"2-D integer array .*shape \(6,\)"):
+        label_map_size(np.zeros(6, np.int64))
+    encoded = encode_label_input(labels, 4, instance=True, size=(2, 4))
+    assert encoded.shape == (5, 2, 4)
+    np.testing.assert_array_equal(encoded[:4].argmax(0).numpy(), [[0, 0, 1, 1], [2, 2, 3, 3]])
+    lone_bad = labels.copy()
+    lone_bad[1, 1] = 7  # a pixel the 2x4 nearest resize would drop: still refused
+    with pytest.raises(LabelMapError, match="label value 7"):
+        encode_label_input(lone_bad, 4, instance=False, size=(2, 4))
+    with pytest.raises(LabelMapError, match=r"instance map is \(6, 3\) but the label map \(6, 6\)") as caught:
+        encode_label_input(labels, 4, instance=True, instance_ids=np.zeros((3, 6), np.int64))
+    assert caught.value.side == "instance"
+
+
+def test_recorded_label_maps_must_fit_the_generators_channels():
+    check_label_channels(3, None, None)  # an image model: nothing recorded, nothing to check
+    check_label_channels(9, 8, True)
+    with pytest.raises(
+        ValueError, match="label_nc=8 with instance maps needs a generator taking 9 channels; it takes 8"
+    ):
+        check_label_channels(8, 8, True)
+    with pytest.raises(ValueError, match="label_nc=8 needs a generator taking 8 channels; it takes 9"):
+        check_label_channels(9, 8, False)
 
 
 def test_nearest_resizing_is_exact_on_block_maps():

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pix2pix_hub import Pix2Pix, resnet_6blocks
+from pix2pix_hub import ModelInfo, Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import main
 from pix2pix_hub.evaluation import FidUnavailable, evaluate, fid_metric
 from pix2pix_hub.image_io import UnreadableImage, decode_image
+from pix2pix_hub.labels import labels_to_image
+from pix2pix_hub.models.hd import GlobalGenerator
 
 
 def noise_image(height: int, width: int, seed: int) -> Image.Image:
@@ -142,3 +144,72 @@ def test_a_row_that_cannot_be_scored_is_skipped_not_fatal(tmp_path):
     assert report["mean"]["l1"] == 0.0
     assert [item["index"] for item in report["skipped"]] == [1]
     assert report["skipped"][0]["reason"].startswith("metrics failed on 4x7: SSIM needs images of at least 11x11")
+
+
+# ----- label-map models (pix2pixHD) -------------------------------------------------------------------------------
+LABEL_NC = 8
+
+
+def label_map_model(instance: bool) -> Pix2Pix:
+    """A tiny pix2pixHD-style model taking 8-class maps (and instance maps), on torch so outputs are exact."""
+    torch.manual_seed(0)
+    generator = GlobalGenerator(in_channels=LABEL_NC + int(instance), ngf=4, n_downsample=2, n_blocks=1).eval()
+    return Pix2Pix(generator, info=ModelInfo(direction="AtoB", label_nc=LABEL_NC, instance=instance), backend="torch")
+
+
+def write_label_pairs(pix2pix: Pix2Pix, root, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """A/ class-index PNGs (mode L), I/ 16-bit instance ids, B/ the model's output for both: what the metrics of
+    an evaluation that reads and encodes them as the pipeline does are known to be (L1 0)."""
+    for side in "ABI":
+        (root / side).mkdir(parents=True)
+    maps = []
+    for index, (height, width) in enumerate(sizes):
+        rng = np.random.default_rng(index)
+        labels = np.kron(rng.integers(0, LABEL_NC, (height // 8, width // 8)), np.ones((8, 8), np.int64))
+        ids = (1000 * labels + (np.arange(width) >= width // 3)).astype(np.uint16)  # a boundary across classes
+        Image.fromarray(labels.astype(np.uint8), "L").save(root / "A" / f"{index}.png")
+        Image.fromarray(ids).save(root / "I" / f"{index}.png")
+        pix2pix(Image.fromarray(labels.astype(np.uint8), "L"), instance=ids).save(root / "B" / f"{index}.png")
+        maps.append(labels)
+    return maps
+
+
+def test_a_label_map_model_is_evaluated_on_its_class_maps_and_instance_maps(tmp_path):
+    from pix2pix_hub.data import load_pairs
+
+    pix2pix = label_map_model(instance=True)
+    maps = write_label_pairs(pix2pix, tmp_path / "data", [(32, 48), (32, 48), (24, 40)])
+    Image.fromarray(np.full((16, 16), 9, np.uint8), "L").save(tmp_path / "data" / "A" / "3.png")  # class 9 of 8
+    Image.new("RGB", (16, 16)).save(tmp_path / "data" / "B" / "3.png")
+    Image.new("I;16", (16, 16)).save(tmp_path / "data" / "I" / "3.png")
+    pairs = load_pairs(tmp_path / "data", column_instance="instance")
+    report = evaluate(pix2pix, pairs, tmp_path / "out", batch_size=2)
+    assert [row["index"] for row in report["per_image"]] == [0, 1, 2]
+    assert report["mean"] == {"l1": 0.0, "psnr": 100.0, "ssim": pytest.approx(1.0, abs=1e-6)}
+    [bad] = report["skipped"]
+    assert bad["index"] == 3 and "label value 9 outside 0..7" in bad["reason"] and "--label_nc" not in bad["reason"]
+    shown = np.asarray(Image.open(tmp_path / "out" / "images" / "00002_input.png"))
+    np.testing.assert_array_equal(shown, np.asarray(labels_to_image(maps[2], LABEL_NC)))  # the map, in its colours
+    without_ids = evaluate(pix2pix, pairs.remove_columns("instance"), tmp_path / "by-class", limit=3)
+    assert without_ids["mean"]["l1"] > 0  # the class boundaries alone are not the instance maps: they were read
+
+
+def test_evaluate_cli_on_a_label_map_model_writes_finite_metrics(tmp_path, capsys):
+    pix2pix = label_map_model(instance=True)
+    pix2pix.save_pretrained(tmp_path / "model")
+    write_label_pairs(pix2pix, tmp_path / "data", [(32, 48), (24, 40)])
+    Image.new("RGB", (40, 24)).save(tmp_path / "data" / "B" / "0.png")  # row 0's map is 48x32: skipped
+    noise = np.random.default_rng(0).integers(0, 256, (24, 40, 3), np.uint8)  # a target the model does not make
+    Image.fromarray(noise).save(tmp_path / "data" / "B" / "1.png")
+    argv = ["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--split", "train"]
+    argv += ["--output_dir", str(tmp_path / "out"), "--backend", "torch", "--quiet"]
+    assert main(argv) == 1  # a skipped row is exit status 1; the other is scored
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["num_images"] == 1 and [item["index"] for item in report["skipped"]] == [0]
+    assert all(np.isfinite(report["mean"][name]) and report["mean"][name] > 0 for name in ("l1", "psnr"))
+    assert np.isfinite(report["mean"]["ssim"]) and report["mean"]["ssim"] < 0.5
+    capsys.readouterr()
+    image_model = tmp_path / "image-model"
+    Pix2Pix(GlobalGenerator(ngf=4, n_downsample=2, n_blocks=1)).save_pretrained(image_model)
+    assert main(["evaluate", str(image_model), "--dataset", str(tmp_path / "data"), "--column_instance", "I"]) == 2
+    assert "--column_instance is for label-map models" in capsys.readouterr().err

@@ -104,7 +104,11 @@ def test_bad_label_maps_are_one_line_errors_that_say_what_is_expected(label_mode
     labels[3, 3] = 11
     with pytest.raises(ValueError, match=r"label value 11 outside 0\.\.7 \(label_nc=8\)") as bad_value:
         label_model(labels)
-    assert "\n" not in str(bad_value.value)
+    message = str(bad_value.value)
+    assert "\n" not in message and message.endswith(
+        "fix the map (one class index per pixel, not grey levels or colours)."
+    )
+    assert "--label_nc" not in message  # training advice; an inference user cannot change the model
     with pytest.raises(ValueError, match="takes a class-index map .8 classes.*not the model's class colours"):
         label_model(Image.new("RGB", (16, 16), (10, 200, 30)))  # a photo, not a map
     with pytest.raises(ValueError, match="2-D integer array"):

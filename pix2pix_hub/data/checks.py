@@ -1,7 +1,8 @@
 """Decoding pairs, and the fail-fast check that every pair of a dataset decodes.
 
 Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here (``image_io.open_image``), so an
-error can name the row and the file, which ``datasets``' own decoder cannot.
+error can name the row and the file, which ``datasets``' own decoder cannot. A row may carry a third image, its
+input's instance map (column ``instance``; pix2pixHD's ``--instance``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 from PIL import Image
 
 from ..image_io import DECODE_ERRORS, image_file, open_image
+from ..labels import LabelMapError
 
 MAX_LISTED = 10
+INSTANCE_COLUMN = "instance"
 
 
 class BadSampleError(ValueError):
@@ -45,8 +48,31 @@ def open_pair(index: int, row: dict[str, Any]) -> tuple[Image.Image, Image.Image
     return images[0], images[1]
 
 
+def open_instance(index: int, row: dict[str, Any]) -> Image.Image | None:
+    """The decoded instance map of a raw row, or None when the row has none (the transform then says what is
+    missing); a ``BadSampleError`` names the row and the file when it does not decode."""
+    value = row.get(INSTANCE_COLUMN)
+    if value is None:
+        return None
+    try:
+        return open_image(value)
+    except DECODE_ERRORS as error:
+        file = image_file(value)
+        raise BadSampleError(
+            f"row {index}: cannot read the instance map{f' {file}' if file else ''}: {error}"
+        ) from error
+
+
+def label_map_problem(index: int, row: dict[str, Any], error: LabelMapError) -> str:
+    """One line naming the map's own file: ``row 3: label map A/3.png: label value 9 outside 0..7 ...``."""
+    what = "instance map" if error.side == "instance" else "label map"
+    file = image_file(row.get(error.side))
+    return f"row {index}: {what}{f' {file}' if file else ''}: {error}"
+
+
 def raw_rows(pairs: Any) -> Any:
-    """The same pairs with decoding switched off: rows of ``{"bytes", "path"}`` dicts."""
+    """The same pairs with decoding switched off (the instance column's too): rows of ``{"bytes", "path"}``
+    dicts."""
     import datasets  # an optional extra: only callers that hold a dataset pay for it
 
     if isinstance(pairs, datasets.IterableDataset):
@@ -57,8 +83,9 @@ def raw_rows(pairs: Any) -> Any:
             f"the dataset has no {' and no '.join(repr(m) for m in missing)} column (columns: "
             f"{', '.join(pairs.column_names)}); build it with pix2pix_hub.data.load_pairs."
         )
-    for name in ("input", "target"):
-        if isinstance(pairs.features[name], datasets.Image):
+    for name in ("input", "target", INSTANCE_COLUMN):
+        feature = pairs.features.get(name)
+        if isinstance(feature, datasets.Image) and feature.decode:
             pairs = pairs.cast_column(name, datasets.Image(decode=False))
     return pairs
 
@@ -78,7 +105,9 @@ def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None
     """Decode every pair (or the first ``max_rows``) and collect what is wrong instead of stopping at the first.
 
     Checked per row: both images decode completely, input and target have the same size, and, with a
-    ``PairedTransform``, that it accepts the size (``crop`` mode needs images at least ``crop_size``).
+    ``PairedTransform``, that it accepts the size (``crop`` mode needs images at least ``crop_size``) and, for label
+    maps (its ``label_nc``, ``instance``), its ``check_maps``: class values below ``label_nc``, an instance map of
+    the input's size (a bad map is named by its own file).
     """
     report = PairsReport()
     for index, row in enumerate(raw_rows(pairs)):
@@ -100,11 +129,26 @@ def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None
                 "the two images of a pair must have the same size"
             )
         elif transform is not None:
-            try:
-                transform.check_size(source.size)
-            except ValueError as error:
-                report.bad.append(f"{where}: {error}")
+            problem = transform_problem(transform, index, row, source)
+            if problem is not None:
+                report.bad.append(problem)
     return report
+
+
+def transform_problem(transform: Any, index: int, row: dict[str, Any], source: Image.Image) -> str | None:
+    """The line saying why ``transform`` would refuse this row (its size, its label or instance map), or None; a
+    map's problem names the map's own file (``label_map_problem``)."""
+    try:
+        transform.check_size(source.size)
+        if getattr(transform, "label_nc", 0) or getattr(transform, "instance", False):
+            transform.check_maps(source, open_instance(index, row) if transform.instance else None)
+    except LabelMapError as error:
+        return label_map_problem(index, row, error)
+    except BadSampleError as error:  # an instance map that does not decode; the message names row and file
+        return str(error)
+    except ValueError as error:
+        return f"{describe_row(index, row)}: {error}"
+    return None
 
 
 def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> None:
