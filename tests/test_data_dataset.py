@@ -335,3 +335,25 @@ def test_scan_pairs_names_every_bad_label_and_instance_map_by_its_file(tmp_path)
     assert scan_pairs(pairs).bad == []  # without a transform only decoding and sizes are checked
     with pytest.raises(BadSampleError, match=r"4 of 5 pairs cannot be used:\n  row 1: label map "):
         check_pairs(pairs, transform=transform)
+
+
+def test_data_command_names_each_bad_label_and_instance_map_by_its_file(tmp_path, capsys):
+    from pix2pix_hub.data.__main__ import main as data_main
+
+    good, bad = np.zeros((8, 8)), np.zeros((8, 8))
+    bad[2, 3] = 9
+    root = label_folders(tmp_path / "bad", [good, bad, good])
+    Image.new("I;16", (4, 8)).save(root / "I" / "2.png")  # an instance map of another size
+    assert data_main([str(root), "--label_nc", "8", "--instance"]) == 1
+    out = capsys.readouterr().out
+    assert "bad pairs: 2" in out and "checked: 3 pairs, 1 readable" in out
+    assert f"row 1: label map {root / 'A' / '1.png'}: label value 9 outside 0..7 (label_nc=8)" in out
+    assert f"row 2: instance map {root / 'I' / '2.png'}: the instance map is 4x8 but the input is 8x8." in out
+    assert data_main([str(root), "--label_nc", "10"]) == 0  # class 9 fits, instance maps unchecked without --instance
+    assert data_main([str(root)]) == 0  # images: only decoding and sizes
+    capsys.readouterr()
+    assert data_main([str(root), "--instance", "--column_instance", "ids"]) == 2
+    assert "no column 'ids'" in capsys.readouterr().err
+    fine = label_folders(tmp_path / "good", [good, good])
+    assert data_main([str(fine), "--label_nc", "8", "--instance"]) == 0
+    assert "bad pairs" not in capsys.readouterr().out

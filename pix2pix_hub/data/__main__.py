@@ -1,6 +1,7 @@
 """``python -m pix2pix_hub.data SOURCE``: what a paired source holds, whether every pair reads, a preview grid.
 
     python -m pix2pix_hub.data ../shared/data/facades/train --direction BtoA --preview preview.png
+    python -m pix2pix_hub.data cityscapes/ --label_nc 35 --instance  # A/ class maps, I/ instances: bad maps named
 
 Exit status 0 when every pair reads, 1 when some do not (they are listed), 2 when the source cannot be opened
 or ``--preview`` would write into a local source (over one of its images, or as a new one), before anything is read.
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--direction", default="AtoB", choices=DIRECTIONS, help="which side is the input")
     parser.add_argument("--column_a", default="imageA", help="image column A of a dataset (imageA)")
     parser.add_argument("--column_b", default="imageB", help="image column B of a dataset (imageB)")
+    parser.add_argument(
+        "--label_nc", type=int, default=0, help="inputs are class-index maps of N classes: report values >= N (0)"
+    )
+    parser.add_argument("--instance", action="store_true", help="check the inputs' instance maps too")
+    parser.add_argument(
+        "--column_instance", default="instance", help="image column of the instance maps (instance; an I/ folder)"
+    )
     parser.add_argument("--streaming", action="store_true", help="stream a Hub dataset instead of downloading it")
     parser.add_argument("--cache_dir", default=None, help="datasets cache folder (default: HF_DATASETS_CACHE)")
     parser.add_argument("--max_rows", type=int, default=None, help="check only the first N pairs")
@@ -62,6 +70,14 @@ def format_counts(counts: Counter, limit: int = 4) -> str:
     if len(counts) > limit:
         parts.append(f"... {len(counts) - limit} more")
     return ", ".join(parts) or "-"
+
+
+def map_transform(label_nc: int, instance: bool) -> PairedTransform | None:
+    """A transform that only checks label and instance maps (``preprocess="none"`` accepts any size), so that
+    ``scan_pairs`` names each bad map by its file; None for image inputs."""
+    if not (label_nc or instance):
+        return None
+    return PairedTransform(preprocess="none", label_nc=label_nc, instance=instance)
 
 
 def write_preview(pairs: Any, path: str, rows: int, augment: bool) -> int:
@@ -111,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     import datasets  # after parsing, so that --help does not wait for it
 
     try:
+        maps = map_transform(args.label_nc, args.instance)
         dataset, info = open_source(args.source, split=args.split, streaming=args.streaming, cache_dir=args.cache_dir)
-        pairs = select_pairs(dataset, info, column_a=args.column_a, column_b=args.column_b, direction=args.direction)
+        pairs = select_pairs(
+            dataset, info, column_a=args.column_a, column_b=args.column_b, direction=args.direction,
+            column_instance=args.column_instance if args.instance else None,
+        )  # fmt: skip
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -128,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pairs: {len(pairs)}")
     status = 0
     if not args.no_check:
-        report = scan_pairs(pairs, max_rows=args.max_rows)
+        report = scan_pairs(pairs, transform=maps, max_rows=args.max_rows)
         checked = "first " if args.max_rows is not None and report.rows >= args.max_rows else ""
         print(f"checked: {checked}{report.rows} pairs, {report.rows - len(report.bad)} readable")
         print(f"input sizes: {format_counts(report.input_sizes)}")

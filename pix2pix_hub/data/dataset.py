@@ -18,13 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from ..image_io import DECODE_ERRORS, image_file, open_image
 from ..labels import LabelMapError
-from .checks import MAX_LISTED, BadSampleError, describe_row, open_pair, raw_rows
+from .checks import BadSampleError, describe_row, label_map_problem, open_instance, open_pair, raw_rows
 from .transforms import PairedTransform
 
 logger = logging.getLogger(__name__)
-INSTANCE_COLUMN = "instance"
 # One counter slot per DataLoader worker (slot 0: the main process), each written by one process only, so the
 # shared count needs no lock. Worker ids beyond this wrap around (a lost count there is possible, not a crash).
 COUNTER_SLOTS = 64
@@ -99,38 +97,6 @@ class _PairsBase:
         return None
 
 
-def label_map_problem(index: int, row: dict[str, Any], error: LabelMapError) -> str:
-    """One line naming the map's own file: ``row 3: label map A/3.png: label value 9 outside 0..7 ...``."""
-    what = "instance map" if error.side == "instance" else "label map"
-    file = image_file(row.get(error.side))
-    return f"row {index}: {what}{f' {file}' if file else ''}: {error}"
-
-
-def open_instance(index: int, row: dict[str, Any]) -> Any:
-    """The decoded instance map of a raw row, or None when the row has none (the transform then says what is
-    missing); a ``BadSampleError`` names the row and the file when it does not decode."""
-    value = row.get(INSTANCE_COLUMN)
-    if value is None:
-        return None
-    try:
-        return open_image(value)
-    except DECODE_ERRORS as error:
-        file = image_file(value)
-        raise BadSampleError(
-            f"row {index}: cannot read the instance map{f' {file}' if file else ''}: {error}"
-        ) from error
-
-
-def raw_instances(pairs: Any) -> Any:
-    """``pairs`` with its instance column (if any) not decoded either, so errors can name its files."""
-    import datasets
-
-    features = getattr(pairs, "features", None) or {}
-    if isinstance(features.get(INSTANCE_COLUMN), datasets.Image) and features[INSTANCE_COLUMN].decode:
-        return pairs.cast_column(INSTANCE_COLUMN, datasets.Image(decode=False))
-    return pairs
-
-
 class PairedDataset(_PairsBase, torch.utils.data.Dataset):
     """Map-style pairs: ``dataset[i] -> {"input": (C, H, W), "target": (output_nc, H, W), "index": i}`` with
     ``C = transform.input_channels`` (``input_nc``, or ``label_nc`` [+ 1 with instance maps]).
@@ -149,37 +115,10 @@ class PairedDataset(_PairsBase, torch.utils.data.Dataset):
             raise TypeError("PairedDataset needs a map-style dataset; wrap a streaming one in PairedIterableDataset.")
         super().__init__(pairs, transform, seed, skip_bad_samples)
         self.pairs = pairs
-        self.rows = raw_instances(raw_rows(pairs))
+        self.rows = raw_rows(pairs)
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    def check_label_maps(self) -> None:
-        """With a label-map transform (``label_nc``, ``instance``): read every input and instance map once,
-        without transforming, and raise one ``BadSampleError`` naming each file whose values are not classes
-        below ``label_nc`` or that is not an index image, so a bad map stops a run before its first step rather
-        than hours into it. Files that do not decode are left to ``check_pairs``."""
-        if not (getattr(self.transform, "label_nc", 0) or getattr(self.transform, "instance", False)):
-            return
-        problems = []
-        for index in range(len(self)):
-            row = self.rows[index]
-            try:
-                instance = open_instance(index, row) if self.transform.instance else None
-                self.transform.check_maps(open_image(row["input"]), instance)
-            except LabelMapError as error:
-                problems.append(label_map_problem(index, row, error))
-            except BadSampleError as error:
-                problems.append(str(error))
-            except DECODE_ERRORS:
-                continue
-        if problems:
-            listed = "\n  ".join(problems[:MAX_LISTED])
-            more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-            raise BadSampleError(
-                f"{len(problems)} of {len(self)} label maps cannot be used:\n  {listed}{more}\nFix these files, "
-                "raise --label_nc, or skip the pairs while training with --skip_bad_samples."
-            )
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         index = int(index)

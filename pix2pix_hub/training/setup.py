@@ -269,14 +269,11 @@ def load_datasets(
         train_pairs = train_pairs.select(range(config.max_train_samples))
         val_pairs = train_pairs if same else val_pairs
     train_transform, val_transform = make_transforms(config, size_multiple)
-    if not config.skip_bad_samples:
+    if not config.skip_bad_samples:  # decoding, sizes, label values and instance maps, each bad file named
         check_pairs(train_pairs, transform=train_transform)
         check_pairs(val_pairs, transform=val_transform)
     train = PairedDataset(train_pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
-    if not config.skip_bad_samples:  # label values and instance maps, each bad file named, before the first step
-        for dataset in (train, val) if val_pairs is not train_pairs else (train,):
-            dataset.check_label_maps()
     return train, val
 
 
@@ -338,8 +335,6 @@ def load_stream_datasets(
         shuffle_buffer=config.shuffle_buffer, rank=rank, world_size=world_size, exclude=held_out,
     )  # fmt: skip
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
-    if not config.skip_bad_samples:
-        val.check_label_maps()
     return train, val
 
 
