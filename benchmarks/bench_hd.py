@@ -1,27 +1,28 @@
-"""High-resolution training cost: seconds per step and peak memory of a pix2pixHD step and of unet_512, with and
-without gradient checkpointing.
+"""High-resolution training cost: seconds per step and peak memory of what a pix2pixHD run and a unet_512 run of
+the trainer do, with and without ``--gradient_checkpointing``.
 
-Cases (random data, batch 1, fp32; each in a fresh process so one case's peak memory cannot hide another's):
+Each case is a training command line (random data, batch 1, fp32; each case in a fresh process so one case's peak
+memory cannot hide another's):
 
-    hd      GlobalGenerator (4 halvings, 9 residual blocks, instance norm) + MultiscaleDiscriminator (70x70 PatchGANs,
-            ``num_D`` 2 and 3 scales), LSGAN summed over scales + feature matching (``lambda_feat`` 10): pix2pixHD's
-            objective without the VGG term, at 512x256, 512x512 and 1024x512 (W x H)
-    unet    UNetGenerator(num_downs=9) (unet_512, batch norm) + one 70x70 PatchGAN, vanilla GAN + 100 L1 (the paper's
-            objective) at 512x512
+    hd      ``--netG global --netD multiscale --num_D 2|3 --norm instance --no_dropout --lambda_l1 0
+            --preprocess scale_width``: docs/high-resolution.md's pix2pixHD recipe (global generator with 4 halvings
+            and 9 residual blocks, LSGAN summed over the scales + feature matching x10, no VGG term), at 512x256,
+            512x512 and 1024x512 (W x H: ``--load_size`` W, ``--crop_size`` H)
+    unet    ``--netG unet_512 --netD basic``: the paper's objective (vanilla GAN + 100 L1, batch norm) at 512x512
 
-The step is written here, not taken from the trainer: D first (real and detached fake pairs, loss halved), then G
-against the frozen D. As in pix2pixHD, the real pair's features for feature matching are those of D's own forward
-(detached), so a step runs D three times. ``--ngf``/``--ndf`` are small by default so the cases fit a laptop CPU;
-pix2pixHD's are 64 (about 16x the generator's work in its residual blocks).
+The case's ``TrainingConfig`` is checked, its networks and optimizers come from the trainer's own set-up
+(``build_networks``, ``make_adam``, ``accelerator.prepare``, the ``StepParts`` the ``Trainer`` builds), and what is
+timed is the trainer's ``train_step``; the allocator is tuned as ``scripts/train.py`` tunes it. ``--gradient_
+checkpointing`` is the networks' ``enable_gradient_checkpointing()`` (each conv block, residual block, U-Net level
+and PatchGAN layer recomputed in the backward pass). ``--ngf``/``--ndf`` are small by default so the cases fit a
+laptop CPU; pix2pixHD's are 64 (about 16x the generator's work in its residual blocks).
 
-Gradient checkpointing (``checkpointed`` below): the generator's layers in ``--segments`` groups and each of D's
-conv-norm-LeakyReLU blocks run under ``torch.utils.checkpoint``, so backward keeps only each group's input and
-recomputes the rest (one more forward of G and D per step). Figures per case: ``step_s`` (median seconds per
-update), ``peak_rss_mb`` (``getrusage`` maximum resident memory of the case's process), ``rss_before_steps_mb``
-(resident memory once the networks and data exist) and ``step_peak_mb`` (their difference: what training adds), and
-on CUDA ``peak_cuda_mb``.
+Figures per case: ``flags`` (the command line measured), ``step_s`` (median seconds per update), ``peak_rss_mb``
+(``getrusage`` maximum resident memory of the case's process), ``rss_before_steps_mb`` (resident memory once the
+networks and data exist) and ``step_peak_mb`` (their difference: what training adds), and on CUDA
+``peak_cuda_mb``. ``checkpointing`` compares each case with its ``-ckpt`` twin (memory and time ratios).
 
-    python benchmarks/bench_hd.py [--steps 3] [--warmup 1] [--ngf 16] [--ndf 16] [--only hd-1024x512]
+    python benchmarks/bench_hd.py [--steps 3] [--warmup 1] [--ngf 16] [--ndf 16] [--only hd-1024x512-D2 ...]
 
 Progress goes to stderr; the last line on stdout is one JSON object. On a shared CPU the times are noisy; the memory
 figures are not.
@@ -32,30 +33,26 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.checkpoint import checkpoint
+from accelerate import Accelerator
 
-from pix2pix_hub.hd_losses import feature_matching_loss
-from pix2pix_hub.models import PatchDiscriminator, UNetGenerator
-from pix2pix_hub.models.hd import GlobalGenerator
-from pix2pix_hub.models.multiscale import MultiscaleDiscriminator
-from pix2pix_hub.performance import rss_mb
+from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
+from pix2pix_hub.quantize import cpu_capabilities
+from pix2pix_hub.training import StepParts, TrainingConfig, train_step
+from pix2pix_hub.training.losses import GANLoss
+from pix2pix_hub.training.setup import build_networks, make_adam, make_vgg_loss
 
 HD_SIZES = ((512, 256), (512, 512), (1024, 512))  # (W, H)
 UNET_SIZE = (512, 512)
-LAMBDA_FEAT = 10.0
-LAMBDA_L1 = 100.0
+# docs/high-resolution.md's recipe beyond the architecture flags: pix2pixHD's norm, no dropout, no L1 term.
+HD_RECIPE = {"norm": "instance", "no_dropout": True, "lambda_l1": 0.0, "preprocess": "scale_width"}
 
 
 @dataclass(frozen=True)
@@ -77,177 +74,66 @@ def all_cases() -> list[Case]:
     return cases + [Case("unet", *UNET_SIZE, 1, c) for c in (False, True)]
 
 
-# ----- gradient checkpointing ---------------------------------------------------------------------------------
-class Checkpointed(nn.Module):
-    """``modules`` run in order, in ``segments`` consecutive groups (one per module when None), each group under
-    activation checkpointing while gradients are on: backward keeps each group's input only and recomputes its
-    inside. Same outputs and gradients as running the modules plainly (dropout masks are replayed)."""
-
-    def __init__(self, modules: Sequence[nn.Module], segments: int | None = None) -> None:
-        super().__init__()
-        indices = np.array_split(np.arange(len(modules)), segments or len(modules))
-        self.groups = nn.ModuleList(nn.Sequential(*(modules[i] for i in group)) for group in indices if len(group))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for group in self.groups:
-            x = checkpoint(group, x, use_reentrant=False) if torch.is_grad_enabled() else group(x)
-        return x
-
-
-def checkpointed(module_sequence: Sequence[nn.Module], segments: int | None = None) -> nn.Module:
-    """``module_sequence`` as one module whose ``segments`` groups are checkpointed (see ``Checkpointed``)."""
-    return Checkpointed(list(module_sequence), segments)
-
-
-def discriminator_blocks(patch: PatchDiscriminator, use_checkpoints: bool) -> list[nn.Module]:
-    """A PatchGAN's layers cut after each LeakyReLU (each block's output is one feature map), then the logit conv;
-    each block checkpointed when asked."""
-    blocks, current = [], []
-    for layer in patch.layers:
-        current.append(layer)
-        if isinstance(layer, nn.LeakyReLU):
-            blocks.append(current)
-            current = []
-    blocks.append(current)
-    return [checkpointed(block) if use_checkpoints else nn.Sequential(*block) for block in blocks]
-
-
-class ScaleFeatures(nn.Module):
-    """``MultiscaleDiscriminator.features`` through (maybe checkpointed) blocks: per scale, finest first, the
-    LeakyReLU outputs then the logits."""
-
-    def __init__(self, discriminator: MultiscaleDiscriminator, use_checkpoints: bool) -> None:
-        super().__init__()
-        self.downsample = discriminator.downsample
-        self.scales = nn.ModuleList(
-            nn.ModuleList(discriminator_blocks(scale, use_checkpoints)) for scale in discriminator.scales
-        )
-
-    def forward(self, pair: torch.Tensor) -> list[list[torch.Tensor]]:
-        outputs = []
-        for k, blocks in enumerate(self.scales):
-            if k:
-                pair = self.downsample(pair)
-            features, x = [], pair
-            for block in blocks:
-                x = block(x)
-                features.append(x)
-            outputs.append(features)
-        return outputs
-
-
-# ----- the networks and the step ------------------------------------------------------------------------------
-@dataclass
-class Parts:
-    generator: nn.Module
-    discriminator: nn.Module  # HD: ScaleFeatures (lists of features); U-Net: a PatchDiscriminator (logits)
-    optimizer_g: torch.optim.Optimizer
-    optimizer_d: torch.optim.Optimizer
-
-
-def build(case: Case, args: argparse.Namespace, device: torch.device) -> Parts:
+def case_settings(case: Case, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainingConfig`` fields (= training flags) that ``case`` sets; the rest keep their defaults."""
     if case.model == "hd":
-        generator = GlobalGenerator(ngf=args.ngf, n_downsample=4, n_blocks=9, norm="instance")
-        if case.checkpointing:
-            generator.body = checkpointed(generator.body, args.segments)
-        multiscale = MultiscaleDiscriminator(in_channels=6, ndf=args.ndf, n_layers=3, norm="instance", num_D=case.num_D)
-        discriminator: nn.Module = ScaleFeatures(multiscale, case.checkpointing)
+        settings = {"netG": "global", "netD": "multiscale", "num_D": case.num_D, **HD_RECIPE}
     else:
-        generator = UNetGenerator(num_downs=9, ngf=args.ngf, norm="batch")
-        discriminator = PatchDiscriminator(in_channels=6, ndf=args.ndf, n_layers=3, norm="batch")
-        if case.checkpointing:
-            # Each encoder and decoder block alone: the skips are the blocks' outputs, kept anyway.
-            # (Recomputing a batch-norm block updates its running statistics twice; harmless for timing.)
-            generator.encoders = nn.ModuleList(checkpointed([block]) for block in generator.encoders)
-            generator.decoders = nn.ModuleList(checkpointed([block]) for block in generator.decoders)
-            discriminator.layers = nn.Sequential(*discriminator_blocks(discriminator, True))
-    generator, discriminator = generator.to(device), discriminator.to(device)
-    adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
-    return Parts(
-        generator,
-        discriminator,
-        torch.optim.Adam(generator.parameters(), **adam),
-        torch.optim.Adam(discriminator.parameters(), **adam),
-    )
+        settings = {"netG": "unet_512", "netD": "basic"}
+    settings |= {"ngf": args.ngf, "ndf": args.ndf, "load_size": case.width, "crop_size": case.height}
+    if case.checkpointing:
+        settings["gradient_checkpointing"] = True
+    return settings
 
 
-def lsgan(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    return F.mse_loss(logits, torch.full_like(logits, 1.0 if real else 0.0))
-
-
-def bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
-
-
-def hd_step(parts: Parts, x: torch.Tensor, y: torch.Tensor, num_D: int) -> None:
-    """pix2pixHD: LSGAN summed over scales, D loss halved; G adds ``lambda_feat`` * feature matching."""
-    fake = parts.generator(x)
-    real_features = parts.discriminator(torch.cat([x, y], 1))
-    fake_features = parts.discriminator(torch.cat([x, fake.detach()], 1))
-    loss_d = 0.5 * sum(lsgan(r[-1], True) + lsgan(f[-1], False) for r, f in zip(real_features, fake_features))
-    parts.optimizer_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    parts.optimizer_d.step()
-
-    parts.discriminator.requires_grad_(False)
-    fake_features = parts.discriminator(torch.cat([x, fake], 1))
-    loss_gan = sum(lsgan(f[-1], True) for f in fake_features)
-    loss_fm = feature_matching_loss(real_features, fake_features, n_layers=3, num_D=num_D)
-    loss_g = loss_gan + LAMBDA_FEAT * loss_fm
-    parts.optimizer_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    parts.optimizer_g.step()
-    parts.discriminator.requires_grad_(True)
-
-
-def unet_step(parts: Parts, x: torch.Tensor, y: torch.Tensor) -> None:
-    """The paper's step: vanilla GAN, D loss halved; G adds ``lambda_L1`` * L1."""
-    fake = parts.generator(x)
-    real_logits = parts.discriminator(torch.cat([x, y], 1))
-    fake_logits = parts.discriminator(torch.cat([x, fake.detach()], 1))
-    loss_d = 0.5 * (bce(real_logits, True) + bce(fake_logits, False))
-    parts.optimizer_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    parts.optimizer_d.step()
-
-    parts.discriminator.requires_grad_(False)
-    loss_g = bce(parts.discriminator(torch.cat([x, fake], 1)), True) + LAMBDA_L1 * F.l1_loss(fake, y)
-    parts.optimizer_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    parts.optimizer_g.step()
-    parts.discriminator.requires_grad_(True)
+def as_flags(settings: dict[str, Any]) -> str:
+    """``settings`` as the command line a user types: ``--netG global --no_dropout ...``."""
+    return " ".join(f"--{name}" if value is True else f"--{name} {value}" for name, value in settings.items())
 
 
 # ----- one case per process -----------------------------------------------------------------------------------
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KB on Linux
+def build_step(config: TrainingConfig, accelerator: Accelerator) -> StepParts:
+    """What ``Trainer._build`` makes of ``config`` for ``train_step`` (without data loading or schedules)."""
+    generator, discriminator = build_networks(config)
+    optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
+    optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
+    prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
+    return StepParts(
+        *prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp,
+        lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
+        vgg_loss=make_vgg_loss(config, accelerator.device), lambda_vgg=config.lambda_vgg,
+    )  # fmt: skip
 
 
 def run_case(case: Case, args: argparse.Namespace) -> dict:
     """Build, warm up and time ``case`` in this process; its figures."""
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    parts = build(case, args, device)
-    x = torch.rand(1, 3, case.height, case.width, device=device) * 2 - 1
-    y = torch.rand(1, 3, case.height, case.width, device=device) * 2 - 1
-    step = (lambda: hd_step(parts, x, y, case.num_D)) if case.model == "hd" else (lambda: unet_step(parts, x, y))
+    settings = case_settings(case, args)
+    config = TrainingConfig(**settings)
+    config.check()
+    if config.allocator_tuning:
+        tune_allocator()
+    accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision="no")
+    torch.manual_seed(config.seed)
+    parts = build_step(config, accelerator)
+    shape = (config.batch_size, 3, case.height, case.width)
+    batch = {key: torch.rand(shape, device=accelerator.device) * 2 - 1 for key in ("input", "target")}
     before = rss_mb()
     times = []
     for index in range(args.warmup + args.steps):
         start = time.perf_counter()
-        step()
-        if device.type == "cuda":
+        train_step(batch, parts, accelerator)
+        if accelerator.device.type == "cuda":
             torch.cuda.synchronize()
         if index >= args.warmup:
             times.append(time.perf_counter() - start)
     peak = peak_rss_mb()
-    result = {**asdict(case), "name": case.name, "step_s": round(statistics.median(times), 3)}
+    result = {**asdict(case), "name": case.name, "flags": as_flags(settings)}
+    result["step_s"] = round(statistics.median(times), 3)
     result["step_s_all"] = [round(t, 3) for t in times]
     result["peak_rss_mb"] = round(peak, 1)
     result["rss_before_steps_mb"] = None if before is None else round(before, 1)
     result["step_peak_mb"] = None if before is None else round(peak - before, 1)
-    if device.type == "cuda":
+    if accelerator.device.type == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
 
@@ -277,18 +163,28 @@ def savings(results: list[dict]) -> list[dict]:
     return rows
 
 
+def machine(threads: int) -> dict:
+    return {
+        "threads": threads or torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.machine(),
+        "capabilities": cpu_capabilities(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="timed updates per case (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed updates first")
     parser.add_argument("--ngf", type=int, default=16, help="generator width (pix2pixHD: 64)")
     parser.add_argument("--ndf", type=int, default=16, help="discriminator width (pix2pixHD: 64)")
-    parser.add_argument("--segments", type=int, default=6, help="checkpointed groups of the global generator")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (then peak_cuda_mb is reported too)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: peak_cuda_mb reported too")
     parser.add_argument("--only", nargs="*", default=None, help="case names to run (default: all)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
     cases = {case.name: case for case in all_cases()}
     if args.worker:
         if args.threads:
@@ -298,19 +194,15 @@ def main() -> None:
     unknown = sorted(set(args.only or []) - set(cases))
     if unknown:
         parser.error(f"unknown cases {', '.join(unknown)}; choose from {', '.join(cases)}")
-    settings = {key: getattr(args, key) for key in ("steps", "warmup", "ngf", "ndf", "segments", "threads", "device")}
+    settings = {key: getattr(args, key) for key in ("steps", "warmup", "ngf", "ndf", "threads", "device")}
     argv = [text for key, value in settings.items() for text in (f"--{key}", str(value))]
     results = []
     for name in args.only or cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
         results.append(run_in_fresh_process(cases[name], argv))
         print(f"  {results[-1]['step_s']} s/step, peak RSS {results[-1]['peak_rss_mb']} MB", file=sys.stderr)
-    machine = {
-        "threads": args.threads or torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cpu": platform.machine(),
-    }
-    print(json.dumps({"machine": machine, "settings": settings, "cases": results, "checkpointing": savings(results)}))
+    report = {"machine": machine(args.threads), "settings": settings, "cases": results}
+    print(json.dumps(report | {"checkpointing": savings(results)}))
 
 
 if __name__ == "__main__":
