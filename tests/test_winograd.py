@@ -114,6 +114,23 @@ def test_resnet_generator_runs_its_blocks_by_winograd_with_the_same_outputs_and_
 
 
 # ----- twice differentiable (issue 13, item 6) -----------------------------------------------------------------
+def test_a_first_call_in_inference_mode_does_not_break_training_later():
+    """The transform matrices are cached on first use; made inside ``torch.inference_mode`` (a Pix2Pix call before
+    training, in one process) they were inference tensors, and a later gradient penalty's backward failed."""
+    from pix2pix_hub.models import winograd
+
+    for cached in (winograd.winograd_matrices, winograd._kron_matrices, winograd._transforms):
+        cached.cache_clear()
+    x, weight = torch.randn(1, 3, 8, 8), torch.randn(64, 3, 3, 3)
+    with torch.inference_mode():
+        winograd_conv2d(x, weight, padding=1)
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
+    (grad_x,) = torch.autograd.grad(winograd_conv2d(x, weight, padding=1).square().sum(), x, create_graph=True)
+    grad_x.square().sum().backward()  # a gradient penalty's backward: autograd saves the matrices here
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
 def test_double_backward_through_winograd_is_exact():
     """gradgradcheck in float64: the derivative of the gradient (what a gradient penalty trains on) is exact."""
     generator = torch.Generator().manual_seed(0)

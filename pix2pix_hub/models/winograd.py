@@ -31,6 +31,7 @@ MIN_OUT_CHANNELS = 64  # below this the transforms cost more than the multiplies
 
 
 @functools.cache
+@torch.inference_mode(False)  # cached: never an inference tensor, which autograd could not save
 def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(A^T, G, B^T)`` of F(output, kernel) in float64, from Toom-Cook at 0, 1, -1, 1/2, -1/2, 2, -2 (as many as
     needed) and infinity.
@@ -64,6 +65,7 @@ def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, t
 
 
 @functools.cache
+@torch.inference_mode(False)
 def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2-D transforms as single matrices on flattened tiles: ``(m^2, t^2)``, ``(t^2, r^2)``, ``(t^2, t^2)``.
 
@@ -78,6 +80,7 @@ def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 @functools.cache
+@torch.inference_mode(False)
 def _transforms(m: int, r: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``_kron_matrices`` in ``dtype`` (float32 for the layers; float64 lets gradcheck test the maths)."""
     a_t, g, b_t = _kron_matrices(m, r)
