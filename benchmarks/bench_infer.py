@@ -3,7 +3,10 @@
 Measured, for the paper's generator (``unet_256``, random weights: speed does not depend on them) or a trained
 model folder (``--model``):
     ms per image       ``Pix2Pix.translate_tensor(x)`` at each ``--sizes`` side and ``--batch_sizes``, the three
-                       engines taking turns within each round, so a neighbour's load falls on all of them alike
+                       engines taking turns within each round, so a neighbour's load falls on all of them alike;
+                       each timed call follows an untimed one of the same engine (as in steady use: its threads
+                       awake, the previous engine's spinning threads quiet; timed straight after another engine,
+                       int8 at 256x256 batch 1 measured 61 ms instead of ~29)
     first-call cost    torch: the first call; fp32: the first call with an empty ONNX cache (export + session + run)
                        and with the export cached; int8: quantizing (export, calibration, quality gate), then a fresh
                        ``from_pretrained(precision="int8")`` and its first call
@@ -143,6 +146,7 @@ def speed(engines: dict[str, Pix2Pix], args: argparse.Namespace) -> tuple[dict, 
             times: dict[str, list[float]] = {name: [] for name in engines}
             for _ in range(args.repeats):
                 for name in engines:
+                    run(name)  # untimed: the engine's own threads awake, the last engine's ones gone quiet
                     times[name].append(timed(lambda name=name: run(name))[1])
             row = {name: round(statistics.median(seconds) / batch_size * 1000, 1) for name, seconds in times.items()}
             row["int8_speedup_vs_fp32"] = round(row["onnxruntime_fp32"] / row["onnxruntime_int8"], 2)

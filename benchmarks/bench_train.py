@@ -274,8 +274,7 @@ def main() -> None:
         "machine": machine(),
         **{key: value for key, value in default.items() if key != "train_step_s_all"},
         "speedup": {key: round(value, 3) for key, value in speedup.items()},
-        "default": default,
-        "plain_eager": plain,
+        **results,
     }
     print(json.dumps(report))
 
