@@ -7,10 +7,12 @@ export on first use); ``note`` says in one line why int8 is not used (or is used
     engine = OnnxEngine(generator, backend="auto")
     engine.choose(folder, "auto", calibration=None, build_into=None, max_pixels=4096 * 4096)
     engine.runner        # the OnnxGenerator a call runs (None: torch)
-    engine.describe()    # "onnxruntime int8 (49.8 dB vs fp32)"
+    engine.describe()    # "onnxruntime int8 (49.8 dB vs fp32, 2.7x)"
 
 An int8 graph is used only when its stored quality report passed its gate, it was made from these weights
-(``weights_fingerprint``) and, under ``"auto"``, this CPU has VNNI or AMX (``quantize.int8_speed_problem``).
+(``weights_fingerprint``) and, under ``"auto"``, this CPU has VNNI or AMX (``quantize.int8_speed_problem``) and the
+report says int8 ran more than ``MIN_INT8_SPEEDUP`` times as fast as fp32 where it was quantized
+(``quantize.int8_measured_speed_problem``; reports without that figure pass).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .quantize import (
     CalibrationSource,
     QuantizationQualityError,
     calibration_inputs,
+    int8_measured_speed_problem,
     int8_quality_problem,
     int8_report,
     int8_speed_problem,
@@ -105,7 +108,7 @@ class OnnxEngine:
         return self.runner is not None and self.device.type == "cpu"
 
     def describe(self) -> str:
-        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (49.8 dB vs fp32)"``."""
+        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (49.8 dB vs fp32, 2.7x)"``."""
         return self.runner.describe() if self.active else "torch"
 
     @property
@@ -243,10 +246,11 @@ class OnnxEngine:
             quantize_int8(fp32, path, inputs, min_psnr_db=min_psnr, fingerprint=fingerprint)
 
     def _adopt_int8(self, graph: PrebuiltGraph, precision: str) -> None:
-        """Keep ``graph`` as the int8 graph and run it, unless ``precision`` is ``"auto"`` on a CPU where int8 is
-        not faster (then fp32, with a note); ``"int8"`` runs it anyway, with a note."""
+        """Keep ``graph`` as the int8 graph and run it, unless ``precision`` is ``"auto"`` and int8 is not faster:
+        a CPU without VNNI or AMX, or a report that measured it no faster (then fp32, with a note); ``"int8"`` runs
+        it anyway, with a note."""
         self.int8 = graph
-        slow = int8_speed_problem()
+        slow = int8_speed_problem() or int8_measured_speed_problem(graph.report)
         if slow is not None and precision == "auto":
             self._say(f"{slow}; using fp32", logging.INFO)
             return

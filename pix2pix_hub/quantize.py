@@ -9,11 +9,13 @@ the torch modules and the safetensors weights stay as they are.
 
 ``quantize_int8`` calibrates on real inputs, then refuses the int8 model (and writes nothing) when its outputs are
 further from the fp32 outputs than ``min_psnr_db`` on held-back inputs; the measured figure is stored in the
-file's metadata (``int8_report``). ``calibration_inputs`` gathers those inputs from a folder or a list of images.
+file's metadata (``int8_report``) with how fast int8 ran next to fp32 there (``speedup_vs_fp32``).
+``calibration_inputs`` gathers those inputs from a folder or a list of images.
 ``onnx`` and ``onnxruntime`` (the ``onnx`` extra) are imported on use only.
 
 Whether a model uses its int8 graph (``Pix2Pix.from_pretrained(precision=...)``) follows ``int8_quality_problem``
-(the stored report passed its gate) and ``int8_speed_problem`` (this CPU has the instructions that make int8 fast).
+(the stored report passed its gate), ``int8_speed_problem`` (this CPU has the instructions that make int8 fast) and
+``int8_measured_speed_problem`` (int8 was measurably faster than fp32 when it was made: not so for thin models).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import contextlib
 import json
 import logging
 import os
+import statistics
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +47,13 @@ if TYPE_CHECKING:
 
 REPORT_KEY = "int8_report"  # metadata_props key of the quantization report (JSON)
 DEFAULT_MIN_PSNR_DB = 40.0
+# "auto" runs an int8 graph only if it ran more than this many times as fast as fp32 when it was made: on thin
+# models (ngf 16 at 512x512: 0.8x) the quantize/dequantize steps cost more than the int8 convs save.
+MIN_INT8_SPEEDUP = 1.1
+# The speed check after the gate: untimed runs of each engine, then the median of timed runs, each right after an
+# untimed run of the same engine (~1.8 s for the paper's unet_256 at 256x256 on 2 cores).
+SPEED_WARMUP_RUNS = 2
+SPEED_TIMED_RUNS = 5
 CPUINFO_PATH = Path("/proc/cpuinfo")
 # /proc/cpuinfo flags reported by cpu_capabilities (avx_vnni: the AVX2-width VNNI of recent client CPUs).
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
@@ -304,10 +315,12 @@ def quantize_int8(
     ``QuantizationQualityError`` carrying the figure is raised and nothing is written.
 
     The graph is rewritten to sub-pixel form, then quantized statically (QDQ; uint8 activations, MinMax ranges;
-    int8 weights per output channel). The report (``psnr_db``: the worst held-out image, ``psnr_db_mean``,
-    ``max_abs_diff_levels`` in steps of 1/255 of the output range, the counts and the threshold) is stored in the
-    file's metadata, where ``int8_report`` reads it back, with ``fingerprint`` (the weights' hash,
-    ``onnx_backend.weights_fingerprint``) under ``FINGERPRINT_KEY`` when given. The file appears only once complete.
+    int8 weights per output channel). Past the gate both graphs are timed on the held-out inputs. The report
+    (``psnr_db``: the worst held-out image, ``psnr_db_mean``, ``max_abs_diff_levels`` in steps of 1/255 of the
+    output range, the counts and the threshold; ``fp32_median_ms``, ``int8_median_ms`` and their ratio
+    ``speedup_vs_fp32``, measured on this CPU) is stored in the file's metadata, where ``int8_report`` reads it
+    back, with ``fingerprint`` (the weights' hash, ``onnx_backend.weights_fingerprint``) under ``FINGERPRINT_KEY``
+    when given. The file appears only once complete.
     """
     import onnx
 
@@ -324,7 +337,8 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as scratch:
         int8_path = Path(scratch) / "int8.onnx"
         _quantize_static(model, Path(scratch), int8_path, calibration)
-        report = _compare(fp32_session, onnx_session(int8_path), gate)
+        int8_session = onnx_session(int8_path)
+        report = _compare(fp32_session, int8_session, gate)
         report.update(
             calibration_inputs=len(calibration),
             min_psnr_db=float(min_psnr_db),
@@ -339,6 +353,7 @@ def quantize_int8(
                 "Calibrate on more (and more typical) real inputs, or keep fp32.",
                 report["psnr_db"],
             )
+        report.update(_time_sessions(fp32_session, int8_session, gate))
         quantized = onnx.load(int8_path)
     metadata = {REPORT_KEY: json.dumps(report, sort_keys=True)}
     if fingerprint is not None:
@@ -374,6 +389,16 @@ def int8_quality_problem(report: dict[str, Any] | None) -> str | None:
             f"its outputs are {report.get('psnr_db')} dB from fp32's, below its gate of {report.get('min_psnr_db')} dB"
         )
     return None
+
+
+def int8_measured_speed_problem(report: dict[str, Any] | None) -> str | None:
+    """Why an int8 graph with this stored report is not worth running under "auto" (one clause): int8 ran at most
+    ``MIN_INT8_SPEEDUP`` times as fast as fp32 when it was quantized. None otherwise, and for reports that hold
+    no measurement (files made before the speed check)."""
+    speedup = (report or {}).get("speedup_vs_fp32")
+    if speedup is None or speedup > MIN_INT8_SPEEDUP:
+        return None
+    return f"int8 measured {round(speedup, 2):g}x the speed of fp32 on the CPU that quantized it"
 
 
 def int8_speed_problem(capabilities: dict[str, Any] | None = None) -> str | None:
@@ -540,6 +565,33 @@ def _compare(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray]) -> 
         "psnr_db_mean": round(float(np.mean(psnrs)), 2),
         "max_abs_diff_levels": round(worst_diff * 127.5, 2),  # the output range [-1, 1] spans 255 levels
         "held_out_inputs": len(inputs),
+    }
+
+
+def _time_sessions(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray]) -> dict[str, Any]:
+    """Median milliseconds per run of each session on ``inputs`` and ``speedup_vs_fp32`` (fp32's over int8's).
+
+    The engines alternate, and each timed run follows an untimed run of the same engine on the same input, so
+    both are timed with warm caches and under the same load from whatever else the machine runs.
+    """
+    sessions = {"fp32": fp32_session, "int8": int8_session}
+    names = {key: session.get_inputs()[0].name for key, session in sessions.items()}
+    for _ in range(SPEED_WARMUP_RUNS):
+        for key, session in sessions.items():
+            session.run(None, {names[key]: inputs[0]})
+    times: dict[str, list[float]] = {key: [] for key in sessions}
+    for index in range(SPEED_TIMED_RUNS):
+        array = inputs[index % len(inputs)]
+        for key, session in sessions.items():
+            session.run(None, {names[key]: array})  # untimed: the timed run below finds warm caches
+            start = time.perf_counter()
+            session.run(None, {names[key]: array})
+            times[key].append(time.perf_counter() - start)
+    fp32_ms, int8_ms = (1000 * statistics.median(times[key]) for key in sessions)
+    return {
+        "fp32_median_ms": round(fp32_ms, 3),
+        "int8_median_ms": round(int8_ms, 3),
+        "speedup_vs_fp32": round(fp32_ms / int8_ms, 2),
     }
 
 

@@ -144,6 +144,10 @@ def test_int8_of_a_trained_model_passes_the_gate_and_carries_its_report(trained,
     assert report["psnr_db"] >= 40.0 and report["psnr_db_mean"] >= report["psnr_db"]
     assert report["calibration_inputs"] == 9 and report["held_out_inputs"] == 3 and report["min_psnr_db"] == 40.0
     assert report["bytes"] == (tmp_path / "model.int8.onnx").stat().st_size < fp32_path.stat().st_size / 2
+    # Both graphs were timed here: their medians and fp32's over int8's (what "auto" checks) travel with the file.
+    assert report["fp32_median_ms"] > 0 and report["int8_median_ms"] > 0
+    ratio = report["fp32_median_ms"] / report["int8_median_ms"]
+    assert report["speedup_vs_fp32"] == pytest.approx(ratio, rel=0.03, abs=0.01)  # each rounded
 
     stored = int8_report(tmp_path / "model.int8.onnx")
     assert stored == {key: value for key, value in report.items() if key not in ("path", "bytes")}
