@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import torch.nn.functional as F
 from hub_mirror import HubMirror, run_python
 from PIL import Image
 from test_hub import FakeHfApi
+from test_quantize import smooth_images, train_tiny_translator
 
 from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator, export, unet_128
 from pix2pix_hub.constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
@@ -43,12 +43,6 @@ def slow_cpu(monkeypatch):
     monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
 
 
-def smooth_images(count: int, side: int, seed: int) -> torch.Tensor:
-    """``(count, 3, side, side)`` in [-1, 1]: coarse random colours upsampled, image-like (unlike noise)."""
-    coarse = torch.rand(count, 3, 6, 6, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    return F.interpolate(coarse, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
-
-
 def write_images(folder, images: torch.Tensor) -> list:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -60,24 +54,9 @@ def write_images(folder, images: torch.Tensor) -> list:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 5-level U-Net (ngf 8) trained ~3 s to a smooth colour mapping, saved as a model folder; 12 calibration
-    PNGs of 40x48 (not a multiple of 32: the pipeline pads them) beside it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: a second thread only adds contention on a shared CPU
-    try:
-        torch.manual_seed(0)
-        generator = UNetGenerator(num_downs=5, ngf=8)
-        optimizer = torch.optim.Adam(generator.parameters(), 2e-3, betas=(0.5, 0.999))
-        mix = torch.tensor([[0.2, 0.7, 0.1], [0.6, -0.3, 0.4], [-0.5, 0.2, 0.8]])
-        for step in range(300):
-            images = smooth_images(4, 32, seed=step)
-            target = F.avg_pool2d(torch.tanh(1.5 * torch.einsum("oc,nchw->nohw", mix, images)), 5, 1, 2)
-            loss = (generator(images) - target).abs().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    """``test_quantize.train_tiny_translator()`` saved as a model folder; 12 calibration PNGs of 40x48 (not a
+    multiple of 32: the pipeline pads them) beside it."""
+    generator = train_tiny_translator()
     root = tmp_path_factory.mktemp("int8")
     info = ModelInfo(direction="AtoB")
     Pix2Pix(generator.eval(), info=info, backend="torch").save_pretrained(root / "model")

@@ -113,17 +113,16 @@ def target_of(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(mixed, 5, 1, 2, count_include_pad=False)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A 5-level U-Net (ngf 8, 32x32) trained 300 steps to the target above (~3 s), exported to fp32 ONNX, and 12
-    calibration images as uint8 ``(H, W, 3)`` arrays (the last 4 held out)."""
+def train_tiny_translator(steps: int = 300) -> UNetGenerator:
+    """A 5-level U-Net (ngf 8) trained ``steps`` steps on 32x32 ``smooth_images`` to ``target_of`` (~3 s), so its
+    activations are those of a trained model (what calibration is about)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: a second thread only adds contention on a shared CPU
     try:
         torch.manual_seed(0)
         generator = UNetGenerator(num_downs=5, ngf=8)
         optimizer = torch.optim.Adam(generator.parameters(), 2e-3, betas=(0.5, 0.999))
-        for step in range(300):
+        for step in range(steps):
             images = smooth_images(4, 32, seed=step)
             loss = (generator(images) - target_of(images)).abs().mean()
             optimizer.zero_grad()
@@ -131,7 +130,15 @@ def trained(tmp_path_factory):
             optimizer.step()
     finally:
         torch.set_num_threads(threads)
-    assert loss.item() < 0.06  # it learned the mapping: activations are those of a trained model
+    assert loss.item() < 0.06  # it learned the mapping
+    return generator
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``train_tiny_translator()`` exported to fp32 ONNX, and 12 calibration images as uint8 ``(H, W, 3)`` arrays
+    (the last 4 held out)."""
+    generator = train_tiny_translator()
     folder = tmp_path_factory.mktemp("trained")
     export_onnx(generator.eval(), folder / "fp32.onnx", check=False)
     calibration = [model_to_uint8(image) for image in smooth_images(12, 32, seed=10_000).numpy()]
