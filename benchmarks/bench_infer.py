@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import torch.nn.functional as F
 from pix2pix_hub import Pix2Pix, unet_256
 from pix2pix_hub.constants import INT8_ONNX_NAME
 from pix2pix_hub.metrics import psnr_per_image
-from pix2pix_hub.quantize import cpu_capabilities, int8_is_fast
+from pix2pix_hub.quantize import cpu_capabilities, cpu_name, int8_is_fast
 
 ENGINES = ("torch_eager", "onnxruntime_fp32", "onnxruntime_int8")
 OPTIONS = {  # from_pretrained options of each engine
@@ -191,15 +190,6 @@ def resident_mb(field: str) -> int | None:
         if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024)  # kB
     return None
-
-
-def cpu_name() -> str:
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def parse_args() -> argparse.Namespace:

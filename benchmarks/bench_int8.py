@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from PIL import Image
 from pix2pix_hub import Pix2Pix, UNetGenerator, unet_256
 from pix2pix_hub.export import export_onnx, onnx_session
 from pix2pix_hub.imaging import model_to_uint8
-from pix2pix_hub.quantize import cpu_capabilities, int8_is_fast, quantize_int8
+from pix2pix_hub.quantize import cpu_capabilities, cpu_name, int8_is_fast, quantize_int8
 
 
 def measure(runs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -173,15 +172,6 @@ def quality(args: argparse.Namespace, folder: Path) -> dict:
     print(f"quality ({described}): {report['psnr_db']} dB worst, {report['psnr_db_mean']} dB mean", file=sys.stderr)
     kept = ("psnr_db", "psnr_db_mean", "max_abs_diff_levels", "calibration_inputs", "held_out_inputs")
     return {"model": described, **{key: report[key] for key in kept}}
-
-
-def cpu_name() -> str:
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def parse_args() -> argparse.Namespace:

@@ -38,12 +38,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
-from pix2pix_hub.quantize import cpu_capabilities
+from pix2pix_hub.quantize import cpu_capabilities, cpu_name
 
 VARIANTS = ("plain_eager", "default", "default_bf16")
 INFERENCE_VARIANTS = ("plain_eager", "default")
@@ -206,22 +205,12 @@ def combine(runs: list[dict]) -> dict:
 def machine() -> dict:
     return {
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model(),
+        "cpu_model": cpu_name(),
         "threads": torch.get_num_threads(),
         "capabilities": cpu_capabilities(),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def main() -> None:

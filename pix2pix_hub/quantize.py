@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import statistics
 import tempfile
 import time
@@ -622,12 +623,24 @@ def int8_is_fast(capabilities: dict[str, Any] | None = None) -> bool:
 
 def _cpuinfo_flags(path: Path) -> set[str]:
     """The first processor's ``flags`` (all cores report the same); an empty set if there is no such line."""
+    return set(_cpuinfo_field(path, "flags").split())
+
+
+def _cpuinfo_field(path: Path, name: str) -> str:
+    """The first processor's ``name`` field of ``/proc/cpuinfo``; "" if there is no such line."""
     with path.open(encoding="utf-8", errors="replace") as file:
         for line in file:
             key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                return set(value.split())
-    return set()
+            if key.strip() == name:
+                return value.strip()
+    return ""
+
+
+def cpu_name(cpuinfo: str | os.PathLike = CPUINFO_PATH) -> str:
+    """The CPU's model name, for benchmark reports (``/proc/cpuinfo``; elsewhere ``platform``'s answer)."""
+    path = Path(cpuinfo)
+    name = _cpuinfo_field(path, "model name") if path.is_file() else ""
+    return name or platform.processor() or platform.machine()
 
 
 def _torch_capabilities() -> dict[str, Any]:

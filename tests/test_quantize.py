@@ -4,6 +4,7 @@ within the PSNR gate (and is refused above it), the report travels in the file, 
 from __future__ import annotations
 
 import collections
+import platform
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from pix2pix_hub.models.registry import build_generator
 from pix2pix_hub.quantize import (
     QuantizationQualityError,
     cpu_capabilities,
+    cpu_name,
     int8_is_fast,
     int8_report,
     quantize_int8,
@@ -221,6 +223,11 @@ def test_capabilities_from_cpuinfo_flags(tmp_path, flags, expected, fast):
     assert {name for name, value in capabilities.items() if value is True} == expected
     assert capabilities["source"] == str(tmp_path / "cpuinfo")
     assert int8_is_fast(capabilities) is fast
+
+
+def test_cpu_name_from_cpuinfo_or_platform(tmp_path):
+    assert cpu_name(fake_cpuinfo(tmp_path, XEON_FLAGS)) == "Test CPU"
+    assert cpu_name(tmp_path / "missing") == (platform.processor() or platform.machine())
 
 
 def test_capabilities_on_a_cpu_without_x86_flags(tmp_path):
