@@ -222,11 +222,11 @@ def test_bad_label_nc_is_named():
         PairedTransform(label_nc=-1)
 
 
-def test_check_images_finds_bad_labels_before_training():
+def test_check_maps_finds_bad_labels_before_training():
     transform = PairedTransform(preprocess="none", label_nc=4)
-    transform.check_images(label_image([[0, 3]]), Image.new("RGB", (2, 1)))
+    transform.check_maps(label_image([[0, 3]]), None)
     with pytest.raises(LabelMapError, match="label value 5 outside 0..3"):
-        transform.check_images(label_image([[0, 5]]), Image.new("RGB", (2, 1)))
+        transform.check_maps(label_image([[0, 5]]), None)
 
 
 def test_encode_label_map_for_inference():

@@ -41,7 +41,6 @@ from ..imaging import convert_image
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
-SPLIT_NAMES = ("train", "val", "validation", "test")
 # Bump when the stored form of split A|B halves changes, so old caches are not reused.
 ALIGNED_CACHE_VERSION = 2
 STREAM_SHARDS = 16

@@ -123,13 +123,6 @@ class PairedTransform:
                 f"resize). Use a smaller crop_size or preprocess='resize_and_crop', which resizes to load_size first."
             )
 
-    def check_images(self, input_image: Image.Image, target_image: Image.Image) -> None:
-        """What ``check_size`` checks, and with ``label_nc`` that the input is a class-index map whose values are
-        all below ``label_nc`` (``LabelMapError`` naming the bad values): a whole-dataset check before training."""
-        self.check_size(input_image.size)
-        if self.label_nc:
-            check_labels(index_array(input_image), self.label_nc)
-
     def check_maps(self, input_image: Image.Image, instance_image: Image.Image | None) -> None:
         """What ``encode_input`` would refuse, without encoding (cheap enough to run over a whole dataset): with
         ``label_nc`` the input's class indices, with ``instance`` the instance map's presence, size and mode.
