@@ -46,8 +46,7 @@ from accelerate import Accelerator
 from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
 from pix2pix_hub.quantize import cpu_capabilities
 from pix2pix_hub.training import StepParts, TrainingConfig, train_step
-from pix2pix_hub.training.losses import GANLoss
-from pix2pix_hub.training.setup import build_networks, make_adam, make_vgg_loss
+from pix2pix_hub.training.setup import build_networks, make_adam, make_step_parts
 
 HD_SIZES = ((512, 256), (512, 512), (1024, 512))  # (W, H)
 UNET_SIZE = (512, 512)
@@ -98,11 +97,7 @@ def build_step(config: TrainingConfig, accelerator: Accelerator) -> StepParts:
     optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
     optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
     prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
-    return StepParts(
-        *prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp,
-        lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
-        vgg_loss=make_vgg_loss(config, accelerator.device), lambda_vgg=config.lambda_vgg,
-    )  # fmt: skip
+    return make_step_parts(config, *prepared, accelerator.device)
 
 
 def run_case(case: Case, args: argparse.Namespace) -> dict:

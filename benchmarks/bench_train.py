@@ -85,8 +85,7 @@ def default_parts(batch_size: int, mixed_precision: str = "no"):
     from accelerate import Accelerator
 
     from pix2pix_hub.training import TrainingConfig
-    from pix2pix_hub.training.loop import StepParts, build_networks, make_adam
-    from pix2pix_hub.training.losses import GANLoss
+    from pix2pix_hub.training.setup import build_networks, make_adam, make_step_parts
 
     config = TrainingConfig(batch_size=batch_size, mixed_precision=mixed_precision)
     if not config.plain_eager:
@@ -96,7 +95,7 @@ def default_parts(batch_size: int, mixed_precision: str = "no"):
     optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
     optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
     prepared = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
-    parts = StepParts(*prepared, GANLoss(config.gan_mode), config.lambda_l1, config.lambda_gp)
+    parts = make_step_parts(config, *prepared, accelerator.device)
     batch = {"input": torch.randn(batch_size, 3, SIDE, SIDE), "target": torch.randn(batch_size, 3, SIDE, SIDE)}
     return parts, accelerator, batch
 

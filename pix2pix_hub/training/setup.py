@@ -50,6 +50,8 @@ from .errors import (
     OutputDirError,
     OutputDirNotWritable,
 )
+from .losses import GANLoss
+from .step import StepParts
 
 LOGS_DIR = "logs"
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",), "wandb": ("wandb",)}
@@ -104,6 +106,23 @@ def make_vgg_loss(config: TrainingConfig, device: torch.device) -> VGGLoss | Non
         return VGGLoss(config.vgg_weights).to(device)
     except (OSError, ValueError) as error:
         raise ConfigError(f"--vgg_weights {config.vgg_weights}: {error}") from error
+
+
+def make_step_parts(
+    config: TrainingConfig,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer_g: torch.optim.Optimizer,
+    optimizer_d: torch.optim.Optimizer,
+    device: torch.device,
+) -> StepParts:
+    """What ``train_step`` works with for ``config``: the (prepared) networks and optimizers, the GAN loss and the
+    weights of every term (feature matching only with the multi-scale D, the VGG loss only with --lambda_vgg)."""
+    return StepParts(
+        generator, discriminator, optimizer_g, optimizer_d, GANLoss(config.gan_mode), config.lambda_l1,
+        config.lambda_gp, lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
+        vgg_loss=make_vgg_loss(config, device), lambda_vgg=config.lambda_vgg,
+    )  # fmt: skip
 
 
 def make_adam(params: Any, config: TrainingConfig, device: torch.device) -> torch.optim.Adam:

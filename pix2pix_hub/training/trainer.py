@@ -40,7 +40,6 @@ from . import checkpoint
 from .base_model import adopt_architecture, load_base_model
 from .config import TrainingConfig, config_warnings, high_resolution_summary
 from .errors import TrainingInterrupted
-from .losses import GANLoss
 from .publish import Published, model_info, publish, render_card
 from .setup import (
     EpochShuffler,
@@ -55,15 +54,15 @@ from .setup import (
     make_adam,
     make_loader,
     make_schedulers,
+    make_step_parts,
     make_stream_loader,
-    make_vgg_loss,
     on_main_then_everywhere,
     prepare_output_dir,
     stream_updates_per_epoch,
     tracker_config,
 )
 from .signals import StopSignals
-from .step import StepParts, train_step
+from .step import train_step
 from .sync_norm import sync_batchnorm
 from .validation import log_grid, sample_grid, validation_metrics, widget_example
 
@@ -174,12 +173,7 @@ class Trainer:
             generator, discriminator, optimizer_g, optimizer_d, self.loader = accelerator.prepare(
                 generator, discriminator, optimizer_g, optimizer_d, loader
             )
-        gan_loss = GANLoss(config.gan_mode)
-        self.parts = StepParts(
-            generator, discriminator, optimizer_g, optimizer_d, gan_loss, config.lambda_l1, config.lambda_gp,
-            lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
-            vgg_loss=make_vgg_loss(config, accelerator.device), lambda_vgg=config.lambda_vgg,
-        )  # fmt: skip
+        self.parts = make_step_parts(config, generator, discriminator, optimizer_g, optimizer_d, accelerator.device)
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
         # --niter_fix_global: the local enhancer's global generator, held fixed for its first epochs (fix_global)
         self.global_parameters = tuple(self.generator.global_body.parameters()) if config.niter_fix_global else ()
