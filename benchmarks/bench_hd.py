@@ -43,8 +43,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
-from pix2pix_hub.quantize import cpu_capabilities
+from pix2pix_hub.performance import cpu_capabilities, peak_rss_mb, rss_mb, tune_allocator
 from pix2pix_hub.training import StepParts, TrainingConfig, train_step
 from pix2pix_hub.training.setup import build_networks, make_adam, make_step_parts
 

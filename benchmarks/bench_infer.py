@@ -46,8 +46,9 @@ import torch.nn.functional as F
 
 from pix2pix_hub import Pix2Pix, unet_256
 from pix2pix_hub.constants import INT8_ONNX_NAME
-from pix2pix_hub.metrics import psnr_per_image
-from pix2pix_hub.quantize import cpu_capabilities, cpu_name, int8_is_fast
+from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.inference.quantize import int8_is_fast
+from pix2pix_hub.performance import cpu_capabilities, cpu_name
 
 ENGINES = ("torch_eager", "onnxruntime_fp32", "onnxruntime_int8")
 OPTIONS = {  # from_pretrained options of each engine
@@ -86,7 +87,7 @@ def calibration_source(args: argparse.Namespace, pix2pix: Pix2Pix) -> Any:
         return args.calibration
     if args.calibration_dataset:
         from pix2pix_hub.data import load_pairs
-        from pix2pix_hub.inference import dataset_calibration_images
+        from pix2pix_hub.inference.batch import dataset_calibration_images
 
         pairs = load_pairs(args.calibration_dataset, split=args.split, direction=pix2pix.direction or "AtoB")
         return dataset_calibration_images(pairs, args.num_calibration, pix2pix.in_channels, pix2pix.max_pixels)

@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, UNetGenerator, unet_256
-from pix2pix_hub.export import export_onnx, onnx_session
-from pix2pix_hub.imaging import model_to_uint8
-from pix2pix_hub.quantize import cpu_capabilities, cpu_name, int8_is_fast, quantize_int8
+from pix2pix_hub.images.arrays import model_to_uint8
+from pix2pix_hub.inference.export import export_onnx, onnx_session
+from pix2pix_hub.inference.quantize import int8_is_fast
+from pix2pix_hub.performance import cpu_capabilities, cpu_name, quantize_int8
 
 
 def measure(runs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:

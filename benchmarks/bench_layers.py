@@ -112,7 +112,7 @@ def main() -> None:
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
 
-    from pix2pix_hub.training.loop import train_step
+    from pix2pix_hub.training import train_step
 
     # The first layers' inputs need no gradient; their backward hooks still bracket the weight gradient.
     warnings.filterwarnings("ignore", message="Full backward hook is firing")

@@ -41,8 +41,7 @@ import time
 
 import torch
 
-from pix2pix_hub.performance import peak_rss_mb, rss_mb, tune_allocator
-from pix2pix_hub.quantize import cpu_capabilities, cpu_name
+from pix2pix_hub.performance import cpu_capabilities, cpu_name, peak_rss_mb, rss_mb, tune_allocator
 
 VARIANTS = ("plain_eager", "default", "default_bf16")
 INFERENCE_VARIANTS = ("plain_eager", "default")
@@ -102,7 +101,7 @@ def default_parts(batch_size: int, mixed_precision: str = "no"):
 
 def default_step(batch_size: int, mixed_precision: str = "no"):
     """A step function for the library's default path: what ``train()`` builds and runs for each batch."""
-    from pix2pix_hub.training.loop import train_step
+    from pix2pix_hub.training import train_step
 
     parts, accelerator, batch = default_parts(batch_size, mixed_precision)
     return lambda: train_step(batch, parts, accelerator)

@@ -4,8 +4,9 @@ Importing this package pulls in torch, huggingface_hub and safetensors only; tra
 and the Space (gradio) live behind their own imports.
 """
 
-from .authors import convert_authors_checkpoint, load_authors_checkpoint
-from .model_info import ModelInfo
+from .hub.authors import convert_authors_checkpoint, load_authors_checkpoint
+from .hub.model_info import ModelInfo
+from .inference.pipeline import Pix2Pix
 from .models import (
     GlobalGenerator,
     LocalEnhancer,
@@ -22,7 +23,6 @@ from .models import (
     unet_256,
     unet_512,
 )
-from .pipeline import Pix2Pix
 
 __version__ = "0.1.0"
 

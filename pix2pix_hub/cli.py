@@ -25,13 +25,12 @@ from typing import Any
 
 import torch
 
-from .authors import AuthorsCheckpointError, convert_authors_checkpoint
 from .constants import BACKENDS, DIRECTIONS, NORMS, PRECISIONS, SIZE_MODES
 from .data import load_pairs
 from .data.prepare import add_dataset_parser
-from .evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
-from .export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
-from .inference import (
+from .hub.authors import AuthorsCheckpointError, convert_authors_checkpoint
+from .hub.space_build import add_space_parser
+from .inference.batch import (
     NoImagesFound,
     OutputConflict,
     dataset_calibration_images,
@@ -39,10 +38,11 @@ from .inference import (
     file_jobs,
     translate_jobs,
 )
-from .pipeline import Pix2Pix
-from .precision import DEFAULT_NUM_CALIBRATION
-from .quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
-from .space_build import add_space_parser
+from .inference.evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
+from .inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
+from .inference.pipeline import Pix2Pix
+from .inference.precision import DEFAULT_NUM_CALIBRATION
+from .inference.quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
 
 EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2
 DEBUG_ENV = "PIX2PIX_DEBUG"  # set to 1: errors propagate with their traceback, as --debug does
@@ -361,7 +361,7 @@ def add_train_parser(commands: Any) -> None:
 
 def train_command(args: argparse.Namespace) -> int:
     # Imported here: accelerate and datasets load only when training, not for `pix2pix-hub --help`.
-    from .training.cli import main as train_main
+    from .commands.train import main as train_main
 
     train_main(args.arguments, command=["pix2pix-hub", "train", *args.arguments])
     return EXIT_OK

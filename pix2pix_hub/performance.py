@@ -1,7 +1,8 @@
-"""Process-wide CPU speed settings that leave the maths unchanged (figures in docs/performance.md).
+"""Process-wide performance facts: CPU speed settings that leave the maths unchanged (figures in
+docs/performance.md), and what the CPU accelerates (``cpu_capabilities``, ``cpu_name``).
 
 Library code never applies them: a setting that changes the whole process belongs to the program, so the entry
-points call ``tune_allocator`` (``pix2pix_hub.training.cli.main`` for training, the Space's ``spaces_app/app.py``).
+points call ``tune_allocator`` (``pix2pix_hub.commands.train.main`` for training, the Space's ``spaces_app/app.py``).
 Each entry point has a switch to leave the process as it was; the environment variable
 ``PIX2PIX_NO_ALLOCATOR_TUNING=1`` is the Space's (``tune_allocator_unless_disabled``), and any entry point may
 honour it too.
@@ -15,6 +16,9 @@ import os
 import platform
 import resource
 from pathlib import Path
+from typing import Any
+
+import torch
 
 NO_ALLOCATOR_TUNING = "PIX2PIX_NO_ALLOCATOR_TUNING"  # set to 1: entry points leave glibc's allocator alone
 
@@ -61,3 +65,65 @@ def peak_rss_mb() -> float:
     """The most resident memory this process has had, in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KB on Linux
+
+
+# --- what the CPU accelerates ---------------------------------------------------------------------------------
+
+CPUINFO_PATH = Path("/proc/cpuinfo")
+# /proc/cpuinfo flags reported by cpu_capabilities (avx_vnni: the AVX2-width VNNI of recent client CPUs).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
+def cpu_capabilities(cpuinfo: str | os.PathLike = CPUINFO_PATH) -> dict[str, Any]:
+    """Which low-precision instructions the CPU has: ``{"avx2", "avx512f", "avx512_vnni", "avx_vnni",
+    "avx512_bf16", "amx_int8", "amx_bf16": bool, "source": str}``.
+
+    Read from the ``flags`` line of ``/proc/cpuinfo`` (Linux on x86; on other CPUs every flag is False). Where that
+    file does not exist (macOS, Windows), torch's cpuinfo-based checks answer instead; they have no ``avx_vnni``,
+    and report AMX as one feature for both ``amx_`` entries.
+    """
+    path = Path(cpuinfo)
+    if path.is_file():
+        flags = _cpuinfo_flags(path)
+        return {flag: flag in flags for flag in CPU_FLAGS} | {"source": str(path)}
+    return _torch_capabilities()
+
+
+def _cpuinfo_flags(path: Path) -> set[str]:
+    """The first processor's ``flags`` (all cores report the same); an empty set if there is no such line."""
+    return set(_cpuinfo_field(path, "flags").split())
+
+
+def _cpuinfo_field(path: Path, name: str) -> str:
+    """The first processor's ``name`` field of ``/proc/cpuinfo``; "" if there is no such line."""
+    with path.open(encoding="utf-8", errors="replace") as file:
+        for line in file:
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+    return ""
+
+
+def cpu_name(cpuinfo: str | os.PathLike = CPUINFO_PATH) -> str:
+    """The CPU's model name, for benchmark reports (``/proc/cpuinfo``; elsewhere ``platform``'s answer)."""
+    path = Path(cpuinfo)
+    name = _cpuinfo_field(path, "model name") if path.is_file() else ""
+    return name or platform.processor() or platform.machine()
+
+
+def _torch_capabilities() -> dict[str, Any]:
+    def check(name: str) -> bool:
+        probe = getattr(torch.cpu, name, None)  # private helpers: absent in some torch versions
+        return bool(probe()) if probe is not None else False
+
+    amx = check("_is_amx_tile_supported")
+    return {
+        "avx2": check("_is_avx2_supported"),
+        "avx512f": check("_is_avx512_supported"),
+        "avx512_vnni": check("_is_vnni_supported"),
+        "avx_vnni": False,
+        "avx512_bf16": check("_is_avx512_bf16_supported"),
+        "amx_int8": amx,
+        "amx_bf16": amx,
+        "source": "torch",
+    }

@@ -50,7 +50,7 @@ from model_service import (  # noqa: E402
     translate_image,
 )
 
-from pix2pix_hub.labels import labels_to_image  # noqa: E402
+from pix2pix_hub.images.labels import labels_to_image  # noqa: E402
 
 EXAMPLES = [(0, 256, 256), (1, 256, 256), (2, 256, 256), (3, 256, 256), (4, 384, 256)]
 CANVAS = (256, 256)

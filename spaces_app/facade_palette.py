@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pix2pix_hub.labels import colors_to_labels, label_palette
+from pix2pix_hub.images.labels import colors_to_labels, label_palette
 
 OPAQUE = 128  # canvas pixels at least this opaque keep their painted class; the rest (erased) are class 0
 

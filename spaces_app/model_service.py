@@ -21,8 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.fileio import save_image
-from pix2pix_hub.image_io import UnreadableImage, bomb_size, check_still
-from pix2pix_hub.labels import INDEX_MODES, index_array, labels_to_image
+from pix2pix_hub.images.labels import INDEX_MODES, index_array, labels_to_image
+from pix2pix_hub.images.reading import UnreadableImage, bomb_size, check_still
 
 LOGGER = logging.getLogger("pix2pix_space")
 DEFAULT_MODEL_ID = "user/facades"

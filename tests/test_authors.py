@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator
-from pix2pix_hub.authors import (
+from pix2pix_hub.constants import MODEL_INFO_NAME, PICKLE_SUFFIXES
+from pix2pix_hub.hub.authors import (
     AuthorsCheckpointError,
     authors_discriminator_layout,
     authors_generator_layout,
@@ -25,7 +26,6 @@ from pix2pix_hub.authors import (
     read_authors_state_dict,
     unet_modules,
 )
-from pix2pix_hub.constants import MODEL_INFO_NAME, PICKLE_SUFFIXES
 
 JZ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "jz"
 MANIFEST = json.loads((JZ / "manifest.json").read_text()) if (JZ / "manifest.json").is_file() else []

@@ -21,7 +21,7 @@ DISCRIMINATOR = next((entry for entry in MANIFEST if entry["kind"] == "D"), None
 @needs_jz
 @pytest.mark.slow
 def test_convert_push_and_load_back_by_id_reproduces_the_authors_output(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
     FakeHfApi.uploads = {"alice/facades-authors": tmp_path / "pushed"}
     argv = [str(JZ / UNET["weights"]), str(tmp_path / "out"), "--direction", "BtoA"]
     argv += ["--discriminator", str(JZ / DISCRIMINATOR["weights"]), "--push_to_hub", "alice/facades-authors"]

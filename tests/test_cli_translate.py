@@ -15,7 +15,7 @@ from PIL import Image
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import build_parser, main, open_model
-from pix2pix_hub.imaging import convert_image
+from pix2pix_hub.images.arrays import convert_image
 
 
 def noise(height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from pix2pix_hub.data import PairedTransform
-from pix2pix_hub.labels import (
+from pix2pix_hub.images.labels import (
     MODEL_HINT,
     LabelMapError,
     check_label_channels,

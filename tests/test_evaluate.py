@@ -14,9 +14,9 @@ from torch import nn
 
 from pix2pix_hub import ModelInfo, Pix2Pix, resnet_6blocks
 from pix2pix_hub.cli import main
-from pix2pix_hub.evaluation import FidUnavailable, evaluate, fid_metric
-from pix2pix_hub.image_io import UnreadableImage, decode_image
-from pix2pix_hub.labels import labels_to_image
+from pix2pix_hub.images.labels import labels_to_image
+from pix2pix_hub.images.reading import UnreadableImage, decode_image
+from pix2pix_hub.inference.evaluation import FidUnavailable, evaluate, fid_metric
 from pix2pix_hub.models.hd import GlobalGenerator
 
 

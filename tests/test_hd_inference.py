@@ -11,7 +11,7 @@ from PIL import Image
 
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.cli import main
-from pix2pix_hub.labels import encode_label_map, label_palette, labels_to_image
+from pix2pix_hub.images.labels import encode_label_map, label_palette, labels_to_image
 from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 
 LABEL_NC = 8

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from pix2pix_hub.hd_losses import VGGLoss, feature_matching_loss
 from pix2pix_hub.models.multiscale import MultiscaleDiscriminator
 from pix2pix_hub.models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19Features, load_vgg19
+from pix2pix_hub.training.losses import VGGLoss, feature_matching_loss
 
 
 # ----- feature matching ----------------------------------------------------------------------------------------

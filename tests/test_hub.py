@@ -13,8 +13,8 @@ from hub_mirror import HubMirror, run_python
 from PIL import Image
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, fileio, unet_128
+from pix2pix_hub.inference.pipeline import ALLOWED_PATTERNS
 from pix2pix_hub.models import DISCRIMINATOR_CLASSES, WeightsNotFoundError
-from pix2pix_hub.pipeline import ALLOWED_PATTERNS
 
 LOAD_AND_TRANSLATE = """
 import numpy as np, torch
@@ -140,7 +140,7 @@ def test_pix2pix_repo_is_also_a_plain_generator_repo(tmp_path):
 def test_model_card_has_real_metadata(tmp_path):
     from PIL import Image
 
-    from pix2pix_hub.model_card import render_model_card
+    from pix2pix_hub.hub.model_card import render_model_card
 
     pix2pix = tiny_pix2pix()
     card = render_model_card(
@@ -276,7 +276,7 @@ class FakeHfApi:
 @pytest.mark.slow
 def test_push_to_hub_uploads_a_repo_that_loads_back_over_http(saved_repo, monkeypatch):
     pix2pix, tmp_path, expected = saved_repo
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
     FakeHfApi.uploads = {"some-user/some-repo": tmp_path / "pushed"}
     url = pix2pix.push_to_hub("some-user/some-repo")
     assert url.endswith("/commit/1")
@@ -352,7 +352,7 @@ def test_allowed_patterns_never_match_a_pickle_in_any_folder():
 
 
 def test_a_second_push_removes_stale_files_keeps_gitattributes_and_names_the_repo(tmp_path, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
     FakeHfApi.uploads, FakeHfApi.calls = {"alice/x": tmp_path / "remote"}, []
     (tmp_path / "remote").mkdir()
     (tmp_path / "remote" / ".gitattributes").write_text("*.safetensors filter=lfs\n")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_hub.image_io import (
+from pix2pix_hub.images.reading import (
     ImageTooLarge,
     UnreadableImage,
     bad_image_bytes,

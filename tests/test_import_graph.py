@@ -9,39 +9,50 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "pix2pix_hub"
 PACKAGE = PACKAGE_DIR.name
 
-# Layer -> the package modules (prefixes) it may import; a module's layer is the longest matching prefix.
+# Layer -> the package modules (and their submodules) it may import; a module's layer is its longest matching name.
+# Every module of the package must fall in a layer (test_every_module_has_a_layer).
 P = PACKAGE
-BASICS = (f"{P}.constants", f"{P}.fileio", f"{P}.imaging", f"{P}.image_io", f"{P}.metrics", f"{P}.labels")
-NETWORKS = (f"{P}.constants", f"{P}.fileio", f"{P}.models")
+FACTS = (f"{P}.constants", f"{P}.errors", f"{P}.fileio", f"{P}.performance")
+IMAGES = (*FACTS, f"{P}.images")
+NETWORKS = (*FACTS, f"{P}.models")
+MODEL_FACTS = (*FACTS, f"{P}.hub.model_info")
+# The pipeline layer: Pix2Pix and the engines it runs on; imports no data, training or command code.
+PIPELINE = (*IMAGES, *NETWORKS, *MODEL_FACTS, f"{P}.hub.model_card", f"{P}.inference")
 ALLOWED = {
+    P: (*PIPELINE, f"{P}.hub"),  # the public face
     f"{P}.constants": (),
+    f"{P}.errors": (),
     f"{P}.fileio": (),
-    f"{P}.imaging": (),
-    f"{P}.image_io": (f"{P}.imaging",),
-    f"{P}.metrics": (),
-    f"{P}.labels": (),
+    f"{P}.performance": (),
+    f"{P}.images": IMAGES,
     f"{P}.models": NETWORKS,
-    f"{P}.model_info": (f"{P}.constants", f"{P}.fileio"),
-    f"{P}.model_card": (*NETWORKS, f"{P}.model_info"),
-    f"{P}.export": (*BASICS, f"{P}.models"),
-    f"{P}.onnx_backend": (*BASICS, f"{P}.export"),
-    f"{P}.quantize": (*BASICS, f"{P}.export"),
-    # Which graph runs on onnxruntime (int8 or fp32): below the pipeline, above the graphs it chooses between.
-    f"{P}.precision": (*BASICS, f"{P}.export", f"{P}.onnx_backend", f"{P}.quantize"),
-    f"{P}.pipeline": (
-        *BASICS,
-        *NETWORKS,
-        *(f"{P}.{m}" for m in ("model_info", "model_card", "onnx_backend", "export", "quantize", "precision")),
+    f"{P}.hub.model_info": MODEL_FACTS,
+    f"{P}.hub.model_card": (*NETWORKS, *MODEL_FACTS),
+    f"{P}.hub.space_build": (*MODEL_FACTS, f"{P}.hub.model_card"),
+    f"{P}.data": (*IMAGES, *MODEL_FACTS, f"{P}.data"),
+    f"{P}.inference": tuple(m for m in PIPELINE if m != f"{P}.inference")
+    + tuple(
+        f"{P}.inference.{m}" for m in ("export", "onnx_rewrite", "onnx_engine", "quantize", "precision", "processor")
     ),
-    f"{P}.data": (*BASICS, f"{P}.model_info", f"{P}.data"),
-    # Training may use everything below the entry points, but never the CLI or the inference jobs.
-    f"{P}.training": (
-        *BASICS,
-        *NETWORKS,
-        *(f"{P}.{m}" for m in ("model_info", "model_card", "pipeline", "data", "performance", "training")),
-        *(f"{P}.{m}" for m in ("hd_losses", "onnx_backend", "export", "quantize", "launch")),
-    ),
+    f"{P}.inference.pipeline": PIPELINE,
+    # Jobs over many files and datasets: the pipeline plus data.
+    f"{P}.inference.batch": (*PIPELINE, f"{P}.data"),
+    f"{P}.inference.evaluation": (*PIPELINE, f"{P}.data"),
+    f"{P}.hub.authors": (*PIPELINE, f"{P}.hub"),
+    # Training may use everything below the commands, but never the inference jobs.
+    f"{P}.training": (*PIPELINE, f"{P}.data", f"{P}.training"),
+    f"{P}.commands": (*PIPELINE, f"{P}.data", f"{P}.hub", f"{P}.training", f"{P}.commands"),
+    f"{P}.cli": (*FACTS, f"{P}.commands"),
+    f"{P}.train": (f"{P}.commands.train",),
 }
+
+
+def layer_of(module: str) -> str | None:
+    return max((name for name in ALLOWED if module == name or module.startswith(f"{name}.")), key=len, default=None)
+
+
+def within(module: str, names: tuple[str, ...]) -> bool:
+    return any(module == name or module.startswith(f"{name}.") for name in names)
 
 
 def module_name(path: Path) -> str:
@@ -130,9 +141,9 @@ def test_find_cycle_finds_one():
 def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     wrong = []
     for module, targets in graph.items():
-        layer = max((prefix for prefix in ALLOWED if module.startswith(prefix)), key=len, default=None)
+        layer = layer_of(module)
         if layer is not None:
-            wrong += [f"{module} -> {t}" for t in targets if not t.startswith(ALLOWED[layer])]
+            wrong += [f"{module} -> {t}" for t in targets if not within(t, ALLOWED[layer])]
     return sorted(wrong)
 
 
@@ -142,8 +153,13 @@ def test_layers_import_only_what_lies_below_them():
 
 
 def test_a_network_importing_the_pipeline_is_a_violation():
-    graph = {f"{P}.models.unet": {f"{P}.pipeline", f"{P}.models.layers"}, f"{P}.cli": {f"{P}.training"}}
-    assert layer_violations(graph) == [f"{P}.models.unet -> {P}.pipeline"]
+    graph = {f"{P}.models.unet": {f"{P}.inference.pipeline", f"{P}.models.layers"}, f"{P}.cli": {f"{P}.commands"}}
+    assert layer_violations(graph) == [f"{P}.models.unet -> {P}.inference.pipeline"]
+
+
+def test_every_module_has_a_layer():
+    assert [module for module in import_graph() if layer_of(module) is None] == []
+    assert layer_of(f"{P}.training.step") == f"{P}.training" and layer_of(f"{P}.train") == f"{P}.train"
 
 
 def test_function_local_imports_count_and_type_checking_ones_do_not():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_hub.image_io import UnreadableImage
-from pix2pix_hub.inference import (
+from pix2pix_hub.images.reading import UnreadableImage
+from pix2pix_hub.inference.batch import (
     TINY_SIDE,
     Job,
     NoImagesFound,

@@ -13,8 +13,8 @@ from test_int8_pipeline import set_speedup, smooth_images, write_images
 from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator
 from pix2pix_hub.cli import main
 from pix2pix_hub.constants import INT8_ONNX_NAME
-from pix2pix_hub.imaging import model_to_uint8
-from pix2pix_hub.quantize import int8_report
+from pix2pix_hub.images.arrays import model_to_uint8
+from pix2pix_hub.inference.quantize import int8_report
 
 WITH_VNNI = {"avx2": True, "avx512f": True, "avx512_vnni": True, "avx_vnni": False, "avx512_bf16": False}
 WITH_VNNI |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
@@ -66,7 +66,7 @@ def test_export_int8_into_the_model_folder_is_what_loading_uses(model, calibrati
     assert main([*command, "--num_calibration", "4"]) == 0
     assert json.loads(capsys.readouterr().out)["calibration_inputs"] == 3
     set_speedup(folder / INT8_ONNX_NAME, 2.5)  # this thin model's real figure (~1x) would keep auto on fp32
-    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
+    monkeypatch.setattr("pix2pix_hub.inference.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
     image = tmp_path / "in.png"
     Image.fromarray(model_to_uint8(smooth_images(1, 36, seed=9)[0].numpy())).save(image)
     assert main(["translate", str(folder), str(image), str(tmp_path / "out.png"), "--quiet"]) == 0

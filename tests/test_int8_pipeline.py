@@ -20,10 +20,10 @@ from test_quantize import smooth_images, train_tiny_translator
 
 from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator, export, unet_128
 from pix2pix_hub.constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
-from pix2pix_hub.imaging import model_to_uint8
-from pix2pix_hub.metrics import psnr_per_image
-from pix2pix_hub.pipeline import download_patterns
-from pix2pix_hub.quantize import REPORT_KEY, QuantizationQualityError, calibration_inputs
+from pix2pix_hub.images.arrays import model_to_uint8
+from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.inference.pipeline import download_patterns
+from pix2pix_hub.inference.quantize import REPORT_KEY, QuantizationQualityError, calibration_inputs
 
 AVX2_ONLY = {"avx2": True, "avx512f": False, "avx512_vnni": False, "avx_vnni": False, "avx512_bf16": False}
 AVX2_ONLY |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
@@ -34,13 +34,13 @@ ENGINE_INT8 = re.compile(r"^onnxruntime int8 \(\d+\.\d dB vs fp32(, \d+\.\dx)?\)
 @pytest.fixture
 def fast_cpu(monkeypatch):
     """A CPU with AVX-512 VNNI, whatever this machine has."""
-    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
+    monkeypatch.setattr("pix2pix_hub.inference.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
 
 
 @pytest.fixture
 def slow_cpu(monkeypatch):
     """An AVX2-only CPU: int8 would not be faster there."""
-    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
+    monkeypatch.setattr("pix2pix_hub.inference.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
 
 
 def write_images(folder, images: torch.Tensor) -> list:
@@ -132,7 +132,7 @@ def test_a_shipped_int8_graph_runs_on_a_fast_cpu_within_the_gate_of_fp32(trained
 
 def test_auto_keeps_fp32_on_a_cpu_without_vnni_and_says_why_int8_insists(trained, tmp_path, slow_cpu, caplog):
     folder = with_int8(trained, tmp_path)
-    caplog.set_level(logging.INFO, logger="pix2pix_hub.pipeline")
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.pipeline")
     auto = Pix2Pix.from_pretrained(folder)
     assert (auto.engine, auto.precision) == ("onnxruntime", "fp32")
     assert auto.precision_note == (
@@ -148,7 +148,7 @@ def test_auto_keeps_fp32_on_a_cpu_without_vnni_and_says_why_int8_insists(trained
 
 def test_auto_keeps_fp32_where_int8_measured_no_faster_than_fp32_and_int8_insists(trained, tmp_path, fast_cpu, caplog):
     folder = with_int8(trained, tmp_path, speedup=0.8)  # a thin model: quantize/dequantize outweigh the int8 convs
-    caplog.set_level(logging.INFO, logger="pix2pix_hub.pipeline")
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.pipeline")
     auto = Pix2Pix.from_pretrained(folder)
     assert (auto.engine, auto.precision) == ("onnxruntime", "fp32")
     measured = "int8 measured 0.8x the speed of fp32 on the CPU that quantized it"
@@ -195,7 +195,7 @@ def test_int8_with_calibration_builds_into_the_model_folder_and_then_ships_it(tr
 def test_a_read_only_model_folder_builds_into_the_cache_and_reuses_it(trained, tmp_path, fast_cpu, monkeypatch):
     folder = copy_model(trained, tmp_path)
     monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("pix2pix_hub.pipeline.writable_folder", lambda folder: False)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.writable_folder", lambda folder: False)
     calibration = sorted((trained / "calibration").iterdir())  # a list of files works as well as the folder
     first = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
     assert not (folder / INT8_ONNX_NAME).exists()
@@ -205,7 +205,7 @@ def test_a_read_only_model_folder_builds_into_the_cache_and_reuses_it(trained, t
     def no_quantizing(*args, **kwargs):
         raise AssertionError("quantized again although the cache holds this graph")
 
-    monkeypatch.setattr("pix2pix_hub.precision.quantize_int8", no_quantizing)
+    monkeypatch.setattr("pix2pix_hub.inference.precision.quantize_int8", no_quantizing)
     again = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
     assert again.int8_graph.path == cached and again.engine == first.engine
 
@@ -342,7 +342,7 @@ def test_save_pretrained_onnx_without_an_int8_graph_ships_fp32_only_and_never_a_
 
 
 def test_push_to_hub_uploads_the_graphs_and_the_widget_images(trained, tmp_path, fast_cpu, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
     FakeHfApi.uploads, FakeHfApi.calls = {"me/int8": tmp_path / "remote"}, []
     folder = with_int8(trained, tmp_path)
     widget = tmp_path / "widget.png"
@@ -394,7 +394,7 @@ def test_download_patterns_skip_int8_on_a_slow_cpu_unless_asked(slow_cpu):
 
 
 LOAD_FROM_HUB = """
-import json, pix2pix_hub.quantize as q
+import json, pix2pix_hub.inference.quantize as q
 q.cpu_capabilities = lambda *args: {capabilities!r}
 from pix2pix_hub import Pix2Pix
 pix2pix = Pix2Pix.from_pretrained("me/int8", backend={backend!r})

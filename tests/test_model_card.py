@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard, metadata_eval_result, metadata_load
 from PIL import Image
 
 from pix2pix_hub import ModelInfo, PatchDiscriminator, Pix2Pix, unet_128
-from pix2pix_hub.model_card import (
+from pix2pix_hub.hub.model_card import (
     MIXIN_TAGS,
     library_versions,
     public_command,

@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from pix2pix_hub import ModelInfo, PatchDiscriminator, Pix2Pix, unet_128
-from pix2pix_hub.model_card import render_model_card
+from pix2pix_hub.hub.model_card import render_model_card
 
 FACADES_INFO = ModelInfo.for_training("huggan/facades", "BtoA", 256)
 

@@ -135,7 +135,7 @@ def test_generator_input_errors_name_the_expected_shape():
 
 
 def test_ssim_on_images_too_small_for_its_window_is_a_clear_error():
-    from pix2pix_hub.metrics import image_metrics
+    from pix2pix_hub.images.metrics import image_metrics
 
     with pytest.raises(ValueError, match="SSIM needs images of at least 11x11"):
         image_metrics(torch.zeros(1, 3, 5, 40), torch.zeros(1, 3, 5, 40))

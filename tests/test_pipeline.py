@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from pix2pix_hub import Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
-from pix2pix_hub.imaging import convert_image, model_to_uint8, tensor_to_uint8, uint8_to_model, uint8_to_tensor
+from pix2pix_hub.images.arrays import convert_image, model_to_uint8, tensor_to_uint8, uint8_to_model, uint8_to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_resnet_generator_handles_images_smaller_than_its_bottleneck(size):
 
 
 def test_torch_calls_do_not_touch_the_weights_the_onnx_backend_watches():
-    from pix2pix_hub.onnx_backend import weights_version
+    from pix2pix_hub.inference.onnx_engine import weights_version
 
     generator = UNetGenerator(num_downs=3, ngf=4).eval()
     before = weights_version(generator)
@@ -173,7 +173,7 @@ def test_default_runs_onnxruntime_on_cpu_and_matches_eager_torch():
 
 
 def test_default_falls_back_to_torch_when_onnxruntime_fails(monkeypatch):
-    from pix2pix_hub.onnx_backend import OnnxGenerator
+    from pix2pix_hub.inference.onnx_engine import OnnxGenerator
 
     def broken(self, batch):
         raise RuntimeError("unsupported operator")

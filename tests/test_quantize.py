@@ -14,19 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_hub import UNetGenerator
-from pix2pix_hub.export import export_onnx, onnx_session
-from pix2pix_hub.imaging import model_to_uint8
-from pix2pix_hub.metrics import psnr_per_image
+from pix2pix_hub.images.arrays import model_to_uint8
+from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.inference.export import export_onnx, onnx_session
+from pix2pix_hub.inference.onnx_rewrite import subpixel_rewrite
+from pix2pix_hub.inference.quantize import QuantizationQualityError, int8_is_fast, int8_report, quantize_int8
 from pix2pix_hub.models.registry import build_generator
-from pix2pix_hub.quantize import (
-    QuantizationQualityError,
-    cpu_capabilities,
-    cpu_name,
-    int8_is_fast,
-    int8_report,
-    quantize_int8,
-    subpixel_rewrite,
-)
+from pix2pix_hub.performance import cpu_capabilities, cpu_name
 
 
 def op_counts(model: onnx.ModelProto) -> collections.Counter:

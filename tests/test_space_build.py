@@ -20,7 +20,7 @@ from huggingface_hub import SpaceCard
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, unet_128
-from pix2pix_hub.space_build import APP_FILES, ENTRY_POINT, add_space_parser, build_space
+from pix2pix_hub.hub.space_build import APP_FILES, ENTRY_POINT, add_space_parser, build_space
 
 gradio = pytest.importorskip("gradio")
 
@@ -109,7 +109,7 @@ class FakeHfApi:
 
 
 def test_push_creates_a_gradio_space_and_uploads_the_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.space_build.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.hub.space_build.HfApi", FakeHfApi)
     FakeHfApi.uploads = tmp_path / "pushed"
     wheel = fake_wheel(tmp_path / "dist")
     build_space(tmp_path / "space", "alice/facades", wheel=wheel, push="alice/demo")
@@ -187,7 +187,7 @@ def test_a_space_built_from_a_fresh_wheel_serves_the_model_in_a_new_virtual_envi
     env = offline_env(HF_HOME=str(tmp_path / "hf"), GRADIO_ANALYTICS_ENABLED="False")
     run(python, "-m", "pip", "install", "--no-deps", "--ignore-installed", wheel, cwd=work, env=env)
     build = f"build_space('space', 'me/tiny', wheel={str(wheel)!r}, space_id='me/demo')"
-    run(python, "-c", f"from pix2pix_hub.space_build import build_space; {build}", cwd=work, env=env)
+    run(python, "-c", f"from pix2pix_hub.hub.space_build import build_space; {build}", cwd=work, env=env)
     space = work / "space"
     where = run(python, "-c", "import pix2pix_hub; print(pix2pix_hub.__file__)", cwd=space, env=env)
     assert where.strip().startswith(str(venv)), where

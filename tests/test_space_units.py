@@ -39,7 +39,7 @@ from test_int8_pipeline import set_speedup  # noqa: E402
 
 from pix2pix_hub import ModelInfo, Pix2Pix, performance, unet_128  # noqa: E402
 from pix2pix_hub.constants import INT8_ONNX_NAME  # noqa: E402
-from pix2pix_hub.labels import index_array, label_palette, labels_to_image  # noqa: E402
+from pix2pix_hub.images.labels import index_array, label_palette, labels_to_image  # noqa: E402
 from pix2pix_hub.models.hd import GlobalGenerator  # noqa: E402
 
 FACADES = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades" / "train"
@@ -213,7 +213,7 @@ def test_precision_comes_from_the_environment(monkeypatch):
 
 
 def test_the_space_serves_a_shipped_int8_graph_and_shows_its_psnr(int8_model_dir, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
+    monkeypatch.setattr("pix2pix_hub.inference.quantize.cpu_capabilities", lambda *args: WITH_VNNI)
     model = load_model(Settings(model_id=str(int8_model_dir)))
     assert model.pix2pix.precision == "int8"
     psnr = model.pix2pix.int8_graph.report["psnr_db"]
@@ -224,7 +224,7 @@ def test_the_space_serves_a_shipped_int8_graph_and_shows_its_psnr(int8_model_dir
 
 
 def test_on_a_cpu_without_vnni_the_status_says_why_int8_is_not_served(int8_model_dir, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
+    monkeypatch.setattr("pix2pix_hub.inference.quantize.cpu_capabilities", lambda *args: AVX2_ONLY)
     model = load_model(Settings(model_id=str(int8_model_dir)))
     assert model.pix2pix.precision == "fp32"
     assert "**Engine:** onnxruntime (no AVX-512 VNNI / AVX-VNNI / AMX on this CPU" in model.status

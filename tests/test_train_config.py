@@ -8,9 +8,9 @@ from dataclasses import asdict, replace
 import pytest
 from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
 
+from pix2pix_hub.commands.train import main
 from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_depth
 from pix2pix_hub.training import TrainingConfig, config_from_args
-from pix2pix_hub.training.cli import main
 from pix2pix_hub.training.config import (
     DISCRIMINATORS,
     GENERATORS,
@@ -116,8 +116,8 @@ def test_each_speed_up_has_its_own_switch_and_plain_eager_turns_all_off(argv, ex
 
 def test_entry_point_tunes_the_allocator_and_train_does_not(monkeypatch):
     calls = []
-    monkeypatch.setattr("pix2pix_hub.training.cli.tune_allocator", lambda: calls.append("tuned"))
-    monkeypatch.setattr("pix2pix_hub.training.cli.train", lambda config, command=None: config)
+    monkeypatch.setattr("pix2pix_hub.commands.train.tune_allocator", lambda: calls.append("tuned"))
+    monkeypatch.setattr("pix2pix_hub.commands.train.train", lambda config, command=None: config)
     assert main(["--report_to", "none"]).allocator_tuning and calls == ["tuned"]
     main(["--no_allocator_tuning"])
     main(["--plain_eager"])

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from test_train_support import make_aligned_pairs, reset_accelerate, run, tiny_config
 
+from pix2pix_hub.commands.train import main
 from pix2pix_hub.training import TrainingConfig
-from pix2pix_hub.training.cli import main
 from pix2pix_hub.training.errors import ConfigError, DatasetError
 from pix2pix_hub.training.setup import held_out_count
 

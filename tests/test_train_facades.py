@@ -8,7 +8,7 @@ from PIL import Image
 from test_train_support import FACADES, reset_accelerate, run, tiny_config
 
 from pix2pix_hub import Pix2Pix
-from pix2pix_hub.model_info import ModelInfo
+from pix2pix_hub.hub.model_info import ModelInfo
 from pix2pix_hub.training.setup import build_networks, load_datasets, make_accelerator
 from pix2pix_hub.training.validation import validation_metrics
 

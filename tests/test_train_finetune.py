@@ -9,7 +9,7 @@ import torch
 from test_train_support import make_aligned_pairs, run, tiny_config
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, UNetGenerator
-from pix2pix_hub.model_info import ModelInfo
+from pix2pix_hub.hub.model_info import ModelInfo
 from pix2pix_hub.training import TrainingConfig
 from pix2pix_hub.training.base_model import adopt_architecture, base_model_name, load_base_model
 from pix2pix_hub.training.errors import ConfigError

@@ -18,8 +18,8 @@ from test_train_support import assert_same_state, run, state_of
 
 from pix2pix_hub import Pix2Pix
 from pix2pix_hub.data.checks import BadSampleError
-from pix2pix_hub.labels import label_palette
-from pix2pix_hub.model_info import ModelInfo
+from pix2pix_hub.hub.model_info import ModelInfo
+from pix2pix_hub.images.labels import label_palette
 from pix2pix_hub.models.hd import LocalEnhancer
 from pix2pix_hub.models.multiscale import MultiscaleDiscriminator
 from pix2pix_hub.models.vgg import VGG19Features

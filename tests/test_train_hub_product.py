@@ -11,8 +11,8 @@ from PIL import Image
 from test_train_outputs import FakeHfApi
 from test_train_support import make_aligned_pairs, run, tiny_config
 
+from pix2pix_hub.commands.train import typed_command
 from pix2pix_hub.training import config_from_args
-from pix2pix_hub.training.cli import typed_command
 from pix2pix_hub.training.errors import ConfigError
 from pix2pix_hub.training.validation import GRID_TAG
 
@@ -70,7 +70,7 @@ def test_a_run_reports_to_its_tracker_card_and_hub_as_asked(data, tmp_path, monk
     monkeypatch.setattr(
         setup, "load_pairs", lambda *a, **k: seen_cache_dirs.append(k.get("cache_dir")) or real_load_pairs(*a, **k)
     )
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", RecordingHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", RecordingHfApi)
     RecordingHfApi.uploads, RecordingHfApi.private = {"me/tiny": tmp_path / "pushed"}, []
     out, logs = tmp_path / "out", tmp_path / "elsewhere" / "tb"
     command = ["pix2pix-hub", "train", "--dataset", str(data), "--license", "mit"]

@@ -243,7 +243,7 @@ LAUNCHER_ARGV = [
 
 
 def test_check_launch_refuses_only_a_lone_process_of_a_multi_process_launch():
-    from pix2pix_hub.launch import LaunchError, check_launch
+    from pix2pix_hub.training.launch import LaunchError, check_launch
 
     check_launch({}, 1)  # python scripts/train.py
     check_launch({"MASTER_ADDR": "10.0.0.1"}, 1)  # an address exported by the user, no accelerate launch
@@ -268,7 +268,7 @@ def test_check_launch_refuses_only_a_lone_process_of_a_multi_process_launch():
 def _check() -> None:
     from accelerate import Accelerator
 
-    from pix2pix_hub.launch import LaunchError, check_launch
+    from pix2pix_hub.training.launch import LaunchError, check_launch
 
     accelerator = Accelerator()
     try:

@@ -37,7 +37,7 @@ class FakeHfApi:
 
 
 def test_run_saves_a_loadable_model_with_card_grid_and_logs(data, tmp_path, monkeypatch):
-    monkeypatch.setattr("pix2pix_hub.pipeline.HfApi", FakeHfApi)
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
     FakeHfApi.uploads = {"me/tiny": tmp_path / "pushed"}
     config = tiny_config(
         data, tmp_path / "out", max_train_steps=3, validation_steps=2, report_to="tensorboard", push_to_hub=True,

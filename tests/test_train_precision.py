@@ -48,7 +48,7 @@ def test_bf16_training_on_a_cpu_saves_finite_fp32_weights(data, tmp_path, capsys
 @pytest.mark.parametrize("threshold, written", [(0.0, True), (1000.0, False)])
 def test_export_int8_writes_the_int8_model_or_reports_the_refusal(data, tmp_path, capsys, threshold, written):
     pytest.importorskip("onnxruntime")
-    from pix2pix_hub.quantize import int8_report
+    from pix2pix_hub.inference.quantize import int8_report
 
     (tmp_path / "out").mkdir()
     stale = tmp_path / "out" / INT8_ONNX_NAME

@@ -10,7 +10,7 @@
 ``datasets`` is imported when a function needs it; ``import pix2pix_hub`` alone never imports this package.
 """
 
-from ..image_io import open_image
+from ..images.reading import open_image
 from .checks import BadSampleError, PairsReport, check_pairs, open_pair, raw_rows, scan_pairs
 from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
 from .prepare import prepare_dataset

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..constants import DIRECTIONS
 from ..fileio import save_image
-from ..imaging import make_grid, tensor_to_image
+from ..images.arrays import make_grid, tensor_to_image
 from .checks import BadSampleError, open_pair, raw_rows, scan_pairs
 from .sources import open_source, select_pairs
 from .transforms import PairedTransform

@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..image_io import DECODE_ERRORS, image_file, open_image
-from ..labels import LabelMapError
+from ..images.labels import LabelMapError
+from ..images.reading import DECODE_ERRORS, image_file, open_image
 
 MAX_LISTED = 10
 INSTANCE_COLUMN = "instance"

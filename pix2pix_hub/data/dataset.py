@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from ..labels import LabelMapError
+from ..images.labels import LabelMapError
 from .checks import BadSampleError, describe_row, label_map_problem, open_instance, open_pair, raw_rows
 from .transforms import PairedTransform
 

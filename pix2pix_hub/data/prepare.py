@@ -33,9 +33,9 @@ from PIL import Image
 
 from ..constants import DIRECTIONS, check_choice
 from ..fileio import atomic_directory
-from ..image_io import DECODE_ERRORS
-from ..imaging import convert_image
-from ..model_info import KNOWN_SIDES, dataset_name
+from ..hub.model_info import KNOWN_SIDES, dataset_name
+from ..images.arrays import convert_image
+from ..images.reading import DECODE_ERRORS
 from .checks import check_pairs
 from .sources import (
     METADATA_FILES,

@@ -35,8 +35,8 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from ..constants import DIRECTIONS, check_choice
-from ..image_io import DECODE_ERRORS, bad_image_bytes
-from ..imaging import convert_image
+from ..images.arrays import convert_image
+from ..images.reading import DECODE_ERRORS, bad_image_bytes
 
 logger = logging.getLogger(__name__)
 

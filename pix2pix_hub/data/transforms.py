@@ -15,8 +15,16 @@ import torch
 from PIL import Image
 
 from ..constants import PREPROCESS_MODES, check_choice
-from ..imaging import check_channels, convert_image
-from ..labels import LabelMapError, check_labels, index_array, input_channels, instance_edges, one_hot, resize_nearest
+from ..images.arrays import check_channels, convert_image
+from ..images.labels import (
+    LabelMapError,
+    check_labels,
+    index_array,
+    input_channels,
+    instance_edges,
+    one_hot,
+    resize_nearest,
+)
 
 # Modes that cut a crop_size square out of a load_size image: crop_size may not exceed load_size.
 CROP_AFTER_LOAD = ("resize_and_crop", "scale_width_and_crop")

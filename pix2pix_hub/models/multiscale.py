@@ -7,7 +7,7 @@ How a trainer consumes it: ``forward`` returns a *list* of per-scale logits, fin
 loss over the scales (it keeps ``lambda_feat`` = 10 balanced against that sum), so ``GANLoss`` should apply its
 per-tensor loss to each scale and add them up; with ``num_D=1`` that is exactly today's loss on one tensor.
 ``forward(pair, return_features=True)`` (``features(pair)`` outside DDP) also returns every scale's intermediate
-activations, for the feature-matching loss in ``hd_losses``.
+activations, for the feature-matching loss in ``training.losses``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training pix2pix with Accelerate: ``TrainingConfig`` (the arguments), ``train`` (the run), ``train_step``.
 
 Run it through ``accelerate launch scripts/train.py`` (see docs/training.md); the entry point is
-``pix2pix_hub.training.cli.main``. Needs the ``train`` extra (accelerate, datasets, tqdm); importing ``pix2pix_hub``
+``pix2pix_hub.commands.train.main``. Needs the ``train`` extra (accelerate, datasets, tqdm); importing ``pix2pix_hub``
 does not import this package.
 """
 

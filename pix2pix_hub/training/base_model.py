@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import nn
 
-from ..labels import input_channels
+from ..images.labels import input_channels
+from ..inference.pipeline import Pix2Pix
 from ..models.hd import GlobalGenerator
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
-from ..pipeline import Pix2Pix
 from .config import DISCRIMINATORS, GENERATORS, TrainingConfig, default_gan_mode
 from .errors import ConfigError
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fileio
 from ..constants import PICKLE_SUFFIXES
-from ..pipeline import Pix2Pix
+from ..inference.pipeline import Pix2Pix
 from . import safe_state
 from .config import ARCHITECTURE_FIELDS, TrainingConfig
 from .errors import CheckpointError, ConfigError, MissingCheckpointError

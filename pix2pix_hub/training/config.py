@@ -31,6 +31,7 @@ from ..constants import (
     TRACKERS,
 )
 from ..data.streaming import stream_args_error
+from ..inference.quantize import DEFAULT_MIN_PSNR_DB
 from ..models.registry import (
     DISCRIMINATOR_PRESETS,
     GENERATOR_PRESETS,
@@ -40,7 +41,6 @@ from ..models.registry import (
     discriminator_extra_args,
     generator_size_multiple,
 )
-from ..quantize import DEFAULT_MIN_PSNR_DB
 from .errors import ConfigError
 
 # Registered discriminators this loop does not train (none now: the multi-scale one trains with per-scale losses).

@@ -16,12 +16,12 @@ from PIL import Image
 
 from .. import fileio
 from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
-from ..export import export_onnx
-from ..model_card import render_model_card, save_widget_images
-from ..model_info import ModelInfo
-from ..onnx_backend import weights_fingerprint
-from ..pipeline import Pix2Pix
-from ..quantize import QuantizationQualityError, quantize_int8
+from ..hub.model_card import render_model_card, save_widget_images
+from ..hub.model_info import ModelInfo
+from ..inference.export import export_onnx
+from ..inference.onnx_engine import weights_fingerprint
+from ..inference.pipeline import Pix2Pix
+from ..inference.quantize import QuantizationQualityError, quantize_int8
 from .base_model import base_model_name
 from .config import TrainingConfig
 

@@ -32,12 +32,11 @@ from ..constants import (
 )
 from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, load_pairs, split_pairs
 from ..data.streaming import StreamingPairs, StreamLoader, first_rows, row_keys, take_validation
-from ..hd_losses import VGGLoss
-from ..labels import input_channels
+from ..images.labels import input_channels
+from ..inference.pipeline import Pix2Pix
 from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
 from ..models.winograd import use_winograd
-from ..pipeline import Pix2Pix
-from ..quantize import cpu_capabilities
+from ..performance import cpu_capabilities
 from . import checkpoint
 from .base_model import starts_from_global
 from .config import AUTO_VAL_MAX, AUTO_VAL_MIN, TrainingConfig
@@ -50,7 +49,7 @@ from .errors import (
     OutputDirError,
     OutputDirNotWritable,
 )
-from .losses import GANLoss
+from .losses import GANLoss, VGGLoss
 from .step import StepParts
 
 LOGS_DIR = "logs"

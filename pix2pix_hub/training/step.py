@@ -15,8 +15,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ..hd_losses import feature_matching_loss
-from .losses import GANLoss, gradient_penalty, l1_loss
+from .losses import GANLoss, feature_matching_loss, gradient_penalty, l1_loss
 
 Losses = dict[str, torch.Tensor]
 

@@ -33,13 +33,13 @@ from tqdm.auto import tqdm
 
 from .. import fileio
 from ..data import PairedDataset
-from ..launch import check_launch
+from ..inference.pipeline import Pix2Pix
 from ..performance import rss_mb
-from ..pipeline import Pix2Pix
 from . import checkpoint
 from .base_model import adopt_architecture, load_base_model
 from .config import TrainingConfig, config_warnings, high_resolution_summary
 from .errors import TrainingInterrupted
+from .launch import check_launch
 from .publish import Published, model_info, publish, render_card
 from .setup import (
     EpochShuffler,

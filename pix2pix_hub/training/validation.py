@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..imaging import make_grid, tensor_to_image
-from ..labels import labels_to_image
-from ..metrics import image_metrics
+from ..images.arrays import make_grid, tensor_to_image
+from ..images.labels import labels_to_image
+from ..images.metrics import image_metrics
 
 if TYPE_CHECKING:
     from accelerate import Accelerator

@@ -27,7 +27,7 @@ from typing import Any
 
 from huggingface_hub import HfApi, SpaceCardData
 
-from .fileio import atomic_directory, write_text
+from ..fileio import atomic_directory, write_text
 from .model_card import is_hub_model_id
 
 APP_FILES = ("app.py", "model_service.py", "facade_palette.py")

@@ -28,7 +28,7 @@ from huggingface_hub import HfApi, snapshot_download
 from PIL import Image
 from torch import nn
 
-from .constants import (
+from ..constants import (
     BACKENDS,
     CARD_NAME,
     CONFIG_NAME,
@@ -43,12 +43,13 @@ from .constants import (
     WEIGHTS_NAME,
     check_choice,
 )
-from .fileio import atomic_directory, save_image, write_bytes, write_text
+from ..fileio import atomic_directory, save_image, write_bytes, write_text
 
 # Re-exported for modules that still import it from here (training); it lives in fileio.
-from .fileio import replace_directory as replace_directory
-from .image_io import check_still
-from .imaging import (
+from ..fileio import replace_directory as replace_directory
+from ..hub.model_card import render_model_card
+from ..hub.model_info import ModelInfo
+from ..images.arrays import (
     check_range,
     convert_image,
     image_to_tensor,
@@ -58,12 +59,11 @@ from .imaging import (
     uint8_to_tensor,
     upright,
 )
-from .labels import check_label_channels, encode_label_input, label_map_size
-from .model_card import render_model_card
-from .model_info import ModelInfo
-from .models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
-from .models.hub import WeightsNotFoundError, pickle_refusal, read_config
-from .onnx_backend import OnnxGenerator, PrebuiltGraph, cpu_generator, export_for_shipping
+from ..images.labels import check_label_channels, encode_label_input, label_map_size
+from ..images.reading import check_still
+from ..models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
+from ..models.hub import WeightsNotFoundError, pickle_refusal, read_config
+from .onnx_engine import OnnxGenerator, PrebuiltGraph, cpu_generator, export_for_shipping
 from .precision import DEFAULT_NUM_CALIBRATION, OnnxEngine, onnx_patterns
 from .quantize import DEFAULT_MIN_PSNR_DB, CalibrationSource
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from .imaging import convert_image, upright
+from .arrays import convert_image, upright
 
 # Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)

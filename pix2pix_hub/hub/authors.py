@@ -35,11 +35,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .constants import PAPER_URL
+from ..constants import PAPER_URL
+from ..inference.pipeline import Pix2Pix
+from ..models import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from .model_card import render_model_card
 from .model_info import ModelInfo
-from .models import PatchDiscriminator, ResnetGenerator, UNetGenerator
-from .pipeline import Pix2Pix
 
 AUTHORS_REPO = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
 # The authors' option names: keyword arguments that override what the keys say (the CLI flags of `convert`).

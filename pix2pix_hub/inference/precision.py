@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
+from ..constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
 from .export import export_onnx
-from .onnx_backend import (
+from .onnx_engine import (
     OnnxGenerator,
     PrebuiltGraph,
     cpu_generator,
@@ -58,8 +58,8 @@ from .quantize import (
 
 DEFAULT_NUM_CALIBRATION = 32  # issue 18: ~32 real inputs calibrate as well as many more; a quarter gate it
 # The notes keep the logger they had before this module was split out of pipeline.py: logging set up for
-# "pix2pix_hub.pipeline" still shows them.
-logger = logging.getLogger("pix2pix_hub.pipeline")
+# "pix2pix_hub.inference.pipeline" still shows them.
+logger = logging.getLogger("pix2pix_hub.inference.pipeline")
 
 
 def onnx_patterns(backend: str, device: str | torch.device, precision: str, calibration: Any) -> list[str]:

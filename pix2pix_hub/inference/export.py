@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fileio import atomic_file
+from ..fileio import atomic_file
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4

@@ -11,7 +11,7 @@ A label-map model (``pix2pix.label_nc``; pix2pixHD) gets each input as stored, a
 instance map when it takes them (an ``instance`` column: ``load_pairs(column_instance=...)``); ``Pix2Pix`` encodes
 them as for any call. Its page and grid show the map in ``labels.label_palette`` colours.
 
-Metrics are computed on the saved 8-bit images (what a user sees), with ``pix2pix_hub.metrics.image_metrics``:
+Metrics are computed on the saved 8-bit images (what a user sees), with ``pix2pix_hub.images.metrics.image_metrics``:
 identical images give L1 0, PSNR capped at 100 dB, SSIM 1. FID uses torchmetrics with Inception weights from a
 local file only (nothing is downloaded); without them it is reported as unavailable, with the reason.
 """
@@ -30,13 +30,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data.checks import INSTANCE_COLUMN, raw_rows
-from .fileio import save_image, write_text
-from .image_io import UnreadableImage, decode_image
-from .imaging import convert_image, image_to_tensor, make_grid
-from .inference import batches, progress_bar, translate_with_retry
-from .labels import label_indices, labels_to_image
-from .metrics import PSNR_CAP_DB, image_metrics
+from ..data.checks import INSTANCE_COLUMN, raw_rows
+from ..fileio import save_image, write_text
+from ..images.arrays import convert_image, image_to_tensor, make_grid
+from ..images.labels import label_indices, labels_to_image
+from ..images.metrics import PSNR_CAP_DB, image_metrics
+from ..images.reading import UnreadableImage, decode_image
+from .batch import batches, progress_bar, translate_with_retry
 from .pipeline import Pix2Pix
 
 METRIC_NAMES = ("l1", "psnr", "ssim")

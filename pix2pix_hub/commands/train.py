@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ..data import BadSampleError
 from ..data.sources import DatasetUnavailableError, PairsSourceError
-from ..labels import LabelMapError
+from ..images.labels import LabelMapError
 from ..performance import tune_allocator
-from .config import config_from_args, training_parser
-from .errors import DataError, TrainingInterrupted, UsageError
-from .trainer import TrainingResult, train
+from ..training.config import config_from_args, training_parser
+from ..training.errors import DataError, TrainingInterrupted, UsageError
+from ..training.trainer import TrainingResult, train
 
 DEBUG_ENV = "PIX2PIX_DEBUG"
 # The data package's errors about the dataset itself (it knows nothing of exit codes): exit status 1.

@@ -22,10 +22,10 @@ from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 from torch import nn
 
-from .constants import PICKLE_SUFFIXES
-from .fileio import save_image
+from ..constants import PICKLE_SUFFIXES
+from ..fileio import save_image
+from ..models.hd import GlobalGenerator, LocalEnhancer
 from .model_info import ModelInfo, dataset_name
-from .models.hd import GlobalGenerator, LocalEnhancer
 
 TEMPLATE_NAME = "model_card.md"
 CARD_KEY = "pix2pix"  # the YAML key holding ModelInfo.to_dict()

@@ -22,9 +22,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data.checks import raw_rows
-from .fileio import save_image
-from .image_io import (
+from ..data.checks import raw_rows
+from ..fileio import save_image
+from ..images.arrays import convert_image
+from ..images.reading import (
     DECODE_ERRORS,
     UnreadableImage,
     decode_image,
@@ -33,7 +34,6 @@ from .image_io import (
     open_image,
     read_header,
 )
-from .imaging import convert_image
 from .pipeline import Pix2Pix
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
-from .constants import DIRECTIONS, MODEL_INFO_NAME, check_choice
-from .fileio import write_json
+from ..constants import DIRECTIONS, MODEL_INFO_NAME, check_choice
+from ..fileio import write_json
 
 # What the two sides of well-known datasets are, for people reading a card or a Space: (A, B).
 KNOWN_SIDES = {"facades": ("photo", "CMP facade labels")}

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..constants import FINGERPRINT_KEY
+from ..fileio import write_bytes
+from ..images.arrays import model_to_uint8, pad_box, uint8_to_model
 from . import export
-from .constants import FINGERPRINT_KEY
-from .fileio import write_bytes
-from .imaging import model_to_uint8, pad_box, uint8_to_model
 
 
 def onnxruntime_available() -> bool:
