@@ -84,6 +84,11 @@ class UNetGenerator(GradientCheckpointing, HubModel):
         """Height and width must be multiples of this."""
         return 2**self.num_downs
 
+    @property
+    def min_size(self) -> int:
+        """Smallest side it takes: one size multiple (the innermost level is then 1x1)."""
+        return self.size_multiple
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.size_multiple, f"UNetGenerator(num_downs={self.num_downs})")
         skips = []
