@@ -6,7 +6,6 @@ its folder and translate an image through gradio_client."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fresh_wheel import assert_imported_from, build_wheel, offline_env, run, venv_with_this_environment
 from huggingface_hub import SpaceCard
 from PIL import Image
 
@@ -141,28 +141,6 @@ def test_space_build_command(tmp_path, capsys):
 
 
 # ----- the whole flow, from a fresh wheel ----------------------------------------------------------------------------
-def offline_env(**extra: str) -> dict[str, str]:
-    """This environment without PYTHONPATH (nothing from the checkout) and without any package index."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    return {**env, "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **extra}
-
-
-def run(*command: str | Path, cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
-    result = subprocess.run(
-        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def build_wheel(destination: Path) -> Path:
-    """``pip wheel`` of this checkout, offline (the build backend must be installed: no build isolation)."""
-    pytest.importorskip("hatchling", reason="building the wheel offline needs hatchling installed")
-    command = ["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(destination)]
-    run(sys.executable, *command, cwd=destination.parent, env=offline_env())
-    return next(destination.glob("pix2pix_hub-*.whl"))
-
-
 def cached_model(hf_home: Path, repo_id: str) -> None:
     """A tiny model in the Hugging Face cache, as the Space's ``preload_from_hub`` leaves it."""
     repo_dir = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
@@ -181,16 +159,14 @@ def test_a_space_built_from_a_fresh_wheel_serves_the_model_in_a_new_virtual_envi
     wheel = build_wheel(tmp_path / "dist")
     venv, work = tmp_path / "venv", tmp_path / "elsewhere"
     work.mkdir()
-    # The installed torch and gradio are reused (no network); pix2pix-hub comes from the wheel only.
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=work, env=offline_env())
-    python = venv / "bin" / "python"
+    # This environment's torch and gradio are reused (no network); pix2pix-hub comes from the wheel only.
+    python = venv_with_this_environment(venv, cwd=work, env=offline_env())
     env = offline_env(HF_HOME=str(tmp_path / "hf"), GRADIO_ANALYTICS_ENABLED="False")
     run(python, "-m", "pip", "install", "--no-deps", "--ignore-installed", wheel, cwd=work, env=env)
     build = f"build_space('space', 'me/tiny', wheel={str(wheel)!r}, space_id='me/demo')"
     run(python, "-c", f"from pix2pix_hub.hub.space_build import build_space; {build}", cwd=work, env=env)
     space = work / "space"
-    where = run(python, "-c", "import pix2pix_hub; print(pix2pix_hub.__file__)", cwd=space, env=env)
-    assert where.strip().startswith(str(venv)), where
+    assert_imported_from(python, venv, cwd=space, env=env)
     cached_model(tmp_path / "hf", "me/tiny")
 
     port = free_port()

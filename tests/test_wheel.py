@@ -1,14 +1,14 @@
-"""Training from an installed wheel, outside the repository: `pix2pix-hub train` and `python -m pix2pix_hub.train`."""
+"""Training from an installed wheel, outside the repository: `pix2pix-hub train` and `python -m pix2pix_hub.train`,
+in a new venv that sees this environment's packages (system Python, a venv, conda, uv) but not the checkout."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fresh_wheel import REPO, assert_imported_from, build_wheel, offline_env, run, venv_with_this_environment
 from PIL import Image
-from test_space_build import build_wheel, offline_env, run
 
 from pix2pix_hub import Pix2Pix
 
@@ -23,18 +23,26 @@ def aligned_pairs(folder: Path, count: int = 6, side: int = 64) -> Path:
     return folder
 
 
+def test_a_new_venv_sees_this_environments_packages_but_not_the_checkout(tmp_path):
+    python = venv_with_this_environment(tmp_path / "venv", cwd=tmp_path, env=offline_env())
+    probe = (
+        "import importlib.util, sys, torch; print(importlib.util.find_spec('pix2pix_hub')); print(*sys.path, sep='\\n')"
+    )
+    spec, *path = run(python, "-c", probe, cwd=tmp_path, env=offline_env()).splitlines()
+    assert str(REPO) not in spec
+    assert not [entry for entry in path if entry.startswith(str(REPO))], path
+
+
 @pytest.mark.slow
 def test_a_fresh_wheel_trains_from_outside_the_repository(tmp_path):
     wheel = build_wheel(tmp_path / "dist")
     venv, work = tmp_path / "venv", tmp_path / "elsewhere"
     work.mkdir()
     env = offline_env(HF_HOME=str(tmp_path / "hf"))
-    # The installed torch, accelerate and datasets are reused (no network); pix2pix-hub comes from the wheel only.
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=work, env=env)
-    python = venv / "bin" / "python"
+    # This environment's torch, accelerate and datasets are reused (no network); pix2pix-hub comes from the wheel only.
+    python = venv_with_this_environment(venv, cwd=work, env=env)
     run(python, "-m", "pip", "install", "--no-deps", "--ignore-installed", wheel, cwd=work, env=env)
-    where = run(python, "-c", "import pix2pix_hub; print(pix2pix_hub.__file__)", cwd=work, env=env)
-    assert where.strip().startswith(str(venv)), where
+    assert_imported_from(python, venv, cwd=work, env=env)
 
     data = aligned_pairs(work / "pairs")
     common = ["--dataset", str(data), "--netG", "unet_128", "--ngf", "8", "--ndf", "8", "--load_size", "128"]
