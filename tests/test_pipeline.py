@@ -213,7 +213,7 @@ def test_uint8_images_on_onnxruntime_equal_the_tensor_path_exactly():
 
 
 def test_exports_are_cached_by_weights_and_pruned(tmp_path, monkeypatch):
-    from pix2pix_hub import export, onnx_backend
+    from pix2pix_hub.inference import export, onnx_engine
 
     monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path))
     torch.manual_seed(0)
@@ -230,18 +230,18 @@ def test_exports_are_cached_by_weights_and_pruned(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path))
 
-    for _ in range(onnx_backend.CACHE_KEEP + 1):
+    for _ in range(onnx_engine.CACHE_KEEP + 1):
         with torch.no_grad():
             generator.decoders[-1][1].bias.add_(0.1)  # new weights: a new key
         Pix2Pix(generator).translate_tensor(x)
     graphs = list(tmp_path.glob("*.onnx"))
-    assert len(graphs) == onnx_backend.CACHE_KEEP and graph not in graphs  # the oldest went first
+    assert len(graphs) == onnx_engine.CACHE_KEEP and graph not in graphs  # the oldest went first
 
 
 def test_a_shipped_graph_reaches_onnxruntime_as_bytes_read_from_the_file(tmp_path, monkeypatch):
     """A repo's ONNX file is read whole first: onnxruntime never opens a path, so a graph cannot point it at other
     files (external data, resolved beside the file)."""
-    from pix2pix_hub import export
+    from pix2pix_hub.inference import export
 
     torch.manual_seed(0)
     Pix2Pix(UNetGenerator(num_downs=3, ngf=4).eval()).save_pretrained(tmp_path / "shipped", onnx=True)

@@ -52,7 +52,7 @@ class Translator(Protocol):
 
 def template_path() -> Path:
     """The template: shipped inside the wheel, or at the repository root in a source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder: hub/ is one level below it
     for candidate in (here / TEMPLATE_NAME, here.parent / TEMPLATE_NAME):
         if candidate.is_file():
             return candidate
