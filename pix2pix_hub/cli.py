@@ -38,10 +38,10 @@ from .inference.batch import (
     file_jobs,
     translate_jobs,
 )
+from .inference.calibration import DEFAULT_NUM_CALIBRATION
 from .inference.evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
 from .inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ParityError, check_export_target, export_onnx
 from .inference.pipeline import Pix2Pix
-from .inference.precision import DEFAULT_NUM_CALIBRATION
 from .inference.quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
 
 EXIT_OK, EXIT_BAD_INPUTS, EXIT_USAGE = 0, 1, 2

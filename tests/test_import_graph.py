@@ -15,7 +15,8 @@ P = PACKAGE
 FACTS = (f"{P}.constants", f"{P}.errors", f"{P}.fileio", f"{P}.performance")
 IMAGES = (*FACTS, f"{P}.images")
 NETWORKS = (*FACTS, f"{P}.models")
-MODEL_FACTS = (*FACTS, f"{P}.hub.model_info")
+# "Path or Hub id?" (hub.ids) sits with the model facts: data and the model card ask it too.
+MODEL_FACTS = (*FACTS, f"{P}.hub.ids", f"{P}.hub.model_info")
 # The pipeline layer: Pix2Pix and the engines it runs on; imports no data, training or command code.
 PIPELINE = (*IMAGES, *NETWORKS, *MODEL_FACTS, f"{P}.hub.model_card", f"{P}.inference")
 ALLOWED = {
@@ -26,13 +27,15 @@ ALLOWED = {
     f"{P}.performance": (),
     f"{P}.images": IMAGES,
     f"{P}.models": NETWORKS,
+    f"{P}.hub.ids": FACTS,
     f"{P}.hub.model_info": MODEL_FACTS,
     f"{P}.hub.model_card": (*NETWORKS, *MODEL_FACTS),
     f"{P}.hub.space_build": (*MODEL_FACTS, f"{P}.hub.model_card"),
     f"{P}.data": (*IMAGES, *MODEL_FACTS, f"{P}.data"),
     f"{P}.inference": tuple(m for m in PIPELINE if m != f"{P}.inference")
     + tuple(
-        f"{P}.inference.{m}" for m in ("export", "onnx_rewrite", "onnx_engine", "quantize", "precision", "processor")
+        f"{P}.inference.{m}"
+        for m in ("calibration", "export", "onnx_rewrite", "onnx_engine", "quantize", "precision", "processor")
     ),
     f"{P}.inference.pipeline": PIPELINE,
     # Jobs over many files and datasets: the pipeline plus data.

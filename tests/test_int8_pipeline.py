@@ -1,4 +1,4 @@
-"""int8 through ``Pix2Pix`` (issue 18): ``from_pretrained(precision=...)`` picks a shipped ``model.int8.onnx`` by its
+"""int8 through ``Pix2Pix``: ``from_pretrained(precision=...)`` picks a shipped ``model.int8.onnx`` by its
 stored gate, its measured speed and the CPU, builds and caches one from calibration images, says why not; ``engine``
 shows the PSNR; ``save_pretrained``/``push_to_hub`` ship the ONNX graphs; a Hub download fetches them only where they
 may run."""
@@ -18,12 +18,15 @@ from PIL import Image
 from test_hub import FakeHfApi
 from test_quantize import smooth_images, train_tiny_translator
 
-from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator, export, unet_128
+from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator, unet_128
 from pix2pix_hub.constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
 from pix2pix_hub.images.arrays import model_to_uint8
 from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.images.reading import ImageTooLarge
+from pix2pix_hub.inference import export
+from pix2pix_hub.inference.calibration import calibration_inputs, spread_evenly, spread_indices
 from pix2pix_hub.inference.pipeline import download_patterns
-from pix2pix_hub.inference.quantize import REPORT_KEY, QuantizationQualityError, calibration_inputs
+from pix2pix_hub.inference.quantize import REPORT_KEY, QuantizationQualityError
 
 AVX2_ONLY = {"avx2": True, "avx512f": False, "avx512_vnni": False, "avx_vnni": False, "avx512_bf16": False}
 AVX2_ONLY |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
@@ -132,7 +135,7 @@ def test_a_shipped_int8_graph_runs_on_a_fast_cpu_within_the_gate_of_fp32(trained
 
 def test_auto_keeps_fp32_on_a_cpu_without_vnni_and_says_why_int8_insists(trained, tmp_path, slow_cpu, caplog):
     folder = with_int8(trained, tmp_path)
-    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.pipeline")
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.precision")
     auto = Pix2Pix.from_pretrained(folder)
     assert (auto.engine, auto.precision) == ("onnxruntime", "fp32")
     assert auto.precision_note == (
@@ -148,7 +151,7 @@ def test_auto_keeps_fp32_on_a_cpu_without_vnni_and_says_why_int8_insists(trained
 
 def test_auto_keeps_fp32_where_int8_measured_no_faster_than_fp32_and_int8_insists(trained, tmp_path, fast_cpu, caplog):
     folder = with_int8(trained, tmp_path, speedup=0.8)  # a thin model: quantize/dequantize outweigh the int8 convs
-    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.pipeline")
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.precision")
     auto = Pix2Pix.from_pretrained(folder)
     assert (auto.engine, auto.precision) == ("onnxruntime", "fp32")
     measured = "int8 measured 0.8x the speed of fp32 on the CPU that quantized it"
@@ -205,7 +208,7 @@ def test_a_read_only_model_folder_builds_into_the_cache_and_reuses_it(trained, t
     def no_quantizing(*args, **kwargs):
         raise AssertionError("quantized again although the cache holds this graph")
 
-    monkeypatch.setattr("pix2pix_hub.inference.precision.quantize_int8", no_quantizing)
+    monkeypatch.setattr("pix2pix_hub.inference.precision.quantize_generator", no_quantizing)
     again = Pix2Pix.from_pretrained(folder, precision="int8", calibration=calibration)
     assert again.int8_graph.path == cached and again.engine == first.engine
 
@@ -267,6 +270,14 @@ def test_quantize_below_the_gate_writes_nothing_and_keeps_fp32(trained, tmp_path
 
 
 # ----- calibration inputs -----------------------------------------------------------------------------------------
+def test_spread_picks_evenly_from_first_to_last_and_all_when_there_are_few():
+    assert spread_indices(10, 4) == [0, 3, 6, 9]
+    assert spread_indices(400, 32)[:3] == [0, 13, 26] and spread_indices(400, 32)[-1] == 399
+    assert len(set(spread_indices(400, 32))) == 32  # distinct: never the same item twice
+    assert spread_indices(3, 8) == [0, 1, 2] and spread_indices(0, 8) == [] and spread_indices(5, 1) == [0]
+    assert spread_evenly("abcdefghij", 4) == ["a", "d", "g", "j"]
+
+
 def test_calibration_inputs_from_a_folder_spread_skip_bad_files_and_need_two(tmp_path):
     paths = write_images(tmp_path / "in", smooth_images(10, 24, seed=3))
     (tmp_path / "in" / "05.png").write_bytes(b"not an image")  # one bad file among many is skipped
@@ -295,7 +306,7 @@ def test_calibration_inputs_from_a_list_of_each_kind(tmp_path):
         calibration_inputs([uint8, uint8], channels=1, count=8, max_pixels=10**6)
     with pytest.raises(ValueError, match=r"in \[-1, 1\]"):
         calibration_inputs([images[0] * 3, images[1]], channels=3, count=8, max_pixels=10**6)
-    with pytest.raises(ValueError, match="above max_pixels=100"):
+    with pytest.raises(ImageTooLarge, match=r"A calibration image: 16x16 .* \(max_pixels=100\)"):
         calibration_inputs([uint8, uint8], channels=3, count=8, max_pixels=100)
 
 

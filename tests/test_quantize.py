@@ -14,11 +14,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_hub import UNetGenerator
+from pix2pix_hub.constants import FINGERPRINT_KEY
 from pix2pix_hub.images.arrays import model_to_uint8
 from pix2pix_hub.images.metrics import psnr_per_image
 from pix2pix_hub.inference.export import export_onnx, onnx_session
+from pix2pix_hub.inference.onnx_engine import weights_fingerprint
 from pix2pix_hub.inference.onnx_rewrite import subpixel_rewrite
-from pix2pix_hub.inference.quantize import QuantizationQualityError, int8_is_fast, int8_report, quantize_int8
+from pix2pix_hub.inference.quantize import (
+    QuantizationQualityError,
+    int8_is_fast,
+    int8_report,
+    onnx_metadata,
+    quantize_generator,
+    quantize_int8,
+)
 from pix2pix_hub.models.registry import build_generator
 from pix2pix_hub.performance import cpu_capabilities, cpu_name
 
@@ -131,12 +140,16 @@ def train_tiny_translator(steps: int = 300) -> UNetGenerator:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained_generator():
+    return train_tiny_translator().eval()
+
+
+@pytest.fixture(scope="module")
+def trained(trained_generator, tmp_path_factory):
     """``train_tiny_translator()`` exported to fp32 ONNX, and 12 calibration images as uint8 ``(H, W, 3)`` arrays
     (the last 4 held out)."""
-    generator = train_tiny_translator()
     folder = tmp_path_factory.mktemp("trained")
-    export_onnx(generator.eval(), folder / "fp32.onnx", check=False)
+    export_onnx(trained_generator, folder / "fp32.onnx", check=False)
     calibration = [model_to_uint8(image) for image in smooth_images(12, 32, seed=10_000).numpy()]
     return folder / "fp32.onnx", calibration
 
@@ -175,6 +188,24 @@ def test_the_gate_refuses_below_the_threshold_with_the_figure(trained, tmp_path)
         quantize_int8(fp32_path, tmp_path / "refused.onnx", calibration, held_out=4, min_psnr_db=threshold)
     assert error.value.psnr_db == passed["psnr_db"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["passed.onnx"]  # no file, no temporary left
+
+
+def test_quantize_generator_pads_the_inputs_records_the_weights_and_leaves_the_model_as_it_was(
+    trained_generator, tmp_path
+):
+    """The one route to an int8 file: from the generator itself (as ``Pix2Pix.quantize`` and the end of training
+    call it), with inputs as the training data gives them, at sides that are not multiples of 32."""
+    generator = trained_generator.train()  # as at the end of a run
+    inputs = [image[:, :40, :44] for image in smooth_images(8, 48, seed=30_000).numpy()]
+    try:
+        report = quantize_generator(generator, tmp_path / "g.int8.onnx", inputs)
+        assert generator.training  # the export switched it to eval mode and back
+    finally:
+        generator.eval()
+    assert report["psnr_db"] >= 40.0 and (report["calibration_inputs"], report["held_out_inputs"]) == (6, 2)
+    assert onnx_metadata(tmp_path / "g.int8.onnx")[FINGERPRINT_KEY] == weights_fingerprint(generator)
+    assert int8_report(tmp_path / "g.int8.onnx")["psnr_db"] == report["psnr_db"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["g.int8.onnx"]  # no scratch export left beside it
 
 
 def test_calibration_inputs_are_checked(trained, tmp_path):

@@ -34,6 +34,7 @@ from ..images.reading import (
     open_image,
     read_header,
 )
+from .calibration import spread_indices
 from .pipeline import Pix2Pix
 
 logger = logging.getLogger(__name__)
@@ -222,10 +223,8 @@ def dataset_calibration_images(pairs: Any, count: int, channels: int, max_pixels
     it, as ``channels``-channel PIL images: calibration inputs for ``Pix2Pix.quantize``. Unreadable rows are
     skipped."""
     rows = raw_rows(pairs)
-    size = len(rows)
-    indices = sorted({round(k * (size - 1) / max(1, count - 1)) for k in range(count)}) if size else []
     images = []
-    for index in indices:
+    for index in spread_indices(len(rows), count):
         try:
             images.append(load_row(rows, index, channels, max_pixels))
         except UnreadableImage as error:

@@ -77,15 +77,16 @@ def export_onnx(
 
 
 def parity_side(generator: nn.Module) -> int:
-    """The side of the parity check's inputs: ``max(64, 2 * min_size)`` rounded up to the size multiple.
+    """The side of the parity check's inputs: 64 rounded up to the size multiple, and for a generator whose
+    smallest input is more than one multiple (``min_size``) at least twice that.
 
     Why not smaller: a ResNet generator's multiple (4) leaves too small a bottleneck for its padding; and at its
     smallest inputs a deep generator (pix2pixHD's local enhancer) works on 2x2 maps where reflection padding is
-    most of each, so the float32 rounding of the two runtimes drifts apart most (1.4e-4 at 64 pixels, 1.3e-5 at
-    128 for the default local enhancer). Generators without a ``min_size`` (the U-Nets) take any multiple.
+    most of each, so the float32 rounding of the two runtimes drifts apart most (docs/inference.md). A generator
+    that takes any multiple (the U-Net: ``min_size == size_multiple``) has no such padding.
     """
-    multiple = int(generator.size_multiple)
-    wanted = max(64, 2 * int(getattr(generator, "min_size", 0)))
+    multiple, min_size = int(generator.size_multiple), int(generator.min_size)
+    wanted = 64 if min_size <= multiple else max(64, 2 * min_size)
     return multiple * -(-wanted // multiple)
 
 

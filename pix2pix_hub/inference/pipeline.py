@@ -63,9 +63,10 @@ from ..images.labels import check_label_channels, encode_label_input, label_map_
 from ..images.reading import check_still
 from ..models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
 from ..models.hub import WeightsNotFoundError, pickle_refusal, read_config
+from .calibration import DEFAULT_NUM_CALIBRATION, CalibrationSource
 from .onnx_engine import OnnxGenerator, PrebuiltGraph, cpu_generator, export_for_shipping
-from .precision import DEFAULT_NUM_CALIBRATION, OnnxEngine, onnx_patterns
-from .quantize import DEFAULT_MIN_PSNR_DB, CalibrationSource
+from .precision import OnnxEngine, onnx_patterns
+from .quantize import DEFAULT_MIN_PSNR_DB
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -200,7 +201,7 @@ class Pix2Pix:
     ) -> dict[str, Any]:
         """Build the int8 graph of the generator's current weights and return its report (``psnr_db``...).
 
-        ``calibration``: a folder of typical input images or a list of them (``quantize.calibration_inputs``),
+        ``calibration``: a folder of typical input images or a list of them (``calibration.calibration_inputs``),
         of which ``num_calibration`` spread evenly are used, a quarter held back for the quality gate: below
         ``min_psnr_db`` dB PSNR from the fp32 outputs a ``QuantizationQualityError`` carries the figure and nothing
         is written. The graph goes to ``path`` (default: the ONNX cache, reused for the same weights and inputs);

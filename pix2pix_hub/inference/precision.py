@@ -1,4 +1,4 @@
-"""Which graph ``Pix2Pix`` runs on onnxruntime, and why: int8 or fp32 (issue 18).
+"""Which graph ``Pix2Pix`` runs on onnxruntime, and why: int8 or fp32.
 
 ``OnnxEngine`` holds that choice for one generator: an int8 graph (a model folder's ``model.int8.onnx``, or one
 built from calibration images), else fp32 (the folder's ``model.onnx`` when it was made from these weights, else an
@@ -7,7 +7,7 @@ export on first use); ``note`` says in one line why int8 is not used (or is used
     engine = OnnxEngine(generator, backend="auto")
     engine.choose(folder, "auto", calibration=None, build_into=None, max_pixels=4096 * 4096)
     engine.runner        # the OnnxGenerator a call runs (None: torch)
-    engine.describe()    # "onnxruntime int8 (49.8 dB vs fp32, 2.7x)"
+    engine.describe()    # "onnxruntime int8 (<PSNR> dB vs fp32, <speedup>x)"
 
 An int8 graph is used only when its stored quality report passed its gate, it was made from these weights
 (``weights_fingerprint``) and, under ``"auto"``, this CPU has VNNI or AMX (``quantize.int8_speed_problem``) and the
@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,12 @@ import torch
 from torch import nn
 
 from ..constants import FINGERPRINT_KEY, INT8_ONNX_NAME, ONNX_NAME
-from .export import export_onnx
+from .calibration import DEFAULT_NUM_CALIBRATION, CalibrationSource, calibration_inputs
 from .onnx_engine import (
     OnnxGenerator,
     PrebuiltGraph,
-    cpu_generator,
     default_cache_dir,
     onnxruntime_available,
-    pad_to_multiple,
     prune_cache,
     weights_fingerprint,
     weights_version,
@@ -45,21 +42,16 @@ from .onnx_engine import (
 from .quantize import (
     DEFAULT_MIN_PSNR_DB,
     REPORT_KEY,
-    CalibrationSource,
     QuantizationQualityError,
-    calibration_inputs,
     int8_measured_speed_problem,
     int8_quality_problem,
     int8_report,
     int8_speed_problem,
     onnx_metadata,
-    quantize_int8,
+    quantize_generator,
 )
 
-DEFAULT_NUM_CALIBRATION = 32  # issue 18: ~32 real inputs calibrate as well as many more; a quarter gate it
-# The notes keep the logger they had before this module was split out of pipeline.py: logging set up for
-# "pix2pix_hub.inference.pipeline" still shows them.
-logger = logging.getLogger("pix2pix_hub.inference.pipeline")
+logger = logging.getLogger(__name__)
 
 
 def onnx_patterns(backend: str, device: str | torch.device, precision: str, calibration: Any) -> list[str]:
@@ -108,7 +100,7 @@ class OnnxEngine:
         return self.runner is not None and self.device.type == "cpu"
 
     def describe(self) -> str:
-        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (49.8 dB vs fp32, 2.7x)"``."""
+        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speedup>x)"``."""
         return self.runner.describe() if self.active else "torch"
 
     @property
@@ -216,34 +208,24 @@ class OnnxEngine:
         min_psnr: float = DEFAULT_MIN_PSNR_DB,
         precision: str = "auto",
     ) -> dict[str, Any]:
-        """``Pix2Pix.quantize``'s work (its docstring says what), then ``_adopt_int8`` under ``precision``. A graph
-        built earlier into the cache for the same weights, inputs and threshold is reused."""
+        """``Pix2Pix.quantize``'s work (its docstring says what: ``quantize.quantize_generator``), then
+        ``_adopt_int8`` under ``precision``. A graph built earlier into the cache for the same weights, inputs and
+        threshold is reused."""
         if self.device.type != "cpu":
             raise ValueError(f"Quantizing exports the generator on the CPU; the model is on {self.device}: .to('cpu').")
-        multiple = self.generator.size_multiple
-        min_size = getattr(self.generator, "min_size", multiple)
         inputs = calibration_inputs(calibration, self.generator.in_channels, count, max_pixels)
-        inputs = [pad_to_multiple(array, multiple, min_size)[0] for array in inputs]
         fingerprint = self.fingerprint()
         if path is None:
             path = default_cache_dir() / f"int8-{fingerprint}-{inputs_digest(inputs, min_psnr)}.onnx"
             if not path.is_file():
-                self._quantize_into(path, inputs, min_psnr, fingerprint)
+                quantize_generator(self.generator, path, inputs, min_psnr_db=min_psnr, fingerprint=fingerprint)
                 prune_cache(path.parent)
         else:
-            self._quantize_into(Path(path), inputs, min_psnr, fingerprint)
+            quantize_generator(self.generator, path, inputs, min_psnr_db=min_psnr, fingerprint=fingerprint)
         path = Path(path)
         graph = PrebuiltGraph(path, fingerprint, int8_report(path))
         self._adopt_int8(graph, precision)
         return {**graph.report, "path": str(path), "bytes": path.stat().st_size}
-
-    def _quantize_into(self, path: Path, inputs: list[np.ndarray], min_psnr: float, fingerprint: str) -> None:
-        """Export the generator (fp32) to a scratch folder and quantize it into ``path`` (nothing written below the
-        gate: ``QuantizationQualityError``)."""
-        with tempfile.TemporaryDirectory() as scratch, cpu_generator(self.generator) as generator:
-            fp32 = Path(scratch) / ONNX_NAME
-            export_onnx(generator, fp32, check=False)
-            quantize_int8(fp32, path, inputs, min_psnr_db=min_psnr, fingerprint=fingerprint)
 
     def _adopt_int8(self, graph: PrebuiltGraph, precision: str) -> None:
         """Keep ``graph`` as the int8 graph and run it, unless ``precision`` is ``"auto"`` and int8 is not faster:

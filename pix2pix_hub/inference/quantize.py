@@ -1,12 +1,13 @@
 """int8 inference on CPU: calibrated static quantization with a quality gate, and the rules that decide whether a
 model's int8 graph runs.
 
-``quantize_int8`` rewrites the exported graph (``onnx_rewrite.subpixel_rewrite``, so its transposed convolutions
-quantize), calibrates on real inputs, then refuses the int8 model (and writes nothing) when its outputs are
-further from the fp32 outputs than ``min_psnr_db`` on held-back inputs; the measured figure is stored in the
-file's metadata (``int8_report``) with how fast int8 ran next to fp32 there (``speedup_vs_fp32``).
-``calibration_inputs`` gathers those inputs from a folder or a list of images.
-``onnx`` and ``onnxruntime`` (the ``onnx`` extra) are imported on use only.
+``quantize_generator`` is the one way an int8 file is made (``Pix2Pix.quantize``, ``from_pretrained`` with
+``calibration``, ``export-onnx --int8`` and ``--export_int8`` at the end of training all come here): it exports the
+generator to fp32 ONNX and hands the graph to ``quantize_int8``, which rewrites it (``onnx_rewrite.subpixel_rewrite``,
+so its transposed convolutions quantize), calibrates on real inputs (``calibration.calibration_inputs`` reads them),
+then refuses the int8 model (and writes nothing) when its outputs are further from the fp32 outputs than
+``min_psnr_db`` on held-back inputs; the measured figure is stored in the file's metadata (``int8_report``) with
+how fast int8 ran next to fp32 there (``speedup_vs_fp32``). ``onnx`` and ``onnxruntime`` are imported on use only.
 
 Whether a model uses its int8 graph (``Pix2Pix.from_pretrained(precision=...)``) follows ``int8_quality_problem``
 (the stored report passed its gate), ``int8_speed_problem`` (this CPU has the instructions that make int8 fast) and
@@ -28,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from torch import nn
 
-from ..constants import FINGERPRINT_KEY
+from ..constants import FINGERPRINT_KEY, ONNX_NAME
 from ..fileio import write_bytes
-from ..images.arrays import convert_image, uint8_to_model
 from ..images.metrics import psnr_per_image
-from ..images.reading import UnreadableImage, image_extensions, load_image
 from ..performance import cpu_capabilities
-from .export import onnx_session
+from .calibration import model_input
+from .export import export_onnx, onnx_session
+from .onnx_engine import cpu_generator, pad_to_multiple, weights_fingerprint
 from .onnx_rewrite import subpixel_rewrite
 
 if TYPE_CHECKING:
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
 REPORT_KEY = "int8_report"  # metadata_props key of the quantization report (JSON)
 DEFAULT_MIN_PSNR_DB = 40.0
 # "auto" runs an int8 graph only if it ran more than this many times as fast as fp32 when it was made: on thin
-# models (ngf 16 at 512x512: 0.8x) the quantize/dequantize steps cost more than the int8 convs save.
+# models the quantize/dequantize steps cost more than the int8 convs save (docs/performance.md).
 MIN_INT8_SPEEDUP = 1.1
 # The speed check after the gate: untimed runs of each engine, then the median of timed runs, each right after an
-# untimed run of the same engine (~1.8 s for the paper's unet_256 at 256x256 on 2 cores).
+# untimed run of the same engine; few runs, as quantizing should not take much longer than calibrating.
 SPEED_WARMUP_RUNS = 2
 SPEED_TIMED_RUNS = 5
 
@@ -64,10 +65,44 @@ class QuantizationQualityError(RuntimeError):
 # --- calibrated static int8 quantization ---------------------------------------------------------------------
 
 
+def quantize_generator(
+    generator: nn.Module,
+    path: str | os.PathLike,
+    inputs: Sequence[Any],
+    *,
+    min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """Write the int8 graph of ``generator``'s current weights to ``path``: export, rewrite, calibrate, gate.
+
+    Args:
+        generator: one of this package's generators, anywhere (a CPU copy is exported; the model never moves).
+        path: the int8 file; it appears only once complete, and only past the gate.
+        inputs: real model inputs at their own sizes (``calibration.calibration_inputs``, or the training data's
+            ``(C, H, W)`` inputs); they are padded here to the generator's ``size_multiple`` and ``min_size``.
+        min_psnr_db: the quality gate of ``quantize_int8``.
+        fingerprint: the weights' ``weights_fingerprint``, recorded in the file (None: computed here).
+
+    Returns:
+        ``quantize_int8``'s report, with ``path`` and ``bytes``.
+
+    Raises:
+        QuantizationQualityError: the int8 outputs fail the gate; nothing is written.
+    """
+    channels, multiple, min_size = generator.in_channels, generator.size_multiple, generator.min_size
+    padded = [pad_to_multiple(model_input(item, channels), multiple, min_size)[0] for item in inputs]
+    fingerprint = weights_fingerprint(generator) if fingerprint is None else fingerprint
+    with tempfile.TemporaryDirectory() as scratch, cpu_generator(generator) as cpu:
+        fp32_path = Path(scratch) / ONNX_NAME
+        # No parity check: the gate compares the int8 graph with this very fp32 graph.
+        export_onnx(cpu, fp32_path, check=False)
+        return quantize_int8(fp32_path, path, padded, min_psnr_db=min_psnr_db, fingerprint=fingerprint)
+
+
 def quantize_int8(
     fp32_onnx_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    calibration_inputs: Sequence[np.ndarray | Image.Image],
+    calibration_inputs: Sequence[Any],
     *,
     held_out: int | None = None,
     min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
@@ -75,51 +110,41 @@ def quantize_int8(
 ) -> dict[str, Any]:
     """Write an int8 version of the fp32 generator graph at ``fp32_onnx_path`` to ``out_path``; return its report.
 
-    ``calibration_inputs``: real model inputs at a size the model takes, each a uint8 image ``(H, W, C)`` or
-    ``(H, W)`` (numpy or PIL) or a float array ``(C, H, W)`` / ``(1, C, H, W)`` in [-1, 1]. The last ``held_out``
-    of them (default a quarter, at least one) are kept out of calibration and used for the gate: the int8 outputs
-    are compared with the fp32 graph's, and if the worst held-out image is below ``min_psnr_db`` dB PSNR a
-    ``QuantizationQualityError`` carrying the figure is raised and nothing is written.
-
     The graph is rewritten to sub-pixel form, then quantized statically (QDQ; uint8 activations, MinMax ranges;
-    int8 weights per output channel). Past the gate both graphs are timed on the held-out inputs. The report
-    (``psnr_db``: the worst held-out image, ``psnr_db_mean``, ``max_abs_diff_levels`` in steps of 1/255 of the
-    output range, the counts and the threshold; ``fp32_median_ms``, ``int8_median_ms`` and their ratio
-    ``speedup_vs_fp32``, measured on this CPU) is stored in the file's metadata, where ``int8_report`` reads it
-    back, with ``fingerprint`` (the weights' hash, ``onnx_backend.weights_fingerprint``) under ``FINGERPRINT_KEY``
-    when given. The file appears only once complete.
+    int8 weights per output channel). Past the gate both graphs are timed on the held-out inputs.
+
+    Args:
+        fp32_onnx_path: the exported fp32 graph.
+        out_path: the int8 file; it appears only once complete.
+        calibration_inputs: real model inputs at a size the model takes, each a uint8 image ``(H, W, C)`` or
+            ``(H, W)`` (numpy or PIL) or a float array ``(C, H, W)`` / ``(1, C, H, W)`` in [-1, 1].
+        held_out: how many of the last inputs are kept out of calibration for the gate (default a quarter, at
+            least one).
+        min_psnr_db: the gate: the worst held-out image's PSNR of the int8 outputs from the fp32 graph's.
+        fingerprint: the weights' hash (``onnx_engine.weights_fingerprint``), stored under ``FINGERPRINT_KEY``.
+
+    Returns:
+        The report, also stored in the file's metadata where ``int8_report`` reads it back: ``psnr_db`` (the
+        worst held-out image), ``psnr_db_mean``, ``max_abs_diff_levels`` (in steps of 1/255 of the output range),
+        the counts and the threshold; ``fp32_median_ms``, ``int8_median_ms`` and their ratio ``speedup_vs_fp32``
+        measured on this CPU; plus ``path`` and ``bytes``.
+
+    Raises:
+        QuantizationQualityError: the worst held-out image is below ``min_psnr_db``; it carries the figure, and
+            nothing is written.
     """
     import onnx
 
     fp32_session = onnx_session(fp32_onnx_path)
-    inputs = [_model_input(item, fp32_session) for item in calibration_inputs]
-    held_out = max(1, len(inputs) // 4) if held_out is None else held_out
-    if not 1 <= held_out < len(inputs):
-        raise ValueError(
-            f"held_out={held_out} must leave at least one of the {len(inputs)} calibration inputs for calibration "
-            "and hold back at least one for the quality gate."
-        )
-    calibration, gate = inputs[:-held_out], inputs[-held_out:]
+    channels = fp32_session.get_inputs()[0].shape[1]
+    calibration, gate = _split_gate([model_input(item, channels) for item in calibration_inputs], held_out)
     model = subpixel_rewrite(onnx.load(fp32_onnx_path))
     with tempfile.TemporaryDirectory() as scratch:
         int8_path = Path(scratch) / "int8.onnx"
         _quantize_static(model, Path(scratch), int8_path, calibration)
         int8_session = onnx_session(int8_path)
-        report = _compare(fp32_session, int8_session, gate)
-        report.update(
-            calibration_inputs=len(calibration),
-            min_psnr_db=float(min_psnr_db),
-            format="QDQ",
-            activations="uint8 per tensor",
-            weights="int8 per output channel",
-        )
-        if not report["psnr_db"] >= min_psnr_db:
-            raise QuantizationQualityError(
-                f"The int8 model's outputs are {report['psnr_db']:.1f} dB PSNR from the fp32 model's on the worst of "
-                f"{len(gate)} held-out inputs, below the {min_psnr_db:g} dB threshold; {out_path} was not written. "
-                "Calibrate on more (and more typical) real inputs, or keep fp32.",
-                report["psnr_db"],
-            )
+        report = {**_compare(fp32_session, int8_session, gate), **_settings(len(calibration), min_psnr_db)}
+        _check_gate(report, out_path)
         report.update(_time_sessions(fp32_session, int8_session, gate))
         quantized = onnx.load(int8_path)
     metadata = {REPORT_KEY: json.dumps(report, sort_keys=True)}
@@ -130,6 +155,39 @@ def quantize_int8(
         entry.key, entry.value = key, value
     write_bytes(out_path, quantized.SerializeToString())
     return {**report, "path": str(out_path), "bytes": Path(out_path).stat().st_size}
+
+
+def _split_gate(inputs: list[np.ndarray], held_out: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The calibration inputs and the last ``held_out`` (default a quarter, at least one) for the gate."""
+    held_out = max(1, len(inputs) // 4) if held_out is None else held_out
+    if not 1 <= held_out < len(inputs):
+        raise ValueError(
+            f"held_out={held_out} must leave at least one of the {len(inputs)} calibration inputs for calibration "
+            "and hold back at least one for the quality gate."
+        )
+    return inputs[:-held_out], inputs[-held_out:]
+
+
+def _settings(calibration_count: int, min_psnr_db: float) -> dict[str, Any]:
+    """How the graph was quantized, as the report records it."""
+    return {
+        "calibration_inputs": calibration_count,
+        "min_psnr_db": float(min_psnr_db),
+        "format": "QDQ",
+        "activations": "uint8 per tensor",
+        "weights": "int8 per output channel",
+    }
+
+
+def _check_gate(report: dict[str, Any], out_path: str | os.PathLike) -> None:
+    """``QuantizationQualityError`` with the figure when the worst held-out PSNR is below the report's gate."""
+    if not report["psnr_db"] >= report["min_psnr_db"]:
+        raise QuantizationQualityError(
+            f"The int8 model's outputs are {report['psnr_db']:.1f} dB PSNR from the fp32 model's on the worst of "
+            f"{report['held_out_inputs']} held-out inputs, below the {report['min_psnr_db']:g} dB threshold; "
+            f"{out_path} was not written. Calibrate on more (and more typical) real inputs, or keep fp32.",
+            report["psnr_db"],
+        )
 
 
 def int8_report(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -173,101 +231,6 @@ def int8_speed_problem(capabilities: dict[str, Any] | None = None) -> str | None
     if int8_is_fast(capabilities):
         return None
     return "no AVX-512 VNNI / AVX-VNNI / AMX on this CPU: int8 would not be faster than fp32"
-
-
-# --- calibration inputs -----------------------------------------------------------------------------------------
-
-CalibrationSource = str | os.PathLike | Sequence[Any]
-
-
-def calibration_inputs(source: CalibrationSource, channels: int, count: int, max_pixels: int) -> list[np.ndarray]:
-    """Up to ``count`` model inputs, float32 ``(1, channels, H, W)`` in [-1, 1] at their own size (pad them to the
-    generator's size multiple before calibrating), spread evenly over ``source``.
-
-    ``source``: a folder of input images (searched recursively, in name order; files that are not readable images
-    are skipped) or a list of images: PIL images, uint8 arrays ``(H, W)`` / ``(H, W, C)``, image file paths, or
-    float arrays/tensors ``(C, H, W)`` in [-1, 1] (what the training data gives). Raises ``ValueError`` when fewer
-    than two remain: calibration and its quality gate need one each at least.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"Calibration folder {folder} does not exist (or is not a folder).")
-        extensions = image_extensions()
-        files = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in extensions and not _hidden(p, folder)]
-        items: list[Any] = _spread(files, count)
-    else:
-        items = _spread(list(source), count)
-    inputs = []
-    for item in items:
-        try:
-            inputs.append(_calibration_input(item, channels, max_pixels))
-        except UnreadableImage:
-            continue  # a bad file among many: calibration needs typical inputs, not every one
-    if len(inputs) < 2:
-        raise ValueError(
-            f"{len(inputs)} usable calibration image(s) in {_describe(source)}; int8 calibration and its quality gate "
-            "need at least 2 (about 32 typical inputs of the model are best)."
-        )
-    return inputs
-
-
-def _calibration_input(item: Any, channels: int, max_pixels: int) -> np.ndarray:
-    """One calibration item as float32 ``(1, channels, H, W)`` in [-1, 1]."""
-    if isinstance(item, (str, os.PathLike)):
-        item = load_image(Path(item), channels, max_pixels)
-    if isinstance(item, Image.Image):
-        item = np.asarray(convert_image(item, channels), dtype=np.uint8)
-    array = item.detach().cpu().float().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
-    if array.dtype == np.uint8:
-        array = uint8_to_model((array[:, :, None] if array.ndim == 2 else array)[None])
-    else:
-        array = np.asarray(array, dtype=np.float32)
-        array = array[None] if array.ndim == 3 else array
-    if array.ndim != 4 or array.shape[:2] != (1, channels):
-        raise ValueError(
-            f"A calibration image has shape {np.shape(item)}; this model takes {channels}-channel images: uint8 "
-            f"(H, W, {channels}) or float ({channels}, H, W) in [-1, 1]."
-        )
-    if array.shape[2] * array.shape[3] > max_pixels:
-        raise ValueError(f"A calibration image of {array.shape[3]}x{array.shape[2]} is above max_pixels={max_pixels}.")
-    if array.size and not np.abs(array).max() <= 1.0 + 1e-3:
-        raise ValueError("Float calibration images must hold values in [-1, 1]; pass 8-bit images as uint8 arrays.")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _spread(items: list[Any], count: int) -> list[Any]:
-    """``count`` of ``items`` evenly spaced from first to last (all of them when there are no more)."""
-    if len(items) <= count:
-        return items
-    return [items[round(k * (len(items) - 1) / max(1, count - 1))] for k in range(count)]
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _describe(source: CalibrationSource) -> str:
-    return str(source) if isinstance(source, (str, os.PathLike)) else f"the {len(source)} given"
-
-
-def _model_input(item: np.ndarray | Image.Image, session: Any) -> np.ndarray:
-    """One calibration input as float32 ``(1, C, H, W)`` in [-1, 1], checked against the model's channels."""
-    array = np.asarray(item)
-    if array.dtype == np.uint8:
-        array = uint8_to_model((array[:, :, None] if array.ndim == 2 else array)[None])
-    elif array.ndim == 3:
-        array = array[None]
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    channels = session.get_inputs()[0].shape[1]
-    if array.ndim != 4 or array.shape[0] != 1 or array.shape[1] != channels:
-        raise ValueError(
-            f"A calibration input has shape {np.asarray(item).shape}; expected a uint8 image (H, W, {channels}) or "
-            f"a float array ({channels}, H, W) in [-1, 1]."
-        )
-    if array.size and np.abs(array).max() > 1.0 + 1e-6:
-        raise ValueError("Float calibration inputs must be in [-1, 1]; pass uint8 images as uint8 arrays.")
-    return array
 
 
 def _quantize_static(model: onnx.ModelProto, scratch: Path, out_path: Path, calibration: list[np.ndarray]) -> None:
@@ -364,6 +327,6 @@ def _time_sessions(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray
 
 def int8_is_fast(capabilities: dict[str, Any] | None = None) -> bool:
     """Whether int8 inference beats fp32 here: it needs VNNI (or AMX) dot products. Without them onnxruntime's
-    int8 convolutions are no faster than fp32 (issue 18), so fp32 is the better default."""
+    int8 convolutions are no faster than fp32 (docs/performance.md), so fp32 is the better default."""
     capabilities = cpu_capabilities() if capabilities is None else capabilities
     return bool(capabilities["avx512_vnni"] or capabilities["avx_vnni"] or capabilities["amx_int8"])
