@@ -30,4 +30,5 @@ if [[ "$EXTRAS" == *dev* ]] && ! command -v chromium >/dev/null 2>&1; then
     echo "install: chromium not found; the browser test will be skipped (apt-get install chromium chromium-driver)"
   fi
 fi
-"$PYTHON" -c "import torch, pix2pix_hub; print(f'install: pix2pix_hub {pix2pix_hub.__version__}, torch {torch.__version__}')"
+"$PYTHON" -c "import sys, torch, pix2pix_hub
+print(f'install: pix2pix_hub {pix2pix_hub.__version__}, torch {torch.__version__}, in {sys.prefix}')"
