@@ -35,6 +35,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from ..constants import DIRECTIONS, check_choice
+from ..hub.ids import is_hub_id
 from ..images.arrays import convert_image
 from ..images.reading import DECODE_ERRORS, bad_image_bytes
 
@@ -47,7 +48,6 @@ STREAM_SHARDS = 16
 # datasets' imagefolder metadata: a folder holding one of these is read by datasets, never as A|B images.
 METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
 INSTANCE_TEMP = "__pix2pix_instance"  # the instance column's name while input/target are renamed
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 LOCAL_ALTERNATIVE = (
     "--dataset PATH (a folder of side-by-side A|B images, a folder with A/ and B/, a save_to_disk folder or a "
     ".parquet file)"
@@ -160,13 +160,9 @@ def open_source(
         raise PairsSourceError(
             f"{text} is a file; expected a folder of images, a save_to_disk folder, a .parquet file or a Hub id."
         )
-    if _looks_like_path(text) or not HUB_ID.match(text):
+    if not is_hub_id(text):
         raise FileNotFoundError(f"no such folder or file: {text!r}. Pass an existing path or a Hub id (user/name).")
     return _load_hub(text, split, streaming, cache_dir)
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "./", "../", "~", ".\\")) or text.count("/") > 1 or "\\" in text
 
 
 def _load_hub(repo_id: str, split: str, streaming: bool, cache_dir: str | None) -> tuple[Any, SourceInfo]:

@@ -17,14 +17,12 @@ from string import Template
 from typing import Any, Protocol
 
 from huggingface_hub import EvalResult, ModelCardData
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 from torch import nn
 
-from ..constants import PICKLE_SUFFIXES
 from ..fileio import save_image
 from ..models.hd import GlobalGenerator, LocalEnhancer
+from .ids import is_hub_id
 from .model_info import ModelInfo, dataset_name
 
 TEMPLATE_NAME = "model_card.md"
@@ -174,7 +172,7 @@ def card_metadata(
         tags=["pix2pix", "image-to-image", "gan", "pix2pix-hub", *model_tags(generator, info), *MIXIN_TAGS],
         datasets=[info.dataset] if info.dataset and info.dataset_on_hub else None,
         metrics=sorted(metrics) if metrics else None,
-        base_model=info.base_model if is_hub_model_id(info.base_model) else None,
+        base_model=info.base_model if is_hub_id(info.base_model, namespaced=True) else None,
         model_name=name if results else None,
         eval_results=results,
         **extra,
@@ -356,15 +354,3 @@ def public_value(value: Any) -> Any:
     if isinstance(value, os.PathLike) or (isinstance(value, str) and ("/" in value or os.sep in value)):
         return dataset_name(os.fspath(value))
     return value
-
-
-def is_hub_model_id(name: str | None) -> bool:
-    """``user/name`` that the Hub accepts as ``base_model``; a file name (``latest_net_G.pth``) or a local path is
-    kept in the ``pix2pix`` record only."""
-    if not name or name.count("/") != 1 or name.endswith(PICKLE_SUFFIXES) or Path(name).exists():
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True

@@ -16,6 +16,7 @@ from typing import Any, get_args, get_type_hints
 
 from ..constants import DIRECTIONS, MODEL_INFO_NAME, check_choice
 from ..fileio import write_json
+from .ids import is_hub_id
 
 # What the two sides of well-known datasets are, for people reading a card or a Space: (A, B).
 KNOWN_SIDES = {"facades": ("photo", "CMP facade labels")}
@@ -121,8 +122,7 @@ def dataset_name(dataset: str | None) -> str | None:
     """
     if not dataset:
         return None
-    path = Path(dataset).expanduser()
-    if not (path.exists() or dataset.startswith((".", "/", "~"))):
+    if is_hub_id(dataset):
         return dataset
-    path = path.resolve()
+    path = Path(dataset).expanduser().resolve()
     return path.parent.name if path.name.lower() in SPLIT_FOLDERS and path.parent.name else path.stem or path.name

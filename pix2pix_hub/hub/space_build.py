@@ -28,7 +28,7 @@ from typing import Any
 from huggingface_hub import HfApi, SpaceCardData
 
 from ..fileio import atomic_directory, write_text
-from .model_card import is_hub_model_id
+from .ids import is_hub_id
 
 APP_FILES = ("app.py", "model_service.py", "facade_palette.py")
 ENTRY_POINT = "start.py"
@@ -157,7 +157,7 @@ def build_space(
     docstring. ``push="user/space"`` also creates that Space and uploads the folder (``space_id`` defaults to
     it). ``out`` is written whole or not at all; a non-empty ``out`` needs ``overwrite=True``.
     """
-    if not is_hub_model_id(model_id):
+    if not is_hub_id(model_id, namespaced=True):
         raise ValueError(f"model_id {model_id!r} must be a Hub model id (user/name): the Space downloads it.")
     target = Path(out).expanduser()
     if target.exists() and any(target.iterdir()) and not overwrite:
