@@ -51,9 +51,8 @@ SIDE = 256
 def plain_eager_step(batch_size: int):
     """A step function for the plain loop: default Adam, D not frozen in the G step, BCE-with-logits GAN loss."""
     from pix2pix_hub.models import PatchDiscriminator, unet_256
-    from pix2pix_hub.models.winograd import use_winograd
 
-    generator, discriminator = unet_256(), use_winograd(PatchDiscriminator(in_channels=6), False)
+    generator, discriminator = unet_256(), PatchDiscriminator(in_channels=6).disable_winograd()
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     criterion = torch.nn.BCEWithLogitsLoss()

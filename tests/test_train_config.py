@@ -9,7 +9,7 @@ import pytest
 from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
 
 from pix2pix_hub.commands.train import main
-from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_depth
+from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, tiny_discriminator
 from pix2pix_hub.training import TrainingConfig, config_from_args
 from pix2pix_hub.training.config import (
     DISCRIMINATORS,
@@ -52,7 +52,7 @@ def test_defaults_are_the_papers_facades_setup():
         "mixed_precision": None,  # the launcher decides
     }
     assert {key: getattr(config, key) for key in paper} == paper
-    assert discriminator_depth(config.netD, config.n_layers_D) == 3
+    assert tiny_discriminator(config.netD, n_layers=config.n_layers_D).n_layers == 3
     assert config.fused_adam and config.winograd and config.allocator_tuning  # the speed-ups are on by default
 
 
@@ -72,7 +72,8 @@ def test_every_documented_flag_parses():
         10,
         "me/model",
     )
-    assert config.push_to_hub and discriminator_depth(config.netD, config.n_layers_D) == 2 and config.val_size == 0.1
+    assert config.push_to_hub and tiny_discriminator(config.netD, n_layers=config.n_layers_D).n_layers == 2
+    assert config.val_size == 0.1
     assert config_from_args(["--val_size", "16"]).val_size == 16
 
 

@@ -57,11 +57,11 @@ def test_gradient_penalty_and_its_gradient_equal_the_direct_convolutions_at_ndf_
     import copy
 
     from pix2pix_hub.models import PatchDiscriminator
-    from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd
+    from pix2pix_hub.models.winograd import WinogradConv2d
 
     torch.manual_seed(0)
     winograd = PatchDiscriminator(in_channels=6, ndf=64)
-    direct = use_winograd(copy.deepcopy(winograd), False)
+    direct = copy.deepcopy(winograd).disable_winograd()
     layers = [layer for layer in winograd.modules() if isinstance(layer, WinogradConv2d)]
     assert layers and all(layer.winograd for layer in layers)
     real, fake = torch.rand(2, 6, 32, 32) * 2 - 1, torch.rand(2, 6, 32, 32) * 2 - 1

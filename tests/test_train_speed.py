@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pix2pix_hub.models import PatchDiscriminator, UNetGenerator
-from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd
+from pix2pix_hub.models.winograd import WinogradConv2d
 from pix2pix_hub.performance import tune_allocator
 from pix2pix_hub.training import TrainingConfig
 from pix2pix_hub.training.losses import GANLoss
@@ -43,8 +43,9 @@ def test_default_training_step_matches_the_plain_eager_loop(plain_eager):
 
     torch.manual_seed(0)
     generator, discriminator = UNetGenerator(num_downs=5, ngf=8), PatchDiscriminator(in_channels=6, ndf=8)
-    reference_g, reference_d = copy.deepcopy(generator), use_winograd(copy.deepcopy(discriminator), False)
-    use_winograd(discriminator, not plain_eager)  # as build_networks does
+    reference_g, reference_d = copy.deepcopy(generator), copy.deepcopy(discriminator).disable_winograd()
+    if plain_eager:  # as build_networks does
+        discriminator.disable_winograd()
     batches = [(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1) for _ in range(3)]
     seeds = [11, 12, 13]
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_hub.models import PatchDiscriminator, ResnetGenerator
-from pix2pix_hub.models.winograd import WinogradConv2d, use_winograd, winograd_conv2d, winograd_matrices
+from pix2pix_hub.models.winograd import WinogradConv2d, winograd_conv2d, winograd_matrices
 
 
 def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -76,7 +76,7 @@ def test_winograd_conv2d_falls_back_to_the_direct_convolution():
     assert relative_error(layer(x), plain(x)) < 2e-5
     assert torch.equal(layer.double()(x.double()), plain.double()(x.double()))  # float64: direct
     layer.float(), plain.float()
-    use_winograd(layer, False)
+    layer.disable_winograd()
     assert torch.equal(layer(x), plain(x))
     narrow, narrow_plain = WinogradConv2d(16, 8, 4, 1, 1), nn.Conv2d(16, 8, 4, 1, 1)
     narrow_plain.load_state_dict(narrow.state_dict())
@@ -93,7 +93,7 @@ def test_patch_discriminator_runs_its_stride1_conv_by_winograd_with_unchanged_we
     pairs = torch.randn(2, 6, 64, 64)
     with torch.no_grad():
         fast = discriminator(pairs)
-        direct = use_winograd(discriminator, False)(pairs)
+        direct = discriminator.disable_winograd()(pairs)
     assert fast.shape == direct.shape == (2, 1, 6, 6)
     assert relative_error(fast, direct) < 2e-5
 
@@ -107,7 +107,7 @@ def test_resnet_generator_runs_its_blocks_by_winograd_with_the_same_outputs_and_
     fast = generator(x)
     fast_grad = torch.autograd.grad(fast.square().sum(), generator.layers[1].weight)[0]
     torch.manual_seed(1)
-    direct = use_winograd(generator, False)(x)
+    direct = generator.disable_winograd()(x)
     direct_grad = torch.autograd.grad(direct.square().sum(), generator.layers[1].weight)[0]
     assert relative_error(fast, direct) < 3e-5
     assert relative_error(fast_grad, direct_grad) < 1e-4
@@ -150,7 +150,7 @@ def test_gradient_penalty_through_the_paper_discriminator_equals_the_direct_conv
     mixed = torch.randn(2, 6, 64, 64)
 
     def penalty_and_grads(winograd: bool) -> list[torch.Tensor]:
-        use_winograd(discriminator, winograd)
+        discriminator.enable_winograd() if winograd else discriminator.disable_winograd()
         pairs = mixed.clone().requires_grad_(True)
         (grads,) = torch.autograd.grad(discriminator(pairs).sum(), pairs, create_graph=True)
         penalty = ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

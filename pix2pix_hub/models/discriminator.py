@@ -5,15 +5,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checkpointing import GradientCheckpointing
-from .hub import HubModel
+from .interface import Discriminator
 from .layers import conv_bias, init_weights, norm_layer
 from .registry import discriminator_class, register_discriminator
 from .winograd import WinogradConv2d
 
 
+def patch_logit_side(side: int, n_layers: int) -> int:
+    """Side of a PatchGAN's logit map for an input ``side``: its ``n_layers`` stride-2 4x4 convs (padding 1) each
+    floor-halve, then its two stride-1 4x4 convs take 1 each; 0 when nothing is left. A PixelGAN keeps the side."""
+    if n_layers == 0:
+        return side
+    for _ in range(n_layers):
+        side = (side + 2 - 4) // 2 + 1
+    return max(side - 2, 0)
+
+
 @discriminator_class
-class PatchDiscriminator(GradientCheckpointing, HubModel):
+class PatchDiscriminator(Discriminator):
     """Classifies each NxN patch of ``cat(input, output)`` as real or fake; returns raw logits.
 
     ``n_layers`` sets the receptive field: 0 is the 1x1 PixelGAN, 1 is 16x16, 3 is the paper's 70x70
@@ -22,7 +31,8 @@ class PatchDiscriminator(GradientCheckpointing, HubModel):
 
     Input ``(N, in_channels, H, W)`` where ``in_channels`` = input channels + output channels (6 for RGB to RGB);
     output ``(N, 1, H', W')`` logits, or ``(N, 1, 1, 1)`` with ``whole_image``.
-    ``enable_gradient_checkpointing()`` recomputes each block's activations in the backward pass (less memory).
+    ``enable_gradient_checkpointing()`` recomputes each block's activations in the backward pass (less memory);
+    ``disable_winograd()`` runs the stride-1 conv directly.
     """
 
     def __init__(
@@ -78,6 +88,15 @@ class PatchDiscriminator(GradientCheckpointing, HubModel):
         for _ in range(self.n_layers):
             field = (field - 1) * 2 + 4
         return field
+
+    @property
+    def min_size(self) -> int:
+        """Smallest side with a non-empty logit map: ``3 * 2 ** n_layers`` (1 for the PixelGAN)."""
+        return 3 * 2**self.n_layers if self.n_layers else 1
+
+    def logit_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The one logit map's ``(H', W')`` (before ``whole_image`` averages it to ``(1, 1)``)."""
+        return [(patch_logit_side(height, self.n_layers), patch_logit_side(width, self.n_layers))]
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         if pair.ndim != 4 or pair.shape[1] != self.in_channels:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .checkpointing import GradientCheckpointing
-from .hub import HubModel
+from .interface import Generator
 from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 from .resnet import ResnetBlock
@@ -61,7 +61,7 @@ def check_depths(**depths: int) -> None:
 
 
 @generator_class
-class GlobalGenerator(GradientCheckpointing, HubModel):
+class GlobalGenerator(Generator):
     """pix2pixHD's G1: ``c7s1-ngf, d2ngf, ..., d(2^n)ngf, R x n_blocks, u..., c7s1-out`` + Tanh, reflection padding.
 
     Widths double at each of the ``n_downsample`` stride-2 convs without a cap (ngf 64, 4 halvings: 1024 in the
@@ -125,7 +125,7 @@ class LocalBranch(GradientCheckpointing, nn.Module):
 
 
 @generator_class
-class LocalEnhancer(GradientCheckpointing, HubModel):
+class LocalEnhancer(Generator):
     """pix2pixHD's G2: G1's body (width ``ngf * 2 ** n_local_enhancers``) on the input average-pooled
     ``n_local_enhancers`` times, then one ``LocalBranch`` per enhancer, coarse to fine, each halving the width and
     doubling the size, and a ``c7s1-out`` + Tanh head.

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checkpointing import GradientCheckpointing, segments
-from .discriminator import PatchDiscriminator
-from .hub import HubModel
+from .checkpointing import segments
+from .discriminator import PatchDiscriminator, patch_logit_side
+from .interface import Discriminator
 from .registry import discriminator_class, register_discriminator
 
 
@@ -33,15 +33,17 @@ def patch_features(discriminator: PatchDiscriminator, pair: torch.Tensor) -> lis
 
 
 @discriminator_class
-class MultiscaleDiscriminator(GradientCheckpointing, HubModel):
+class MultiscaleDiscriminator(Discriminator):
     """``num_D`` conditional PatchGANs of ``n_layers`` layers; scale k sees ``cat(input, output)`` average-pooled
     k times (3x3, stride 2, padding 1, padded pixels not counted).
 
     Input ``(N, in_channels, H, W)``; ``forward`` returns ``num_D`` logit maps ``(N, 1, H_k', W_k')``, finest
     first; with ``return_features=True`` one list per scale of ``n_layers + 2`` activations, the last the logits.
     Defaults are pix2pixHD's (``--num_D 2 --n_layers_D 3 --norm instance``). ``enable_gradient_checkpointing()``
-    switches it on for every scale.
+    and ``disable_winograd()`` act on every scale.
     """
+
+    multiscale = True
 
     def __init__(
         self,
@@ -83,11 +85,17 @@ class MultiscaleDiscriminator(GradientCheckpointing, HubModel):
 
     @property
     def min_size(self) -> int:
-        """Smallest input side for which the coarsest scale still yields a logit. A PatchGAN needs
-        ``3 * 2 ** n_layers`` pixels (its stride-2 convs floor-halve, the two stride-1 ones remove 2); each pooling
-        halves rounding up."""
-        patch_min = 3 * 2**self.n_layers
-        return (patch_min - 1) * 2 ** (self.num_D - 1) + 1
+        """Smallest input side for which the coarsest scale still yields a logit: each pooling halves rounding up,
+        so the coarsest scale sees ``ceil(side / 2 ** (num_D - 1))`` and needs its PatchGAN's ``min_size``."""
+        return (self.scales[0].min_size - 1) * 2 ** (self.num_D - 1) + 1
+
+    def logit_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Each scale's logit map ``(H_k', W_k')``, finest first: scale k judges the pair pooled to
+        ``ceil(side / 2 ** k)``."""
+        return [
+            (patch_logit_side(-(-height // 2**k), self.n_layers), patch_logit_side(-(-width // 2**k), self.n_layers))
+            for k in range(self.num_D)
+        ]
 
     def forward(
         self, pair: torch.Tensor, return_features: bool = False

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checkpointing import GradientCheckpointing
-from .hub import HubModel
+from .interface import Generator
 from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 from .winograd import WinogradConv2d
@@ -30,7 +29,7 @@ class ResnetBlock(nn.Module):
 
 
 @generator_class
-class ResnetGenerator(GradientCheckpointing, HubModel):
+class ResnetGenerator(Generator):
     """``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out`` with a Tanh output.
 
     Input ``(N, in_channels, H, W)`` with H and W divisible by 4; output ``(N, out_channels, H, W)``.

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checkpointing import GradientCheckpointing
-from .hub import HubModel
+from .interface import Generator
 from .layers import Tanh, check_input, conv_bias, init_weights, norm_layer
 from .registry import generator_class, register_generator
 
 
 @generator_class
-class UNetGenerator(GradientCheckpointing, HubModel):
+class UNetGenerator(Generator):
     """Encoder-decoder with a skip connection between mirrored layers.
 
     Encoder ``C64-C128-C256-C512-C512-...`` (4x4 stride-2 convs, LeakyReLU 0.2, no norm on the first),
@@ -81,13 +80,9 @@ class UNetGenerator(GradientCheckpointing, HubModel):
 
     @property
     def size_multiple(self) -> int:
-        """Height and width must be multiples of this."""
+        """Height and width must be multiples of this; one multiple is also the smallest side (``min_size``: the
+        innermost level is then 1x1)."""
         return 2**self.num_downs
-
-    @property
-    def min_size(self) -> int:
-        """Smallest side it takes: one size multiple (the innermost level is then 1x1)."""
-        return self.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, self.size_multiple, f"UNetGenerator(num_downs={self.num_downs})")

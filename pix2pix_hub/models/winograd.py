@@ -21,6 +21,7 @@ penalty through it equals the direct convolution's; see ``_WinogradConv``).
 from __future__ import annotations
 
 import functools
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from torch import nn
 
 OUTPUT_BLOCK = {3: 4, 4: 2}  # kernel side -> output block side m: F(4x4, 3x3) and F(2x2, 4x4), both 6x6/5x5 tiles
 MIN_OUT_CHANNELS = 64  # below this the transforms cost more than the multiplies saved
+SwitchT = TypeVar("SwitchT", bound="WinogradSwitch")
 
 
 @functools.cache
@@ -189,10 +191,33 @@ def winograd_conv2d(
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
-class WinogradConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that runs stride-1 3x3 and 4x4 convolutions by Winograd on a CPU (see the module docstring).
+class WinogradSwitch:
+    """Mixin for ``nn.Module`` networks, diffusers-style: ``enable_winograd()`` / ``disable_winograd()`` switch every
+    ``WinogradConv2d`` inside (the network's own, a sub-network's, or the layer itself). On by default and never
+    saved: it is not a constructor argument, so ``config.json`` and the state dict do not change."""
 
-    ``winograd = False`` (or ``use_winograd(model, False)``) makes it a plain ``nn.Conv2d``.
+    def enable_winograd(self: SwitchT) -> SwitchT:
+        """Run the stride-1 3x3 and 4x4 convs by Winograd where it applies (float32 on a CPU). Returns ``self``."""
+        self._set_winograd(True)
+        return self
+
+    def disable_winograd(self: SwitchT) -> SwitchT:
+        """Run every conv directly (``nn.Conv2d``'s own kernel): the reference for a comparison. Returns ``self``."""
+        self._set_winograd(False)
+        return self
+
+    def _set_winograd(self, value: bool) -> None:
+        for module in self.modules():  # type: ignore[attr-defined]
+            if isinstance(module, WinogradConv2d):
+                module.winograd = value
+
+
+class WinogradConv2d(WinogradSwitch, nn.Conv2d):
+    """``nn.Conv2d`` that runs stride-1 3x3 and 4x4 convolutions by Winograd on a CPU (see the module docstring):
+    ``(N, C, H, W)`` -> ``(N, out_channels, H', W')`` as ``nn.Conv2d``.
+
+    ``winograd = False`` (``disable_winograd()`` on the layer or on a network holding it) makes it a plain
+    ``nn.Conv2d``.
     """
 
     winograd: bool = True
@@ -220,11 +245,3 @@ class WinogradConv2d(nn.Conv2d):
             and not torch.jit.is_tracing()
             and not torch.compiler.is_compiling()
         )
-
-
-def use_winograd(model: nn.Module, enabled: bool) -> nn.Module:
-    """Turn the Winograd path of every ``WinogradConv2d`` in ``model`` on or off; returns ``model``."""
-    for layer in model.modules():
-        if isinstance(layer, WinogradConv2d):
-            layer.winograd = enabled
-    return model

@@ -21,7 +21,7 @@ from torch import nn
 from ..images.labels import input_channels
 from ..inference.pipeline import Pix2Pix
 from ..models.hd import GlobalGenerator
-from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
+from ..models.registry import build_discriminator, build_generator
 from .config import DISCRIMINATORS, GENERATORS, TrainingConfig, default_gan_mode
 from .errors import ConfigError
 
@@ -67,8 +67,7 @@ def discriminator_preset(discriminator: nn.Module) -> str | None:
     wanted = _shape(discriminator)
     depth, scales = discriminator.config.get("n_layers", 3), discriminator.config.get("num_D", 2)
     for name in DISCRIMINATORS:
-        extra = discriminator_extra_args(name, depth, scales)
-        candidate = build_discriminator(name, ndf=1, norm="none", **extra)
+        candidate = build_discriminator(name, ndf=1, norm="none", n_layers=depth, num_D=scales)
         if _shape(candidate) == wanted:
             return name
     return None

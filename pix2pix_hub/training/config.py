@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -35,18 +34,15 @@ from ..inference.quantize import DEFAULT_MIN_PSNR_DB
 from ..models.registry import (
     DISCRIMINATOR_PRESETS,
     GENERATOR_PRESETS,
-    build_discriminator,
-    build_generator,
-    discriminator_depth,
-    discriminator_extra_args,
+    discriminator_class_of,
     generator_size_multiple,
+    tiny_discriminator,
+    tiny_generator,
 )
 from .errors import ConfigError
 
 # Registered discriminators this loop does not train (none now: the multi-scale one trains with per-scale losses).
 UNTRAINED_DISCRIMINATORS: tuple[str, ...] = ()
-# Discriminators that give one logit map per scale with their features (pix2pixHD's): LSGAN and feature matching.
-MULTISCALE_DISCRIMINATORS = ("multiscale",)
 # The registry's names (importing ``models`` registers every preset): the ``--netG``/``--netD`` choices.
 GENERATORS = tuple(GENERATOR_PRESETS)
 DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNTRAINED_DISCRIMINATORS)
@@ -273,7 +269,7 @@ class TrainingConfig:
     @property
     def multiscale(self) -> bool:
         """pix2pixHD's discriminator: per-scale GAN losses and, with ``lambda_feat``, feature matching."""
-        return self.netD in MULTISCALE_DISCRIMINATORS
+        return is_multiscale(self.netD)
 
     @property
     def feature_matching(self) -> bool:
@@ -395,8 +391,9 @@ class TrainingConfig:
                 f"--preprocess scale_width makes the width --load_size {self.load_size}, and --netG {self.netG} "
                 f"needs sides divisible by {multiple}. Use --load_size {fitting}."
             )
-        depth = discriminator_depth(self.netD, self.n_layers_D)
-        if "crop" in self.preprocess and discriminator_output_size(self.crop_size, depth) < 1:
+        discriminator = tiny_discriminator(self.netD, n_layers=self.n_layers_D, num_D=self.num_D)
+        depth = discriminator.n_layers
+        if "crop" in self.preprocess and min(discriminator.logit_sizes(self.crop_size, self.crop_size)[0]) < 1:
             raise ConfigError(
                 f"--netD {self.netD} with {depth} layers is too deep for --crop_size {self.crop_size}: "
                 "its output would be empty. Use a smaller --n_layers_D or a larger crop."
@@ -409,14 +406,14 @@ class TrainingConfig:
         side = smallest_training_side(self)
         if side is None:
             return
-        generator_min = network_min_size("generator", self.netG)
+        generator_min = tiny_generator(self.netG).min_size
         if side < generator_min:
             raise ConfigError(
                 f"--netG {self.netG} needs images of at least {generator_min}px a side; training images here are "
                 f"{side}px on their short side (--crop_size / --load_size). Raise them or use a smaller generator."
             )
         if self.multiscale:
-            discriminator_min = network_min_size("discriminator", self.netD, self.n_layers_D, self.num_D)
+            discriminator_min = tiny_discriminator(self.netD, n_layers=self.n_layers_D, num_D=self.num_D).min_size
             if side < discriminator_min:
                 raise ConfigError(
                     f"--netD {self.netD} with --num_D {self.num_D} and --n_layers_D {self.n_layers_D} needs images "
@@ -494,7 +491,13 @@ def high_resolution_summary(config: TrainingConfig) -> str | None:
 def default_gan_mode(net_d: str) -> str:
     """``--gan_mode`` left unset: LSGAN for pix2pixHD's multi-scale discriminator (its recipe), vanilla otherwise
     (the paper's)."""
-    return "lsgan" if net_d in MULTISCALE_DISCRIMINATORS else "vanilla"
+    return "lsgan" if is_multiscale(net_d) else "vanilla"
+
+
+def is_multiscale(net_d: str) -> bool:
+    """Whether ``--netD net_d`` judges at several scales (pix2pixHD's: LSGAN and feature matching), as its class
+    declares; an unknown name is not (``check`` refuses it)."""
+    return net_d in DISCRIMINATOR_PRESETS and discriminator_class_of(net_d).multiscale
 
 
 def smallest_training_side(config: TrainingConfig) -> int | None:
@@ -508,17 +511,6 @@ def smallest_training_side(config: TrainingConfig) -> int | None:
     return None
 
 
-@functools.cache
-def network_min_size(kind: str, name: str, n_layers: int = 3, num_D: int = 2) -> int:  # noqa: N803 (pix2pixHD's name)
-    """Smallest side the preset ``name`` takes (its ``min_size``; 1 for networks without one), from a one-filter
-    instance: the class is the only home of the rule."""
-    if kind == "generator":
-        network = build_generator(name, ngf=1, norm="none")
-    else:
-        network = build_discriminator(name, ndf=1, norm="none", **discriminator_extra_args(name, n_layers, num_D))
-    return int(getattr(network, "min_size", 1))
-
-
 def fields_by_name() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(TrainingConfig)}
 
@@ -528,15 +520,6 @@ def suggest_generator(crop_size: int) -> str:
     fitting = [name for name in GENERATORS if crop_size % generator_size_multiple(name) == 0]
     smallest = min(generator_size_multiple(name) for name in GENERATORS)
     return "e.g. " + " or ".join(fitting) if fitting else f"none of the presets fits; use a multiple of {smallest}"
-
-
-def discriminator_output_size(size: int, n_layers: int) -> int:
-    """Side of the PatchGAN logit map for a ``size`` input (4x4 convs, padding 1; stride 2 then two stride 1)."""
-    if n_layers == 0:
-        return size
-    for _ in range(n_layers):
-        size = (size + 2 - 4) // 2 + 1
-    return size - 2
 
 
 def quick_overrides() -> dict[str, Any]:

@@ -34,8 +34,7 @@ from ..data import PairedDataset, PairedTransform, check_pairs, collate_pairs, l
 from ..data.streaming import StreamingPairs, StreamLoader, first_rows, row_keys, take_validation
 from ..images.labels import input_channels
 from ..inference.pipeline import Pix2Pix
-from ..models.registry import build_discriminator, build_generator, discriminator_extra_args
-from ..models.winograd import use_winograd
+from ..models.registry import build_discriminator, build_generator
 from ..performance import cpu_capabilities
 from . import checkpoint
 from .base_model import starts_from_global
@@ -86,11 +85,15 @@ def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple
             config.netD,
             in_channels=in_channels + config.output_nc,
             ndf=config.ndf,
+            n_layers=config.n_layers_D,
+            num_D=config.num_D,
             **common,
-            **discriminator_extra_args(config.netD, config.n_layers_D, config.num_D),
         )
     for network in (generator, discriminator):
-        use_winograd(network, config.winograd)
+        if config.winograd:
+            network.enable_winograd()
+        else:
+            network.disable_winograd()
         if config.gradient_checkpointing:
             network.enable_gradient_checkpointing()
     return generator, discriminator
