@@ -40,6 +40,19 @@ def test_resume_continues_exactly(data, tmp_path):
     assert any(not torch.equal(changed[name], value) for name, value in state_of(resumed).items())
 
 
+def test_streamed_resume_continues_exactly(data, tmp_path):
+    # --streaming: the stream's position (not the step) says where the data stands; it is saved with the checkpoint
+    # and restored, so the resumed run sees the batches, crops and flips of the uninterrupted one.
+    stream = {"streaming": True, "shuffle_buffer": 4, "checkpointing_steps": 100}
+    straight = run(tiny_config(data, tmp_path / "straight", max_train_steps=6, **stream))
+    run(tiny_config(data, tmp_path / "resumed", max_train_steps=3, **stream))
+    state = ckpt.read_json(tmp_path / "resumed" / "checkpoints" / "checkpoint-3" / ckpt.STATE_FILE)
+    assert [position["rank"] for position in state["stream"]] == [0]
+    resumed = run(tiny_config(data, tmp_path / "resumed", max_train_steps=6, resume_from_checkpoint="latest", **stream))
+    assert resumed.global_step == 6
+    assert_same_state(state_of(straight), state_of(resumed))
+
+
 def test_kill_during_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch):
     real_save = ckpt.save_training_state
     calls = []

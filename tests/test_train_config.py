@@ -11,14 +11,8 @@ from test_train_support import REPO_ROOT, make_aligned_pairs, run, tiny_config
 from pix2pix_hub.commands.train import main
 from pix2pix_hub.models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, tiny_discriminator
 from pix2pix_hub.training import TrainingConfig, config_from_args
-from pix2pix_hub.training.config import (
-    DISCRIMINATORS,
-    GENERATORS,
-    UNTRAINED_DISCRIMINATORS,
-    config_warnings,
-    fields_by_name,
-    high_resolution_summary,
-)
+from pix2pix_hub.training.advice import config_warnings, high_resolution_summary
+from pix2pix_hub.training.config import DISCRIMINATORS, GENERATORS, UNTRAINED_DISCRIMINATORS, fields_by_name
 from pix2pix_hub.training.setup import LRFactor
 
 

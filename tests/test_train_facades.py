@@ -9,7 +9,8 @@ from test_train_support import FACADES, reset_accelerate, run, tiny_config
 
 from pix2pix_hub import Pix2Pix
 from pix2pix_hub.hub.model_info import ModelInfo
-from pix2pix_hub.training.setup import build_networks, load_datasets, make_accelerator
+from pix2pix_hub.training.data import load_datasets
+from pix2pix_hub.training.setup import build_networks, make_accelerator
 from pix2pix_hub.training.validation import validation_metrics
 
 pytestmark = pytest.mark.skipif(not FACADES.is_dir(), reason=f"facades pairs not found at {FACADES}")

@@ -78,7 +78,7 @@ def test_gradient_penalty_and_its_gradient_equal_the_direct_convolutions_at_ndf_
 
 def test_wgangp_with_batch_norm_gets_a_warning():
     from pix2pix_hub.training import TrainingConfig
-    from pix2pix_hub.training.config import config_warnings
+    from pix2pix_hub.training.advice import config_warnings
 
     (warning,) = config_warnings(TrainingConfig(gan_mode="wgangp"))
     assert "--norm instance" in warning and "--norm none" in warning

@@ -11,7 +11,7 @@ from test_train_support import make_aligned_pairs, run, tiny_config
 
 from pix2pix_hub import Pix2Pix
 from pix2pix_hub.constants import INT8_ONNX_NAME
-from pix2pix_hub.training.setup import cpu_precision_note
+from pix2pix_hub.training.advice import cpu_precision_note
 
 NO_BF16 = {"avx512_bf16": False, "amx_bf16": False}
 AVX512_BF16 = {"avx512_bf16": True, "amx_bf16": False}

@@ -449,45 +449,6 @@ class TrainingConfig:
         return cls(**values)
 
 
-def config_warnings(config: TrainingConfig) -> list[str]:
-    """Settings that run but are probably not what was meant, one sentence each (printed before training)."""
-    found = []
-    if config.gan_mode == "wgangp" and config.norm == "batch":
-        found.append(
-            "--gan_mode wgangp with --norm batch: the gradient penalty is defined per sample, and batch norm in the "
-            "discriminator mixes the samples of a batch (Gulrajani et al. 2017, section 4). Use --norm instance "
-            "or --norm none."
-        )
-    if config.niter_fix_global and not config.init_from:
-        found.append(
-            f"--niter_fix_global {config.niter_fix_global} without --init_from holds a global generator that was never "
-            "trained fixed. pix2pixHD's recipe trains --netG global first, then starts --netG local from it with "
-            "--init_from GLOBAL_MODEL."
-        )
-    return found
-
-
-def high_resolution_summary(config: TrainingConfig) -> str | None:
-    """One start-up line on the pix2pixHD options in use (None when there are none): the multi-scale
-    discriminator and its GAN loss (saying when LSGAN is the preset's choice), feature matching, the VGG loss,
-    the global generator's fixed epochs, label maps, gradient checkpointing."""
-    found = []
-    if config.multiscale:
-        preset = config.gan_mode == default_gan_mode(config.netD)
-        why = " (pix2pixHD's, the default with --netD multiscale; --gan_mode sets another)" if preset else ""
-        found.append(f"{config.num_D}-scale discriminator, GAN loss {config.gan_mode}{why}")
-        found.append(f"feature matching x{config.lambda_feat:g}" if config.lambda_feat else "no feature matching")
-    if config.lambda_vgg:
-        found.append(f"VGG loss x{config.lambda_vgg:g}")
-    if config.niter_fix_global:
-        found.append(f"the global generator fixed for the first {config.niter_fix_global} epoch(s)")
-    if config.label_nc:
-        found.append(f"{config.label_nc}-class label maps{' with instance maps' if config.instance else ''}")
-    if config.gradient_checkpointing:
-        found.append("gradient checkpointing")
-    return "pix2pixHD: " + "; ".join(found) + "." if found else None
-
-
 def default_gan_mode(net_d: str) -> str:
     """``--gan_mode`` left unset: LSGAN for pix2pixHD's multi-scale discriminator (its recipe), vanilla otherwise
     (the paper's)."""

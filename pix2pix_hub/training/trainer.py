@@ -19,7 +19,6 @@ Output folder::
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -36,29 +35,23 @@ from ..data import PairedDataset
 from ..inference.pipeline import Pix2Pix
 from ..performance import rss_mb
 from . import checkpoint
+from .advice import config_warnings, cpu_precision_note, high_resolution_summary
 from .base_model import adopt_architecture, load_base_model
-from .config import TrainingConfig, config_warnings, high_resolution_summary
+from .config import TrainingConfig
+from .data import load_training_data
 from .errors import TrainingInterrupted
 from .launch import check_launch
 from .publish import Published, model_info, publish, render_card
 from .setup import (
-    EpochShuffler,
     build_networks,
     check_int8_export,
     check_tracker,
-    cpu_precision_note,
-    first_good_batch,
-    load_datasets,
-    load_stream_datasets,
     make_accelerator,
     make_adam,
-    make_loader,
     make_schedulers,
     make_step_parts,
-    make_stream_loader,
     on_main_then_everywhere,
     prepare_output_dir,
-    stream_updates_per_epoch,
     tracker_config,
 )
 from .signals import StopSignals
@@ -151,39 +144,22 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         generator, discriminator = build_networks(config, base)
         with accelerator.main_process_first():
-            if config.streaming:
-                rank, world_size = accelerator.process_index, accelerator.num_processes
-                self.train_set, self.val_set = load_stream_datasets(config, generator.size_multiple, rank, world_size)
-            else:
-                self.train_set, self.val_set = load_datasets(config, generator.size_multiple, say=accelerator.print)
+            self.data = load_training_data(config, generator.size_multiple, accelerator)
         if accelerator.num_processes > 1 and config.norm == "batch":
             generator = sync_batchnorm(generator, accelerator.device)
             discriminator = sync_batchnorm(discriminator, accelerator.device)
         optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
         optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
-        if config.streaming:  # already this process's share: not through prepare (see StreamLoader)
-            self.sampler = None
-            self.loader = make_stream_loader(config, self.train_set, accelerator.device)
-            generator, discriminator, optimizer_g, optimizer_d = accelerator.prepare(
-                generator, discriminator, optimizer_g, optimizer_d
-            )
-        else:
-            self.sampler = EpochShuffler(len(self.train_set), config.seed)
-            loader = make_loader(config, self.train_set, self.sampler, accelerator.device)
-            generator, discriminator, optimizer_g, optimizer_d, self.loader = accelerator.prepare(
-                generator, discriminator, optimizer_g, optimizer_d, loader
-            )
+        generator, discriminator, optimizer_g, optimizer_d = self.data.prepare(
+            accelerator, generator, discriminator, optimizer_g, optimizer_d
+        )
         self.parts = make_step_parts(config, generator, discriminator, optimizer_g, optimizer_d, accelerator.device)
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
         # --niter_fix_global: the local enhancer's global generator, held fixed for its first epochs (fix_global)
         self.global_parameters = tuple(self.generator.global_body.parameters()) if config.niter_fix_global else ()
-        if config.streaming:
-            self.updates_per_epoch = stream_updates_per_epoch(config)
-        else:
-            self.updates_per_epoch = math.ceil(len(self.loader) / config.gradient_accumulation_steps)
+        self.updates_per_epoch = self.data.updates_per_epoch
         self.schedulers = make_schedulers(config, (optimizer_g, optimizer_d), self.updates_per_epoch)
         self.total_steps = config.max_train_steps or (config.n_epochs + config.n_epochs_decay) * self.updates_per_epoch
-        self.num_epochs = math.ceil(self.total_steps / self.updates_per_epoch)
 
     def _resume(self, resume: Path | None) -> int:
         """Restore ``resume`` (weights, optimizers, schedules, RNGs) and return its step; 0 for a new run."""
@@ -195,11 +171,7 @@ class Trainer:
         optimizers = (self.parts.optimizer_g, self.parts.optimizer_d)
         state = checkpoint.load_checkpoint(self.accelerator, resume, optimizers, self.schedulers)
         step = int(state["global_step"])
-        if self.config.streaming:  # each process's position; another layout restarts its epoch (StreamLoader)
-            streams = state.get("stream") or [None]
-            stream = streams[min(self.accelerator.process_index, len(streams) - 1)]
-            if stream is not None:
-                self.loader.load_state_dict(stream)
+        self.data.load_state_dict(state)
         # Accelerate counts micro-batches to know which ones step the optimizer under gradient accumulation.
         self.accelerator.step = int(state.get("accelerator_step", 0))
         written_by = (state.get("num_processes"), state.get("batch_size"))
@@ -213,9 +185,8 @@ class Trainer:
 
     def _announce(self) -> None:
         config, accelerator = self.config, self.accelerator
-        training = "a stream of" if config.streaming else len(self.train_set)
         accelerator.print(
-            f"pix2pix: {training} training and {len(self.val_set)} validation pairs; "
+            f"pix2pix: {self.data.description} training and {len(self.data.val_set)} validation pairs; "
             f"{accelerator.num_processes} process(es) on {accelerator.device.type}, mixed precision "
             f"{accelerator.mixed_precision}; {self.total_steps} updates ({self.updates_per_epoch} per epoch) of batch "
             f"{config.batch_size} x {accelerator.num_processes} x {config.gradient_accumulation_steps}."
@@ -243,27 +214,10 @@ class Trainer:
         return self.finish()
 
     def batches(self) -> Iterator[tuple[int, Batch]]:
-        """``(epoch, batch)`` from where the run stands: a resumed run skips what its epoch has already seen."""
-        if self.config.streaming:  # endless; a resumed stream starts where its checkpoint left it
-            if self.step >= self.total_steps:
-                return
-            for batch in self.loader:
-                if batch is not None:
-                    batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
-                yield self.loader.epoch, self._stand_in_for_empty(batch)
-            return
-        for epoch in range(self.step // self.updates_per_epoch, self.num_epochs):
-            if self.step >= self.total_steps:
-                return
-            self.train_set.set_epoch(epoch)
-            self.sampler.set_epoch(epoch)
-            loader = self.loader
-            skip = (self.step - epoch * self.updates_per_epoch) * self.config.gradient_accumulation_steps
-            if skip > 0:
-                loader = self.accelerator.skip_first_batches(self.loader, skip)
-            loader.set_epoch(epoch)
-            for batch in loader:
-                yield epoch, self._stand_in_for_empty(batch)
+        """``(epoch, batch)`` from where the run stands (a resumed run continues where its checkpoint left the
+        data) to ``total_steps``."""
+        for epoch, batch in self.data.batches(lambda: self.step, self.total_steps):
+            yield epoch, self._stand_in_for_empty(batch)
 
     def fix_global(self, epoch: int) -> None:
         """pix2pixHD's ``--niter_fix_global``: for the first N epochs G's step leaves the global generator of a
@@ -284,7 +238,7 @@ class Trainer:
         """``None`` means every pair of the batch was unreadable and skipped (``--skip_bad_samples``): the
         previous batch (or the first readable pair) is trained on again instead, so every process steps alike."""
         if batch is None:
-            batch = self.previous_batch if self.previous_batch is not None else first_good_batch(self.train_set)
+            batch = self.previous_batch if self.previous_batch is not None else self.data.first_good_batch()
             batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
         self.previous_batch = batch
         return batch
@@ -349,19 +303,12 @@ class Trainer:
     def calibration_set(self) -> PairedDataset | None:
         """Training pairs as validation sees them (no crop jitter, no flip): ``--export_int8`` calibrates on their
         inputs. None without ``--export_int8``."""
-        if not self.config.export_int8:
-            return None
-        return PairedDataset(self.train_set.pairs, self.val_set.transform, seed=self.config.seed, skip_bad_samples=True)
+        return self.data.calibration_set() if self.config.export_int8 else None
 
     def model(self) -> Pix2Pix:
         """The networks as they stand (unwrapped), with what they do, for a checkpoint (torch only: no export)."""
         discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
         return Pix2Pix(self.generator, discriminator, info=model_info(self.config), backend="torch")
-
-    @property
-    def val_pairs_held_out(self) -> int:
-        """How many pairs validation holds out of the training split (0: it validates on training pairs)."""
-        return 0 if self.val_set.pairs is self.train_set.pairs else len(self.val_set)
 
     def save_checkpoint(self, epoch: int) -> None:
         """``checkpoint-<step>`` from every process, with where the data stands so a resume continues exactly; a
@@ -374,12 +321,11 @@ class Trainer:
             "batch_size": self.config.batch_size,
             "accelerator_step": self.accelerator.step,
         }
-        if self.config.streaming:  # every process's stream position, in the JSON file the main process writes
-            trainer_state["stream"] = gather_object([self.loader.state_dict()])
+        trainer_state.update(self.data.state_dict())  # in every process: a stream gathers all positions
         model = self.model()
         card = ""
         if self.main:
-            held_out = self.val_pairs_held_out
+            held_out = self.data.val_pairs_held_out
             card = render_card(model, self.config, self.accelerator, val_size=held_out, command=self.command)
         path = checkpoint.save_checkpoint(
             self.accelerator, self.output_dir, self.step, model=model, card=card,
@@ -391,7 +337,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Metrics over the validation pairs (all processes); the main process also saves and logs a grid."""
-        metrics = validation_metrics(self.generator, self.val_set, self.accelerator)
+        metrics = validation_metrics(self.generator, self.data.val_set, self.accelerator)
         if self.main:
             grid = self.sample_grid()
             path = fileio.save_image(grid, self.output_dir / SAMPLES_DIR / f"step-{self.step:06d}.png")
@@ -399,7 +345,7 @@ class Trainer:
             log_grid(self.accelerator, grid, self.step)
             self.say(
                 f"step {self.step}: validation L1 {metrics['l1']:.4f}  PSNR {metrics['psnr']:.2f} dB  "
-                f"SSIM {metrics['ssim']:.4f}  ({len(self.val_set)} pairs)  grid: {path}"
+                f"SSIM {metrics['ssim']:.4f}  ({len(self.data.val_set)} pairs)  grid: {path}"
             )
         return metrics
 
@@ -407,7 +353,7 @@ class Trainer:
         """The validation grid: input (label maps in their class colours) | output | target."""
         config = self.config
         return sample_grid(
-            self.generator, self.val_set, config.num_validation_images, self.accelerator.device, config.label_nc
+            self.generator, self.data.val_set, config.num_validation_images, self.accelerator.device, config.label_nc
         )
 
     # ----- the end -----------------------------------------------------------------------------------------------
@@ -419,13 +365,13 @@ class Trainer:
         metrics = self.validate()
         discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
         pix2pix = Pix2Pix(self.generator, discriminator, info=model_info(self.config))
-        skipped = self.train_set.skipped_count + self.val_set.skipped_count
+        skipped = self.data.skipped_count
         if skipped:
             self.say(f"Skipped {skipped} unreadable pairs (--skip_bad_samples).")
         if self.main:
             grid = self.sample_grid()
-            widget = widget_example(self.generator, self.val_set, self.accelerator.device, self.config.label_nc)
-            published = Published(metrics, grid, self.val_pairs_held_out, self.command, widget)
+            widget = widget_example(self.generator, self.data.val_set, self.accelerator.device, self.config.label_nc)
+            published = Published(metrics, grid, self.data.val_pairs_held_out, self.command, widget)
             publish(pix2pix, self.config, self.accelerator, published, self.say, self.calibration_set())
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
