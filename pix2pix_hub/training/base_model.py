@@ -21,7 +21,7 @@ from torch import nn
 from ..images.labels import input_channels
 from ..inference.pipeline import Pix2Pix
 from ..models.hd import GlobalGenerator
-from ..models.registry import build_discriminator, build_generator
+from ..models.registry import build_discriminator, build_generator, preset_options
 from .config import DISCRIMINATORS, GENERATORS, TrainingConfig, default_gan_mode
 from .errors import ConfigError
 
@@ -111,9 +111,10 @@ def architecture_of(pix2pix: Pix2Pix, source: str, config: TrainingConfig | None
                 f"({g['in_channels']} + {g['out_channels']} channels)."
             )
         found.update(netD=net_d, ndf=d["ndf"])
-        if net_d in ("n_layers", "multiscale"):
+        options = preset_options(net_d)  # the depth and scales are flags only where the preset takes them
+        if "n_layers" in options:
             found["n_layers_D"] = d["n_layers"]
-        if net_d == "multiscale":
+        if "num_D" in options:
             found["num_D"] = d["num_D"]
     return found
 
