@@ -4,6 +4,7 @@ the usage snippet naming the repo, the command line and library versions, and no
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,65 @@ def test_pix2pixhd_generators_are_described_and_label_map_inputs_explained():
     assert "class-index" not in local.text and "semantic-image-synthesis" not in local.data.tags
     plain = ModelCard(render_card(unet_128(ngf=4), None, ModelInfo()))
     assert "| architecture |" not in plain.text and "pix2pixhd" not in plain.data.tags
+
+
+# ----- links: only to pages that exist and that the card's own facts name -----------------------------------------
+PAPER = "https://arxiv.org/abs/1611.07004"  # the paper the card cites (also in its BibTeX)
+URL = re.compile(r"(?:https?://|www\.)[^\s)\]>\"'`]+")
+LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def allowed_urls(repo_id: str, info: ModelInfo) -> set[str]:
+    """The arXiv page of the paper, and the Hub pages of the repos the card itself names (the model, its Hub
+    dataset, its base model): pages that exist whenever the card does. Not allowed: the package's PyPI page (it is
+    not on PyPI, and the name could be taken by someone else), or any page of a site the card does not cite."""
+    pages = {PAPER, f"https://huggingface.co/{repo_id}"}
+    if info.dataset and info.dataset_on_hub:
+        pages.add(f"https://huggingface.co/datasets/{info.dataset}")
+    if info.base_model:
+        pages.add(f"https://huggingface.co/{info.base_model}")
+    return pages
+
+
+def full_cards(pix2pix, tmp_path) -> list[tuple[str, ModelInfo, str]]:
+    """Cards with every section filled: a trained facades model (metrics, samples, widget, command, config, base
+    model) and a pix2pixHD label-map model; (repo id, facts, text)."""
+    widget = save_widget_images(tmp_path, Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8)))
+    info = ModelInfo.for_training("huggan/facades", "BtoA", 256, base_model="alice/facades-base")
+    trained = render_model_card(
+        Pix2Pix(pix2pix.generator, pix2pix.discriminator, info=info),
+        repo_id="alice/facades",
+        training_config={"dataset": "huggan/facades", "lr": 0.0002, "validation_split": "val"},
+        metrics=METRICS,
+        sample_grid="samples.png",
+        license="mit",
+        command=["pix2pix-hub", "train", "--dataset", "huggan/facades", "--init_from", "alice/facades-base"],
+        widget_images=widget,
+    )
+    labels = ModelInfo(direction="AtoB", label_nc=35, instance=True)
+    hd = render_card(GlobalGenerator(in_channels=36, ngf=4), None, labels, repo_id="bob/cityscapes")
+    return [("alice/facades", info, trained), ("bob/cityscapes", labels, hd)]
+
+
+def test_the_card_links_only_to_pages_that_exist(tmp_path, pix2pix):
+    for repo_id, info, text in full_cards(pix2pix, tmp_path):
+        assert "pypi.org" not in text.lower()
+        urls = set(URL.findall(text))
+        assert PAPER in urls
+        assert urls <= allowed_urls(repo_id, info), urls - allowed_urls(repo_id, info)
+        for target in LINK_TARGET.findall(text):  # every other link is a file inside the repo
+            assert target in urls or ("://" not in target and not target.startswith(("/", ".."))), target
+
+
+def test_the_card_says_how_to_install_the_package_as_the_readme_does(pix2pix):
+    text = render_model_card(pix2pix, repo_id="alice/facades")
+    usage = text.split("## Use it", 1)[1].split("```python", 1)[0]
+    commands = re.findall(r"`((?:bash|pip|python -m pip) [^`]+)`", usage)
+    assert "bash scripts/install.sh" in commands and "pip install pix2pix_hub-*.whl" in commands
+    documented = (REPO_ROOT / "README.md").read_text(encoding="utf-8") + (REPO_ROOT / "docs" / "space.md").read_text(
+        encoding="utf-8"
+    )
+    for command in commands:
+        assert command in documented, f"the card's `{command}` is not how the README or docs install pix2pix-hub"
+    assert "not on PyPI" in usage

@@ -1,9 +1,11 @@
-"""Training as a Hugging Face product (issue 15): the new flags, the card's license, command line and widget, the
-validation grid in TensorBoard."""
+"""Training as a Hugging Face product: the new flags, the card's license, command line, widget and hyper-parameters
+(never the run's local options), the validation grid in TensorBoard."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from types import SimpleNamespace
 
 import pytest
 from huggingface_hub import ModelCard
@@ -12,8 +14,9 @@ from test_train_outputs import FakeHfApi
 from test_train_support import make_aligned_pairs, run, tiny_config
 
 from pix2pix_hub.commands.train import typed_command
-from pix2pix_hub.training import config_from_args
+from pix2pix_hub.training import TrainingConfig, config_from_args
 from pix2pix_hub.training.errors import ConfigError
+from pix2pix_hub.training.publish import LOCAL_RUN_OPTIONS, card_training_config
 from pix2pix_hub.training.validation import GRID_TAG
 
 
@@ -28,6 +31,13 @@ class RecordingHfApi(FakeHfApi):
     def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
         self.private.append(private)
         return super().create_repo(repo_id, private=private, exist_ok=exist_ok, **kwargs)
+
+
+def training_rows(card_text: str) -> dict[str, str]:
+    """The card's training table: argument -> value as shown."""
+    table = card_text.split("| argument | value |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.splitlines()]
+    return {key.strip(): value.strip().strip("`") for key, value in rows}
 
 
 def image_summaries(logs) -> dict[str, list[int]]:
@@ -64,11 +74,13 @@ def test_the_new_flags_parse():
 
 def test_a_run_reports_to_its_tracker_card_and_hub_as_asked(data, tmp_path, monkeypatch):
     seen_cache_dirs = []
-    import pix2pix_hub.training.setup as setup
+    import pix2pix_hub.training.data as training_data
 
-    real_load_pairs = setup.load_pairs
+    real_load_pairs = training_data.load_pairs
     monkeypatch.setattr(
-        setup, "load_pairs", lambda *a, **k: seen_cache_dirs.append(k.get("cache_dir")) or real_load_pairs(*a, **k)
+        training_data,
+        "load_pairs",
+        lambda *a, **k: seen_cache_dirs.append(k.get("cache_dir")) or real_load_pairs(*a, **k),
     )
     monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", RecordingHfApi)
     RecordingHfApi.uploads, RecordingHfApi.private = {"me/tiny": tmp_path / "pushed"}, []
@@ -107,6 +119,12 @@ def test_a_run_reports_to_its_tracker_card_and_hub_as_asked(data, tmp_path, monk
     assert source.size == output.size == (32, 32)
     assert (out / "samples" / "step-000002.png").is_file()  # the widget images did not replace the grids
     assert 'Pix2Pix.from_pretrained("me/tiny")' in card.text
+    # The hyper-parameters and the data, as a reader needs them; none of this run's local options.
+    rows = training_rows(card.text)
+    assert not LOCAL_RUN_OPTIONS & set(rows), LOCAL_RUN_OPTIONS & set(rows)
+    assert rows["dataset"] == data.parent.name and rows["max_train_samples"] == "3" and rows["seed"] == "0"
+    assert {"direction", "netG", "ngf", "lr", "batch_size", "crop_size", "gan_mode", "lambda_l1"} <= set(rows)
+    assert {"mixed_precision", "num_processes", "val_size"} <= set(rows)
     # The push carries what the card points at and the int8 graph, byte for byte as saved.
     for name in (widget["src"], widget["output"]["url"], "model.int8.onnx"):
         assert (tmp_path / "pushed" / name).read_bytes() == (out / name).read_bytes()
@@ -128,3 +146,13 @@ def test_the_default_license_is_other_with_a_note(data, tmp_path):
 )  # fmt: skip
 def test_the_card_gets_the_command_as_typed(argv, expected):
     assert typed_command(argv) == expected
+
+
+def test_the_card_table_holds_every_argument_but_the_local_run_options():
+    config = config_from_args(["--quick", "--output_dir", "/home/me/runs/x", "--overwrite_output_dir", "--seed", "3"])
+    shown = card_training_config(config, SimpleNamespace(mixed_precision="no", num_processes=2), val_size=8)
+    names = {field.name for field in fields(TrainingConfig)}
+    assert LOCAL_RUN_OPTIONS <= names  # the list names real arguments (a renamed one would slip through)
+    assert set(shown) == (names - LOCAL_RUN_OPTIONS) | {"mixed_precision", "num_processes", "val_size"}
+    assert "/home/me" not in json.dumps(shown, default=str)
+    assert (shown["netG"], shown["crop_size"], shown["seed"], shown["num_processes"]) == ("unet_128", 128, 3, 2)

@@ -3,9 +3,7 @@ upload."""
 
 from __future__ import annotations
 
-import copy
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,14 +16,46 @@ from .. import fileio
 from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..hub.model_card import render_model_card, save_widget_images
 from ..hub.model_info import ModelInfo
-from ..inference.export import export_onnx
-from ..inference.onnx_engine import weights_fingerprint
+from ..inference.calibration import DEFAULT_NUM_CALIBRATION, spread_indices
 from ..inference.pipeline import Pix2Pix
-from ..inference.quantize import QuantizationQualityError, quantize_int8
+from ..inference.quantize import QuantizationQualityError, quantize_generator
 from .base_model import base_model_name
 from .config import TrainingConfig
 
-CALIBRATION_INPUTS = 32  # issue 18: ~32 real inputs calibrate as well as many more; the last quarter gate it
+# Arguments that say how and where this run was carried out on its machine, not how the model was made: its
+# folders and logs, its checkpoint and logging cadence, publishing choices (the card has its own license and repo
+# sections), and switches of speed or memory that keep the same maths. The card's training table leaves them out
+# (the command line block still shows them as typed); everything else there is what a reader needs to reproduce
+# the model: the data, the networks, the objective and the optimisation.
+LOCAL_RUN_OPTIONS = frozenset(
+    {
+        "output_dir",
+        "overwrite_output_dir",
+        "resume_from_checkpoint",
+        "cache_dir",
+        "logging_dir",
+        "report_to",
+        "tracker_project_name",
+        "logging_steps",
+        "checkpointing_steps",
+        "checkpoints_total_limit",
+        "validation_steps",
+        "num_validation_images",
+        "dataloader_num_workers",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_private_repo",
+        "license",
+        "export_int8",
+        "int8_min_psnr",
+        "quick",
+        "no_fused_adam",
+        "no_winograd",
+        "no_allocator_tuning",
+        "plain_eager",
+        "gradient_checkpointing",
+    }
+)
 
 
 @dataclass
@@ -71,27 +101,30 @@ def render_card(
     command: Sequence[str] | None = None,
     widget_images: tuple[str, str] | None = None,
 ) -> str:
-    """The model card of a run's model (or checkpoint): the arguments, plus what the launcher decided
-    (``mixed_precision`` None means "the launcher's") and the number of validation pairs actually used; the
-    ``--license``, the ``command`` line and the widget's example (paths inside the repo)."""
+    """The model card of a run's model (or checkpoint): ``card_training_config``'s table, the ``--license``, the
+    ``command`` line and the widget's example (paths inside the repo)."""
     output_dir = Path(config.output_dir)
-    training_config = {
-        **asdict(config),
-        "mixed_precision": accelerator.mixed_precision,
-        "num_processes": accelerator.num_processes,
-    }
-    if val_size is not None and not config.validation_split:
-        training_config["val_size"] = val_size
     return render_model_card(
         pix2pix,
         repo_id=config.hub_model_id or f"user/{output_dir.resolve().name}",
-        training_config=training_config,
+        training_config=card_training_config(config, accelerator, val_size),
         metrics=metrics,
         sample_grid=SAMPLES_NAME if metrics else None,
         license=None if config.license == "other" else config.license,  # None: 'other' with the card's note
         command=command,
         widget_images=widget_images,
     )
+
+
+def card_training_config(config: TrainingConfig, accelerator: Accelerator, val_size: int | None) -> dict[str, Any]:
+    """The arguments a card shows: all but ``LOCAL_RUN_OPTIONS``, plus what the launcher decided
+    (``mixed_precision``, where None meant "the launcher's", and ``num_processes``) and the number of validation
+    pairs actually held out (``val_size``) when no validation split was named."""
+    shown = {key: value for key, value in asdict(config).items() if key not in LOCAL_RUN_OPTIONS}
+    shown |= {"mixed_precision": accelerator.mixed_precision, "num_processes": accelerator.num_processes}
+    if val_size is not None and not config.validation_split:
+        shown["val_size"] = val_size
+    return shown
 
 
 def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Image.Image) -> None:
@@ -134,7 +167,7 @@ def publish(
     (output_dir / INT8_ONNX_NAME).unlink(missing_ok=True)
     say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
     if config.export_int8:
-        export_int8(pix2pix, output_dir / INT8_ONNX_NAME, calibration_inputs(calibration), config.int8_min_psnr, say)
+        export_int8(pix2pix, output_dir / INT8_ONNX_NAME, training_inputs(calibration), config.int8_min_psnr, say)
     if config.push_to_hub:
         private = True if config.hub_private_repo else None  # None: the Hub's default (public)
         url = pix2pix.push_to_hub(
@@ -154,11 +187,10 @@ def pushed_extras(output_dir: Path, widget_images: tuple[str, str] | None) -> di
     return {name: output_dir / name for name in names if (output_dir / name).is_file()}
 
 
-def calibration_inputs(dataset: Any, count: int = CALIBRATION_INPUTS) -> list[Any]:
+def training_inputs(dataset: Any, count: int = DEFAULT_NUM_CALIBRATION) -> list[Any]:
     """Up to ``count`` model inputs ``(C, H, W)`` in [-1, 1], spread evenly over ``dataset`` (unreadable pairs
-    skipped)."""
-    size = len(dataset) if dataset is not None else 0
-    indices = sorted({round(k * (size - 1) / max(1, count - 1)) for k in range(count)}) if size else []
+    skipped): what ``--export_int8`` calibrates on."""
+    indices = spread_indices(len(dataset), count) if dataset is not None else []
     items = (dataset[index] for index in indices)
     return [item["input"].numpy() for item in items if item is not None]
 
@@ -166,21 +198,16 @@ def calibration_inputs(dataset: Any, count: int = CALIBRATION_INPUTS) -> list[An
 def export_int8(
     pix2pix: Pix2Pix, path: Path, inputs: list[Any], min_psnr_db: float, say: Callable[[str], None]
 ) -> dict[str, Any] | None:
-    """Write the int8 generator to ``path`` and return its report; when it fails the PSNR gate (or there are too
-    few inputs), say why and write nothing: the fp32 model is saved either way."""
+    """Write the int8 generator to ``path`` (``quantize.quantize_generator``) and return its report; when it fails
+    the PSNR gate (or there are too few inputs), say why and write nothing: the fp32 model is saved either way."""
     if len(inputs) < 2:
         say(f"--export_int8 skipped: {len(inputs)} training input(s); calibration and its gate need at least 2.")
         return None
-    with tempfile.TemporaryDirectory() as scratch:
-        fp32_path = Path(scratch) / "model.onnx"
-        export_onnx(copy.deepcopy(pix2pix.generator), fp32_path)  # a copy: the export moves it to the CPU, eval
-        try:
-            report = quantize_int8(
-                fp32_path, path, inputs, min_psnr_db=min_psnr_db, fingerprint=weights_fingerprint(pix2pix.generator)
-            )
-        except QuantizationQualityError as error:
-            say(f"--export_int8 refused (the fp32 model is saved): {error}")
-            return None
+    try:
+        report = quantize_generator(pix2pix.generator, path, inputs, min_psnr_db=min_psnr_db)
+    except QuantizationQualityError as error:
+        say(f"--export_int8 refused (the fp32 model is saved): {error}")
+        return None
     say(
         f"Wrote {path}: int8 outputs {report['psnr_db']:.1f} dB PSNR from fp32's on the worst of "
         f"{report['held_out_inputs']} held-out training inputs (gate {min_psnr_db:g} dB)."
