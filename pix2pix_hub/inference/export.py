@@ -42,13 +42,25 @@ def export_onnx(
     seed: int = 0,
     describe: bool = True,
 ) -> dict[str, Any]:
-    """Write ``generator`` (eval mode, on CPU, fp32; one of this package's, a ``HubModel`` with ``size_multiple``
-    and channel counts) to ``path`` and return a report.
+    """Write ``generator`` to ``path`` as an ONNX graph and return a report.
 
-    With ``check`` the graph is compared with torch on two inputs of different batch and spatial size
-    (``max_abs_diff`` in the report); if the difference exceeds ``tolerance`` a ``ParityError`` is raised and
-    nothing is written. ``describe`` adds the metadata and runs ``onnx.checker`` (for files people keep;
-    ``Pix2Pix``'s own cache skips it). The file appears at ``path`` only once complete (``fileio.atomic_file``).
+    Args:
+        generator: one of this package's (a ``HubModel`` with ``size_multiple`` and channel counts); it is put in
+            eval mode, fp32, on the CPU.
+        path: the file; it appears only once complete (``fileio.atomic_file``).
+        opset: the ONNX opset.
+        check: compare the graph with torch on two inputs of different batch and spatial size (``parity_side``).
+        tolerance: the largest absolute difference ``check`` accepts.
+        seed: seed of the check's random inputs.
+        describe: add the generator's metadata and run ``onnx.checker`` (for files people keep; ``Pix2Pix``'s own
+            cache skips it).
+
+    Returns:
+        ``path``, ``opset``, ``size_multiple`` and ``bytes``; with ``check`` also ``max_abs_diff``, ``tolerance``
+        and ``checked_shapes``.
+
+    Raises:
+        ParityError: the difference exceeds ``tolerance``; nothing is written.
     """
     generator = generator.eval().float().to("cpu")
     path = Path(path)
@@ -77,8 +89,11 @@ def export_onnx(
 
 
 def parity_side(generator: nn.Module) -> int:
-    """The side of the parity check's inputs: 64 rounded up to the size multiple, and for a generator whose
-    smallest input is more than one multiple (``min_size``) at least twice that.
+    """The side of the parity check's inputs.
+
+    Returns:
+        64 rounded up to the size multiple, and for a generator whose smallest input is more than one multiple
+        (``min_size``) at least twice that.
 
     Why not smaller: a ResNet generator's multiple (4) leaves too small a bottleneck for its padding; and at its
     smallest inputs a deep generator (pix2pixHD's local enhancer) works on 2x2 maps where reflection padding is

@@ -22,8 +22,14 @@ def subpixel_rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
 
     Covered: square kernels, the same padding on all four sides, equal ``output_padding`` on both axes, no groups
     or dilation (the U-Net's 4x4 pad 1 and the ResNet's 3x3 pad 1 output_padding 1). A ``BatchNormalization``
-    that alone reads the transposed conv's output is folded into the new conv. Other nodes and weights are copied
-    unchanged; a transposed conv of another shape is left as it is. Same outputs within float rounding.
+    that alone reads the transposed conv's output is folded into the new conv.
+
+    Args:
+        model: an exported generator graph (left unchanged).
+
+    Returns:
+        The rewritten copy: other nodes and weights copied unchanged, a transposed conv of another shape left as
+        it is; the same outputs within float rounding.
     """
     import onnx
 
@@ -52,8 +58,14 @@ def subpixel_rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def subpixel_weights(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``ConvTranspose`` weight ``(C_in, C_out, k, k)`` and bias ``(C_out,)`` -> the equivalent stride-1 ``Conv``
-    weight ``(4 * C_out, C_in, t, t)`` and bias ``(4 * C_out,)``, with ``t = ceil(k / 2)`` taps per axis.
+    """The stride-1 ``Conv`` equivalent to a stride-2 ``ConvTranspose``, one channel block per output phase.
+
+    Args:
+        weight: the transposed conv's weight ``(C_in, C_out, k, k)``.
+        bias: its bias ``(C_out,)``.
+
+    Returns:
+        The conv's weight ``(4 * C_out, C_in, t, t)`` and bias ``(4 * C_out,)``, ``t = ceil(k / 2)`` taps per axis.
 
     Output phase ``(ry, rx)`` (row and column parity) is channel block ``2 * ry + rx``, as ``DepthToSpace``'s DCR
     mode reads it. Phase ``r`` of a stride-2 transposed conv uses kernel taps ``r, r + 2, ...``, flipped because a

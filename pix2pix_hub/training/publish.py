@@ -128,11 +128,16 @@ def card_training_config(config: TrainingConfig, accelerator: Accelerator, val_s
 
 
 def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Image.Image) -> None:
-    """``save_pretrained`` into ``output_dir`` (with ``pix2pix.info`` as ``pix2pix.json``) without touching its
-    checkpoints/, samples/ and logs/.
+    """``save_pretrained`` into ``output_dir`` without touching its checkpoints/, samples/ and logs/.
 
     ``Pix2Pix.save_pretrained`` replaces its destination folder whole, so the model is assembled in a temporary
     folder inside ``output_dir`` and its entries are moved in one by one (each move atomic), the weights last.
+
+    Args:
+        pix2pix: the model (``pix2pix.info`` becomes ``pix2pix.json``).
+        output_dir: the run's folder.
+        card: the model card (``render_card``).
+        grid: the validation grid, saved as ``samples.png``.
     """
     staging = fileio.make_directory(fileio.temporary_sibling(output_dir / "model"))
     try:
@@ -151,11 +156,19 @@ def publish(
     calibration: Any = None,
 ) -> None:
     """Main process, end of training: the model card, the model folder in ``output_dir``, ``--export_int8``'s
-    ``model.int8.onnx`` (calibrated on the inputs of ``calibration``, a ``PairedDataset``), the Hub upload.
+    ``model.int8.onnx``, the Hub upload.
 
-    ``pix2pix.info`` (``model_info(config)``) says what the model does, in ``pix2pix.json`` and the card's YAML.
     The widget's images go straight into ``output_dir/samples/`` (moving a staged ``samples/`` in would replace
     the validation grids there).
+
+    Args:
+        pix2pix: the trained model; its ``info`` (``model_info(config)``) says what it does, in ``pix2pix.json``
+            and the card's YAML.
+        config: the run's arguments.
+        accelerator: the run's accelerator (its mixed precision and process count go on the card).
+        published: the validation metrics and grid, the command line and the widget example.
+        say: prints a line to the user.
+        calibration: a ``PairedDataset`` whose inputs ``--export_int8`` calibrates on.
     """
     output_dir = Path(config.output_dir)
     widget_images = save_widget_images(output_dir, *published.widget) if published.widget else None
