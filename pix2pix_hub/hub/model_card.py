@@ -76,10 +76,18 @@ def render_model_card(
     widget_images: tuple[str, str] | None = None,
     versions: dict[str, str] | None = None,
 ) -> str:
-    """The README.md text of a model repo for ``pix2pix`` (a ``Pix2Pix``): see ``render_card``.
+    """The README.md text of a model repo for ``pix2pix`` (a ``Pix2Pix``): ``render_card`` of its networks.
 
-    The facts come from ``info`` (default ``pix2pix.info``); ``dataset`` and ``direction`` are the older way of
-    passing them and only fill in what the record leaves unknown.
+    Args:
+        pix2pix: the model (its generator, discriminator and ``info``).
+        info: the model's facts (default ``pix2pix.info``).
+        dataset: the older way of passing the dataset; fills in only what ``info`` leaves unknown.
+        direction: likewise for the direction.
+        repo_id, training_config, metrics, sample_grid, license, command, widget_images, versions: as
+            ``render_card`` takes them.
+
+    Returns:
+        The card's text: YAML front matter and Markdown.
     """
     info = pix2pix.info if info is None else info
     if dataset is not None or direction is not None:
@@ -119,13 +127,28 @@ def render_card(
     widget_images: tuple[str, str] | None = None,
     versions: dict[str, str] | None = None,
 ) -> str:
-    """YAML metadata (with ``info`` under ``pix2pix``) plus usage, configuration, metrics and samples.
+    """A model card: YAML metadata (with ``info`` under ``pix2pix``) plus usage, configuration, metrics, samples.
 
-    ``repo_id`` is the repo the card is for (its usage snippet loads it); ``license`` None writes ``other`` with a
-    note; ``command`` is the command line that trained the model; ``widget_images`` are an (input, output) pair
-    of image paths inside the repo for the Hub's widget (``save_widget_images``); ``versions`` default to the
-    installed libraries'. No local path reaches the card: a local dataset is named by its folder
-    (``info.dataset``), and path-like arguments and command-line words by their names (``public_value``).
+    No local path reaches the card: a local dataset is named by its folder (``info.dataset``), and path-like
+    arguments and command-line words by their names (``public_value``, ``public_command``).
+
+    Args:
+        generator: the generator (its class, size and config fill the model table).
+        discriminator: the discriminator shipped with it, or None.
+        info: the model's facts.
+        repo_id: the repo the card is for (its usage snippet loads it).
+        training_config: the arguments shown in the training table, as the caller chose them (training shows
+            all but ``training.publish.LOCAL_RUN_OPTIONS``); None: "not recorded".
+        metrics: validation metrics (the text and the ``model-index``).
+        sample_grid: the path of the sample grid inside the repo.
+        license: a Hub license id; None writes ``other`` with a note.
+        command: the command line that trained the model.
+        widget_images: an (input, output) pair of image paths inside the repo for the Hub's widget
+            (``save_widget_images``).
+        versions: library versions to list (default the installed ones).
+
+    Returns:
+        The card's text.
     """
     metadata = card_metadata(generator, info, repo_id, training_config, metrics, license, widget_images)
     return Template(template_path().read_text(encoding="utf-8")).substitute(
@@ -182,11 +205,16 @@ def card_metadata(
 def eval_results(
     metrics: dict[str, float] | None, info: ModelInfo, training_config: dict[str, Any] | None
 ) -> list[EvalResult] | None:
-    """The validation metrics as the Hub's ``model-index`` entries; None without metrics or a named dataset.
+    """The validation metrics as the Hub's ``model-index`` entries.
 
-    The dataset is the Hub id, or a local dataset's folder name (``info.dataset``); the split is
-    ``validation_split`` when the run validated on one (otherwise pairs held out of the training split, which
-    the card's text says).
+    Args:
+        metrics: metric name -> value.
+        info: the model's facts; its dataset (the Hub id, or a local dataset's folder name) is the results'.
+        training_config: its ``validation_split`` is the results' split when the run validated on one (otherwise
+            pairs held out of the training split, which the card's text says).
+
+    Returns:
+        One ``EvalResult`` per metric; None without metrics or a named dataset.
     """
     if not metrics or not info.dataset:
         return None

@@ -115,10 +115,11 @@ SPLIT_FOLDERS = ("train", "val", "validation", "test")
 
 
 def dataset_name(dataset: str | None) -> str | None:
-    """A Hub id as it is; a local path as its folder (or file) name, so no local path is ever published.
+    """A dataset as it may be published: a Hub id as it is, a local path by its folder (or file) name.
 
-    A split folder is named by its parent (``../data/facades/train`` -> ``facades``): the split is recorded with
-    the training arguments.
+    Returns:
+        The name; a split folder is named by its parent (``../data/facades/train`` -> ``facades``: the split is
+        recorded with the training arguments). None for no dataset.
     """
     if not dataset:
         return None
