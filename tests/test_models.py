@@ -164,3 +164,113 @@ def test_the_output_tanh_is_tanh_without_mkl_and_plain_tanh_when_exported():
     assert Tanh()(torch.tensor([-1e4, 1e4, float("nan")])).tolist()[:2] == [-1.0, 1.0]
     traced = torch.jit.trace(Tanh(), torch.zeros(3))
     assert "aten::tanh" in str(traced.graph) and "sigmoid" not in str(traced.graph)
+
+
+# ----- the declared interface: Generator / Discriminator, the registry's facts, the Winograd switch ---------------
+def test_every_registered_network_declares_the_interface_and_its_presets_name_their_class():
+    from pix2pix_hub.models import (
+        DISCRIMINATOR_CLASSES,
+        DISCRIMINATOR_PRESETS,
+        GENERATOR_CLASSES,
+        Discriminator,
+        Generator,
+        discriminator_class_of,
+        generator_class_of,
+    )
+
+    assert GENERATOR_CLASSES and all(issubclass(cls, Generator) for cls in GENERATOR_CLASSES.values())
+    assert DISCRIMINATOR_CLASSES and all(issubclass(cls, Discriminator) for cls in DISCRIMINATOR_CLASSES.values())
+    for name in GENERATOR_PRESETS:
+        assert type(build_generator(name, ngf=1, norm="none")) is generator_class_of(name)
+    for name in DISCRIMINATOR_PRESETS:
+        network = build_discriminator(name, ndf=1, norm="none")
+        assert type(network) is discriminator_class_of(name)
+        assert network.multiscale is discriminator_class_of(name).multiscale is (name == "multiscale")
+
+
+def test_the_interface_is_enforced_where_a_network_is_declared():
+    from pix2pix_hub.models.interface import Generator
+    from pix2pix_hub.models.registry import generator_class, register_generator
+
+    class Shapeless(Generator):  # no size_multiple
+        def __init__(self) -> None:
+            super().__init__()
+
+    with pytest.raises(TypeError, match="size_multiple"):
+        Shapeless()
+    with pytest.raises(TypeError, match="must subclass models.interface.Generator"):
+        generator_class(nn.Conv2d)
+    with pytest.raises(TypeError, match="annotated to return a Generator"):
+        register_generator(lambda **kwargs: UNetGenerator(**kwargs))
+
+
+def test_build_discriminator_passes_each_preset_only_the_options_it_names():
+    from pix2pix_hub.models.registry import preset_options
+
+    assert preset_options("basic") == () and preset_options("n_layers") == ("n_layers",)
+    assert set(preset_options("multiscale")) == {"n_layers", "num_D"}
+    options = {"n_layers": 2, "num_D": 3}
+    assert build_discriminator("basic", ndf=1, **options).n_layers == 3  # its depth is fixed
+    assert build_discriminator("image", ndf=1, **options).n_layers == 5
+    assert build_discriminator("n_layers", ndf=1, **options).n_layers == 2
+    multiscale = build_discriminator("multiscale", ndf=1, **options)
+    assert (multiscale.n_layers, multiscale.num_D) == (2, 3)
+    with pytest.raises(TypeError):  # a constructor argument no preset names still reaches the class
+        build_discriminator("basic", ndf=1, depth=4)
+
+
+def test_building_through_the_registry_draws_what_the_preset_draws():
+    torch.manual_seed(0)
+    direct = PatchDiscriminator(in_channels=6, ndf=8, n_layers=2)
+    torch.manual_seed(0)
+    built = build_discriminator("n_layers", in_channels=6, ndf=8, n_layers=2, num_D=3)
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), built.state_dict().values()))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("pixel", {}), ("basic", {}), ("n_layers", {"n_layers": 1}), ("image", {}), ("multiscale", {"num_D": 3})],
+)
+def test_logit_sizes_are_the_forward_shapes_and_min_size_is_tight(name, options):
+    discriminator = build_discriminator(name, ndf=1, norm="none", **options).eval()
+    with torch.no_grad():
+        for height, width in ((97, 128), (128, 200)):  # at least every preset's min_size
+            pair = torch.zeros(1, 6, height, width)
+            logits = discriminator(pair)
+            if getattr(discriminator, "whole_image", False):  # the map before it is averaged to one logit
+                assert logits.shape[-2:] == (1, 1)
+                logits = discriminator.layers(pair)
+            maps = logits if discriminator.multiscale else [logits]
+            assert [tuple(m.shape[-2:]) for m in maps] == discriminator.logit_sizes(height, width)
+    side = discriminator.min_size
+    assert min(min(size) for size in discriminator.logit_sizes(side, side)) == 1
+    assert side == 1 or min(min(size) for size in discriminator.logit_sizes(side - 1, side - 1)) == 0
+
+
+def test_generator_output_size_is_the_input_size_within_its_rules():
+    unet, resnet = UNetGenerator(num_downs=5, ngf=1), ResnetGenerator(ngf=1, n_blocks=1)
+    assert unet.min_size == unet.size_multiple == 32  # the interface's default
+    assert unet.output_size(64, 96) == (64, 96) and resnet.output_size(8, 12) == (8, 12)
+    for generator, height, width in ((unet, 48, 64), (resnet, 4, 8), (resnet, 10, 12)):
+        with pytest.raises(ValueError, match=r"multiples of \d+ and at least \d+"):
+            generator.output_size(height, width)
+
+
+def test_winograd_is_on_by_default_and_switched_like_gradient_checkpointing(tmp_path):
+    from pix2pix_hub.models import LocalEnhancer
+    from pix2pix_hub.models.winograd import WinogradConv2d
+
+    network = LocalEnhancer(ngf=4, n_downsample_global=1, n_blocks_global=1, n_blocks_local=1)
+    layers = [layer for layer in network.modules() if isinstance(layer, WinogradConv2d)]
+    assert len(layers) == 4 and all(layer.winograd for layer in layers)  # the global part's and the branch's
+    keys, config = list(network.state_dict()), network.config
+    assert network.disable_winograd() is network and not any(layer.winograd for layer in layers)
+    assert list(network.state_dict()) == keys and network.config == config
+    network.save_pretrained(tmp_path / "model")
+    assert all(
+        layer.winograd
+        for layer in LocalEnhancer.from_pretrained(tmp_path / "model").modules()
+        if isinstance(layer, WinogradConv2d)
+    )  # never saved: a loaded network starts with it on
+    assert network.enable_winograd() is network and all(layer.winograd for layer in layers)
+    assert UNetGenerator(num_downs=3, ngf=1).disable_winograd() is not None  # no Winograd convs: nothing to do
