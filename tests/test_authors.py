@@ -15,15 +15,17 @@ from torch import nn
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator
 from pix2pix_hub.constants import MODEL_INFO_NAME, PICKLE_SUFFIXES
 from pix2pix_hub.hub.authors import (
-    AuthorsCheckpointError,
-    authors_discriminator_layout,
-    authors_generator_layout,
     build_from_authors,
     convert_authors_checkpoint,
     file_sha256,
     load_authors_checkpoint,
     load_authors_networks,
     read_authors_state_dict,
+)
+from pix2pix_hub.hub.authors_layout import (
+    AuthorsCheckpointError,
+    authors_discriminator_layout,
+    authors_generator_layout,
     unet_modules,
 )
 

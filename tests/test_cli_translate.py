@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks
-from pix2pix_hub.cli import build_parser, main, open_model
+from pix2pix_hub.cli import build_parser, main
+from pix2pix_hub.commands.options import open_model
 from pix2pix_hub.images.arrays import convert_image
 
 

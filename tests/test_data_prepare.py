@@ -5,7 +5,6 @@ the ``dataset prepare`` command."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -23,8 +22,8 @@ from hub_mirror import HubMirror, run_python
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard
 from PIL import Image
 
+from pix2pix_hub.cli import main
 from pix2pix_hub.data import BadSampleError, PairsSourceError, load_pairs, prepare_dataset
-from pix2pix_hub.data.prepare import add_dataset_parser
 
 REPO = Path(__file__).resolve().parents[1]
 FACADES = REPO.parent / "shared" / "data" / "facades" / "train"
@@ -312,10 +311,7 @@ def test_a_pushed_dataset_loads_back_by_its_hub_id_through_the_mirror(tmp_path, 
 
 # ----- the command -------------------------------------------------------------------------------------------------
 def run_command(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="pix2pix-hub")
-    add_dataset_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return main(list(argv))
 
 
 def test_dataset_prepare_command(tmp_path, capsys):
@@ -326,5 +322,7 @@ def test_dataset_prepare_command(tmp_path, capsys):
     assert "overwrite" in capsys.readouterr().err
     shutil.rmtree(source / "train")
     shutil.rmtree(source / "test")
-    assert run_command("dataset", "prepare", str(source), str(tmp_path / "other")) == 2
+    assert run_command("dataset", "prepare", str(source), str(tmp_path / "other")) == 1  # the data: exit 1
     assert "no pairs found" in capsys.readouterr().err
+    assert run_command("dataset", "prepare", str(tmp_path / "nowhere"), str(tmp_path / "other")) == 2
+    assert "no such folder" in capsys.readouterr().err

@@ -41,12 +41,15 @@ ALLOWED = {
     # Jobs over many files and datasets: the pipeline plus data.
     f"{P}.inference.batch": (*PIPELINE, f"{P}.data"),
     f"{P}.inference.evaluation": (*PIPELINE, f"{P}.data"),
+    # The authors' layouts (what their keys say) know networks only; reading and converting is hub.authors.
+    f"{P}.hub.authors_layout": NETWORKS,
     f"{P}.hub.authors": (*PIPELINE, f"{P}.hub"),
     # Training may use everything below the commands, but never the inference jobs.
     f"{P}.training": (*PIPELINE, f"{P}.data", f"{P}.training"),
     f"{P}.commands": (*PIPELINE, f"{P}.data", f"{P}.hub", f"{P}.training", f"{P}.commands"),
     f"{P}.cli": (*FACTS, f"{P}.commands"),
     f"{P}.train": (f"{P}.commands.train",),
+    f"{P}.data.__main__": (f"{P}.cli",),  # `python -m pix2pix_hub.data` is `pix2pix-hub dataset check`
 }
 
 

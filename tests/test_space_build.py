@@ -5,7 +5,6 @@ its folder and translate an image through gradio_client."""
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,8 @@ from huggingface_hub import SpaceCard
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, unet_128
-from pix2pix_hub.hub.space_build import APP_FILES, ENTRY_POINT, add_space_parser, build_space
+from pix2pix_hub.cli import main
+from pix2pix_hub.hub.space_build import APP_FILES, ENTRY_POINT, build_space
 
 gradio = pytest.importorskip("gradio")
 
@@ -127,10 +127,7 @@ def test_push_creates_a_gradio_space_and_uploads_the_folder(tmp_path, monkeypatc
 
 
 def run_command(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="pix2pix-hub")
-    add_space_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return main(list(argv))
 
 
 def test_space_build_command(tmp_path, capsys):

@@ -112,7 +112,7 @@ def test_each_speed_up_has_its_own_switch_and_plain_eager_turns_all_off(argv, ex
 def test_entry_point_tunes_the_allocator_and_train_does_not(monkeypatch):
     calls = []
     monkeypatch.setattr("pix2pix_hub.commands.train.tune_allocator", lambda: calls.append("tuned"))
-    monkeypatch.setattr("pix2pix_hub.commands.train.train", lambda config, command=None: config)
+    monkeypatch.setattr("pix2pix_hub.training.trainer.train", lambda config, command=None: config)
     assert main(["--report_to", "none"]).allocator_tuning and calls == ["tuned"]
     main(["--no_allocator_tuning"])
     main(["--plain_eager"])

@@ -1,69 +1,83 @@
-"""The training command line: ``python scripts/train.py ...`` / ``accelerate launch scripts/train.py ...``.
+"""``pix2pix-hub train ...`` = ``python scripts/train.py ...`` = ``accelerate launch -m pix2pix_hub.train ...``.
 
 Parses the arguments into a ``TrainingConfig``, applies the process-wide settings that a library call must not
 change behind its caller's back (glibc's allocator, unless ``--no_allocator_tuning`` or ``--plain_eager``), and
-runs ``train``. A mistake of the user's ends the process with one line and no traceback: exit status 2 for a flag
-or a folder in the wrong state, 1 for data that cannot be used; ``--debug`` (or ``PIX2PIX_DEBUG=1``) shows the
-traceback instead. SIGTERM/Ctrl-C save a checkpoint first and exit with 143/130.
+runs ``train``. Errors follow the commands' policy (``policy``): one line, exit 2 for a flag or a folder in the
+wrong state, 1 for data that cannot be used, ``--debug`` shows the traceback. SIGTERM/Ctrl-C save a checkpoint
+first and exit with 143/130.
+
+Training (accelerate, datasets) is imported when the command runs, not when ``pix2pix-hub --help`` builds the
+parser.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..data import BadSampleError
-from ..data.sources import DatasetUnavailableError, PairsSourceError
-from ..images.labels import LabelMapError
 from ..performance import tune_allocator
-from ..training.config import config_from_args, training_parser
-from ..training.errors import DataError, TrainingInterrupted, UsageError
-from ..training.trainer import TrainingResult, train
+from .policy import DEBUG_ENV, EXIT_OK, CommandParser, debug_wanted, guarded
 
-DEBUG_ENV = "PIX2PIX_DEBUG"
-# The data package's errors about the dataset itself (it knows nothing of exit codes): exit status 1.
-DATA_ERRORS = (DataError, BadSampleError, PairsSourceError, LabelMapError, DatasetUnavailableError)
+if TYPE_CHECKING:
+    from ..training.trainer import TrainingResult
 
-
-def exit_code_of(error: BaseException) -> int | None:
-    """The exit status for a user's mistake (2 usage, 1 data, 128 + signal for an interrupted run); None for
-    anything else, which is a bug and keeps its traceback."""
-    if isinstance(error, UsageError | TrainingInterrupted):
-        return error.exit_code
-    if isinstance(error, DATA_ERRORS):
-        return DataError.exit_code
-    return getattr(error, "exit_code", None)  # MainProcessError: the main process's error, in another process
+INTERRUPTED = "Interrupted outside the training loop; the checkpoints written so far are kept."
 
 
-def main(argv: list[str] | None = None, command: list[str] | None = None) -> TrainingResult:
+def register(subparsers: Any) -> None:
+    train = subparsers.add_parser(
+        "train",
+        add_help=False,  # `pix2pix-hub train --help` is the training command's own help
+        help="train a model: the flags of scripts/train.py (`pix2pix-hub train --help`)",
+    )
+    train.add_argument("arguments", nargs=argparse.REMAINDER)
+    train.set_defaults(run=run, check=lambda args: None, usage_error=train.error)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_arguments(args.arguments)
+
+
+def run_arguments(arguments: list[str]) -> int:
+    """``pix2pix-hub train ARGUMENTS...``: 0 when trained (a mistake ends the process with its exit status)."""
+    main(arguments, command=["pix2pix-hub", "train", *arguments], prog="pix2pix-hub train")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None, command: list[str] | None = None, prog: str | None = None) -> TrainingResult:
     """Train from the command line ``argv`` (``sys.argv[1:]`` when None); returns what ``train`` returns.
 
-    ``command`` is the whole command line as typed, for the model card; by default ``sys.argv`` when ``argv`` is
-    None (an entry point that passes ``argv`` itself passes ``command=sys.argv`` too).
+    Args:
+        argv: the flags, one per ``TrainingConfig`` field, plus ``--debug``.
+        command: the whole command line as typed, for the model card; by default ``sys.argv`` when ``argv`` is
+            None (an entry point that passes ``argv`` itself passes ``command=sys.argv`` too).
+        prog: the program's name in usage lines (default: the script's).
+
+    Returns:
+        The ``TrainingResult``; a user's mistake ends the process (``SystemExit``) with one line instead.
     """
     if command is None and argv is None:
         command = typed_command(sys.argv)
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    parser = training_parser()
+    debug = debug_wanted("--debug" in argv)
+    outcome = guarded(lambda: run_training(argv, command, prog), debug=debug, interrupted=INTERRUPTED)
+    if isinstance(outcome, int):
+        sys.exit(outcome)
+    return outcome
+
+
+def run_training(argv: list[str], command: list[str] | None, prog: str | None) -> TrainingResult:
+    from ..training.arguments import add_arguments, config_from_args
+    from ..training.trainer import train
+
+    parser = add_arguments(CommandParser(prog=prog, description="Train pix2pix (run under `accelerate launch`)."))
     parser.add_argument("--debug", action="store_true", help=f"Show the traceback of an error ({DEBUG_ENV}=1 too).")
-    try:
-        config = config_from_args(argv, parser)
-        if config.allocator_tuning:
-            tune_allocator()
-        return train(config, command)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        # Ctrl-C outside the loop (set-up, final validation or publishing): inside it, StopSignals handles it.
-        sys.exit(_report("Interrupted outside the training loop; the checkpoints written so far are kept.", 130))
-    except Exception as error:
-        code = exit_code_of(error)
-        if debug or code is None:
-            raise
-        prefix = "" if isinstance(error, TrainingInterrupted) else "error: "
-        sys.exit(_report(f"{prefix}{error}", code))
+    config = config_from_args(argv, parser)
+    if config.allocator_tuning:
+        tune_allocator()
+    return train(config, command)
 
 
 def typed_command(words: list[str]) -> list[str]:
@@ -73,12 +87,3 @@ def typed_command(words: list[str]) -> list[str]:
     if program.name in ("train.py", "__main__.py") and program.parent.name == "pix2pix_hub":
         return ["python", "-m", "pix2pix_hub.train", *words[1:]]
     return list(words)
-
-
-def _report(message: str, code: int) -> int:
-    print(message, file=sys.stderr)
-    return code
-
-
-if __name__ == "__main__":
-    main()

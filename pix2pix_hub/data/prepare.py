@@ -1,4 +1,4 @@
-"""``pix2pix-hub dataset prepare SOURCE OUT``: a folder of image pairs -> a paired 🤗 dataset on disk (and the Hub).
+"""A folder of image pairs -> a paired 🤗 dataset on disk (and the Hub): ``pix2pix-hub dataset prepare SOURCE OUT``.
 
 The result is a ``datasets.DatasetDict`` with two ``Image()`` columns, ``imageA`` and ``imageB``, one split per
 subfolder, written with ``save_to_disk(OUT)``; ``load_pairs(OUT, split=...)`` and ``datasets.load_from_disk`` read
@@ -16,12 +16,9 @@ TIFF halves of ``load_pairs``' cache. ``docs/data.md`` has the numbers and the a
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import re
-import shlex
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,58 +318,3 @@ def size_category(count: int) -> str:
         if count < limit:
             return name
     return "n>1M"
-
-
-# ----- the command line -----------------------------------------------------------------------------------------
-def add_dataset_parser(commands: Any) -> None:
-    """``pix2pix-hub dataset prepare SOURCE OUT [--direction] [--push_to_hub USER/NAME] ...``."""
-    dataset = commands.add_parser("dataset", help="paired datasets: prepare (and publish) a folder of pairs")
-    actions = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
-    prepare = actions.add_parser(
-        "prepare",
-        help="an A|B folder, A/ B/ folders or train/ val/ test/ subfolders -> an imageA/imageB dataset",
-        description="Write SOURCE's pairs as a datasets DatasetDict (imageA/imageB Image columns, one split per "
-        "subfolder) with save_to_disk(OUT); whole files keep their bytes, A|B files are cut into PNG halves. "
-        "--push_to_hub also publishes it with a dataset card.",
-    )
-    prepare.add_argument("source", help="folder of side-by-side A|B images, A/ and B/ folders, or split subfolders")
-    prepare.add_argument("out", help="folder to write (load it with load_pairs(OUT) or datasets.load_from_disk)")
-    prepare.add_argument("--direction", choices=DIRECTIONS, default=None, help="which side is the input (card)")
-    prepare.add_argument("--push_to_hub", default=None, metavar="USER/NAME", help="publish it as this dataset")
-    prepare.add_argument("--private", action="store_true", default=None, help="create the Hub dataset private")
-    prepare.add_argument("--license", default=None, help="the data's license for the card (default: other)")
-    prepare.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
-    prepare.set_defaults(handler=dataset_prepare_command)
-
-
-def dataset_prepare_command(args: argparse.Namespace) -> int:
-    """The handler of ``pix2pix-hub dataset prepare``: 0 done, 2 the source cannot be prepared."""
-    command = prepare_command_line(args)
-    try:
-        prepared = prepare_dataset(
-            args.source,
-            args.out,
-            direction=args.direction,
-            push_to_hub=args.push_to_hub,
-            private=args.private,
-            license=args.license,
-            overwrite=args.overwrite,
-            command=command,
-        )
-    except (PairsSourceError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    counts = ", ".join(f"{name}: {len(split)}" for name, split in prepared.items())
-    print(f"Wrote {args.out} ({counts} pairs).")
-    if args.push_to_hub:
-        print(f"Pushed to https://huggingface.co/datasets/{args.push_to_hub}")
-    return 0
-
-
-def prepare_command_line(args: argparse.Namespace) -> str:
-    """The command as the card shows it: the source by its folder's name, OUT by its own, options as given."""
-    words = ["pix2pix-hub", "dataset", "prepare", dataset_name(args.source) or "SOURCE", Path(args.out).name]
-    for name in ("direction", "push_to_hub", "license"):
-        if getattr(args, name):
-            words += [f"--{name}", getattr(args, name)]
-    return shlex.join(words + (["--private"] if args.private else []))

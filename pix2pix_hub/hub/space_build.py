@@ -16,14 +16,12 @@ a ``requirements.txt`` that installs pix2pix-hub from where a Space can get it, 
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
 import sys
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import HfApi, SpaceCardData
 
@@ -50,12 +48,12 @@ runpy.run_path(str(Path(__file__).with_name("app.py")), run_name="__main__")
 
 def app_source() -> Path:
     """Where the app files are: inside the installed package (wheel), or ``spaces_app/`` of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "space_app", here.parent / "spaces_app"):
+    package = Path(__file__).resolve().parents[1]  # pix2pix_hub/: this module is in its hub/ folder
+    for candidate in (package / "space_app", package.parent / "spaces_app"):
         if all((candidate / name).is_file() for name in APP_FILES):
             return candidate
     raise FileNotFoundError(
-        f"the Space app ({', '.join(APP_FILES)}) is neither in {here / 'space_app'} nor in a source checkout; "
+        f"the Space app ({', '.join(APP_FILES)}) is neither in {package / 'space_app'} nor in a source checkout; "
         "reinstall pix2pix-hub."
     )
 
@@ -188,50 +186,3 @@ def push_space(folder: Path, space_id: str, *, private: bool | None = None, toke
         repo_id=repo.repo_id, repo_type="space", folder_path=str(folder), commit_message="Build the pix2pix Space"
     )
     return f"https://huggingface.co/spaces/{repo.repo_id}"
-
-
-# ----- the command line -----------------------------------------------------------------------------------------
-def add_space_parser(commands: Any) -> None:
-    """``pix2pix-hub space build OUT --model user/name (--wheel W | --git_url URL) [--push user/space] ...``."""
-    space = commands.add_parser("space", help="Gradio Spaces: build (and push) a Space serving a model")
-    actions = space.add_subparsers(dest="space_command", required=True, metavar="ACTION")
-    build = actions.add_parser(
-        "build",
-        help="write a Space folder (app, README front matter, requirements) that builds on the Hub",
-        description="Write a Gradio Space folder serving --model. pix2pix-hub is installed on the Space from "
-        "--wheel (copied into the folder, required by its URL in the Space repo: needs --push or --space_id) or "
-        "a pinned --git_url.",
-    )
-    build.add_argument("out", help="the folder to write")
-    build.add_argument("--model", required=True, metavar="USER/NAME", help="the Hub model the Space serves")
-    build.add_argument("--wheel", default=None, help="a pix2pix-hub wheel (python -m pip wheel --no-deps . -w dist)")
-    build.add_argument("--git_url", default=None, help="git+https://.../pix2pix-hub@<tag or commit> instead")
-    build.add_argument("--push", default=None, metavar="USER/SPACE", help="create this Space and upload the folder")
-    build.add_argument("--space_id", default=None, metavar="USER/SPACE", help="the Space it is for (no push)")
-    build.add_argument("--private", action="store_true", default=None, help="create the Space private")
-    build.add_argument("--license", default=None, help="the Space's license (default: other)")
-    build.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
-    build.set_defaults(handler=space_build_command)
-
-
-def space_build_command(args: argparse.Namespace) -> int:
-    """The handler of ``pix2pix-hub space build``: 0 written (and pushed), 2 a usage error."""
-    try:
-        folder = build_space(
-            args.out,
-            args.model,
-            wheel=args.wheel,
-            git_url=args.git_url,
-            push=args.push,
-            space_id=args.space_id,
-            license=args.license,
-            private=args.private,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Wrote the Space folder {folder}.")
-    if args.push:
-        print(f"Pushed to https://huggingface.co/spaces/{args.push}")
-    return 0
