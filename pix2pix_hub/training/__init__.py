@@ -5,7 +5,8 @@ Run it through ``accelerate launch scripts/train.py`` (see docs/training.md); th
 does not import this package.
 """
 
-from .config import TrainingConfig, config_from_args
+from .arguments import config_from_args
+from .config import TrainingConfig
 from .errors import TrainingInterrupted
 from .step import StepParts, train_step
 from .trainer import Trainer, TrainingResult, train

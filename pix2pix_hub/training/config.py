@@ -1,9 +1,10 @@
 """``TrainingConfig``: the one record of a training run's arguments.
 
-The command line is generated from its fields (``add_arguments``/``config_from_args``), checkpoints store it as
-``training_config.json``, and the model card prints it. Defaults are the paper's facades setup (Isola et al. 2017,
-section 4 and the authors' code): unet_256 + 70x70 PatchGAN, batch norm, N(0, 0.02) init, vanilla GAN loss,
-L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1, 286 -> 256 random crop + flip, 100 + 100 epochs (linear decay).
+The command line is generated from its fields (``training.arguments``), ``check`` refuses inconsistent values
+(``training.config_checks``), checkpoints store it as ``training_config.json``, and the model card prints it.
+Defaults are the paper's facades setup (Isola et al. 2017, section 4 and the authors' code): unet_256 + 70x70
+PatchGAN, batch norm, N(0, 0.02) init, vanilla GAN loss, L1 weight 100, Adam 2e-4 (0.5, 0.999), batch 1,
+286 -> 256 random crop + flip, 100 + 100 epochs (linear decay).
 pix2pixHD's options (Wang et al. 2018; docs/high-resolution.md) are fields of the same record, named as its flags:
 ``--netG global|local``, ``--netD multiscale --num_D``, ``--lambda_feat``, ``--lambda_vgg``, ``--niter_fix_global``,
 ``--label_nc``, ``--instance``.
@@ -11,15 +12,12 @@ pix2pixHD's options (Wang et al. 2018; docs/high-resolution.md) are fields of th
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_args, get_type_hints
+from typing import Any
 
 from ..constants import (
-    CHANNEL_COUNTS,
     DIRECTIONS,
     GAN_MODES,
     INIT_TYPES,
@@ -29,17 +27,9 @@ from ..constants import (
     PREPROCESS_MODES,
     TRACKERS,
 )
-from ..data.streaming import stream_args_error
 from ..inference.quantize import DEFAULT_MIN_PSNR_DB
-from ..models.registry import (
-    DISCRIMINATOR_PRESETS,
-    GENERATOR_PRESETS,
-    discriminator_class_of,
-    generator_size_multiple,
-    tiny_discriminator,
-    tiny_generator,
-)
-from .errors import ConfigError
+from ..models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_class_of
+from .config_checks import check_config, check_shapes
 
 # Registered discriminators this loop does not train (none now: the multi-scale one trains with per-scale losses).
 UNTRAINED_DISCRIMINATORS: tuple[str, ...] = ()
@@ -281,146 +271,11 @@ class TrainingConfig:
         With ``--init_from`` the architecture flags do not describe the networks until the model's are adopted
         (``base_model.adopt_architecture``), so ``check_shapes`` waits until then.
         """
-        self._check_finite()
-        self._check_choices()
-        self._check_counts()
-        self._check_high_resolution()
-        if not self.init_from:
-            self.check_shapes()
-
-    def _check_finite(self) -> None:
-        """No NaN or infinity in any number (``--lr nan`` would train to NaN weights without an error)."""
-        for name, value in asdict(self).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"--{name} {value} is not a finite number.")
-
-    def _check_choices(self) -> None:
-        """Every field with a list of accepted values holds one of them."""
-        for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type"):
-            choices = fields_by_name()[name].metadata["choices"]
-            if getattr(self, name) not in choices:
-                raise ConfigError(
-                    f"--{name} {getattr(self, name)!r} is not supported; choose one of {', '.join(choices)}."
-                )
-        if self.report_to not in TRACKERS:
-            raise ConfigError(f"--report_to {self.report_to!r} is not supported; choose one of {', '.join(TRACKERS)}.")
-        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
-            raise ConfigError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
-        for name in ("input_nc", "output_nc"):
-            if getattr(self, name) not in CHANNEL_COUNTS:
-                raise ConfigError(
-                    f"--{name} {getattr(self, name)} is not supported; use 1 (grayscale), 3 (RGB) or 4 (RGBA)."
-                )
-        if self.push_to_hub and not self.hub_model_id:
-            raise ConfigError("--push_to_hub needs --hub_model_id user/name.")
-
-    def _check_counts(self) -> None:
-        """Sizes, steps, epochs and the learning rate are in range."""
-        positive = ("load_size", "crop_size", "batch_size", "gradient_accumulation_steps", "checkpointing_steps")
-        for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1; got {getattr(self, name)}.")
-        if self.max_train_samples is not None and self.max_train_samples < 1:
-            raise ConfigError(f"--max_train_samples must be at least 1 (unset: all); got {self.max_train_samples}.")
-        for name in ("n_epochs", "n_epochs_decay", "dataloader_num_workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
-        if self.n_epochs + self.n_epochs_decay < 1 and self.max_train_steps is None:
-            raise ConfigError(
-                "--n_epochs + --n_epochs_decay is 0: nothing to train. Raise one or set --max_train_steps."
-            )
-        if self.max_train_steps is not None and self.max_train_steps < 1:
-            raise ConfigError(f"--max_train_steps must be at least 1; got {self.max_train_steps}.")
-        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
-            raise ConfigError("--checkpoints_total_limit must be at least 1 (or unset to keep all checkpoints).")
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive; got {self.lr}.")
-        if self.val_size is not None and not self.val_size > 0:
-            raise ConfigError("--val_size must be positive (a count or a fraction); leave it unset for the default.")
-        if self.val_size is not None and self.val_size >= 1 and self.val_size != int(self.val_size):
-            raise ConfigError(f"--val_size {self.val_size} must be a whole count (>= 1) or a fraction (< 1).")
-        if self.streaming:
-            message = stream_args_error(
-                max_train_steps=self.max_train_steps,
-                val_size=self.val_size,
-                validation_split=self.validation_split,
-                shuffle_buffer=self.shuffle_buffer,
-            )
-            if message:
-                raise ConfigError(message)
-
-    def _check_high_resolution(self) -> None:
-        """pix2pixHD's options: weights, the VGG's weights, the global generator's fixed epochs, label maps."""
-        for name in ("num_D",):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1; got {getattr(self, name)}.")
-        for name in ("lambda_feat", "lambda_vgg", "niter_fix_global", "label_nc"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be 0 or more; got {getattr(self, name)}.")
-        if self.lambda_vgg > 0 and not self.vgg_weights:
-            raise ConfigError(
-                f"--lambda_vgg {self.lambda_vgg:g} needs --vgg_weights (a VGG19 .safetensors file, a folder or a Hub "
-                "id such as timm/vgg19.tv_in1k; nothing is downloaded by itself), or --lambda_vgg 0."
-            )
-        if self.lambda_vgg > 0 and self.output_nc not in (1, 3):
-            raise ConfigError(f"--lambda_vgg compares RGB or grey images; --output_nc {self.output_nc} is neither.")
-        if self.niter_fix_global and self.netG != "local":
-            raise ConfigError(
-                f"--niter_fix_global {self.niter_fix_global} fixes the global generator inside --netG local; "
-                f"--netG {self.netG} has none. Drop the flag or use --netG local."
-            )
+        check_config(self)
 
     def check_shapes(self) -> None:
         """The crop fits the resized image, and both networks fit the crop."""
-        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
-            raise ConfigError(
-                f"--crop_size {self.crop_size} is larger than --load_size {self.load_size}: the random crop must fit "
-                "in the resized image. Lower --crop_size or raise --load_size."
-            )
-        multiple = generator_size_multiple(self.netG)
-        if "crop" in self.preprocess and self.crop_size % multiple:
-            fitting = max(multiple, self.crop_size // multiple * multiple)
-            raise ConfigError(
-                f"--netG {self.netG} halves the image {multiple.bit_length() - 1} times, so it needs sides divisible "
-                f"by {multiple}; --crop_size {self.crop_size} is not. Use --crop_size {fitting} "
-                f"or a shallower generator ({suggest_generator(self.crop_size)})."
-            )
-        if self.preprocess == "scale_width" and self.load_size % multiple:
-            fitting = max(multiple, self.load_size // multiple * multiple)
-            raise ConfigError(
-                f"--preprocess scale_width makes the width --load_size {self.load_size}, and --netG {self.netG} "
-                f"needs sides divisible by {multiple}. Use --load_size {fitting}."
-            )
-        discriminator = tiny_discriminator(self.netD, n_layers=self.n_layers_D, num_D=self.num_D)
-        depth = discriminator.n_layers
-        if "crop" in self.preprocess and min(discriminator.logit_sizes(self.crop_size, self.crop_size)[0]) < 1:
-            raise ConfigError(
-                f"--netD {self.netD} with {depth} layers is too deep for --crop_size {self.crop_size}: "
-                "its output would be empty. Use a smaller --n_layers_D or a larger crop."
-            )
-        self._check_min_sizes()
-
-    def _check_min_sizes(self) -> None:
-        """The training images are large enough for the generator (pix2pixHD's need a bottleneck of 2x2) and for
-        every scale of a multi-scale discriminator."""
-        side = smallest_training_side(self)
-        if side is None:
-            return
-        generator_min = tiny_generator(self.netG).min_size
-        if side < generator_min:
-            raise ConfigError(
-                f"--netG {self.netG} needs images of at least {generator_min}px a side; training images here are "
-                f"{side}px on their short side (--crop_size / --load_size). Raise them or use a smaller generator."
-            )
-        if self.multiscale:
-            discriminator_min = tiny_discriminator(self.netD, n_layers=self.n_layers_D, num_D=self.num_D).min_size
-            if side < discriminator_min:
-                raise ConfigError(
-                    f"--netD {self.netD} with --num_D {self.num_D} and --n_layers_D {self.n_layers_D} needs images "
-                    f"of at least {discriminator_min}px a side (its coarsest scale sees them halved "
-                    f"{self.num_D - 1} times); training images here are {side}px on their short side. Lower "
-                    "--num_D or --n_layers_D, or raise --crop_size."
-                )
+        check_shapes(self)
 
     # The speed-ups, each with its own switch; --plain_eager turns them all off. Same maths either way.
     @property
@@ -433,7 +288,7 @@ class TrainingConfig:
 
     @property
     def allocator_tuning(self) -> bool:
-        """Process-wide, so only entry points (``training.cli``) read it; ``train()`` never changes the process."""
+        """Process-wide, so only entry points (``commands.train``) read it; ``train()`` never changes the process."""
         return not (self.no_allocator_tuning or self.plain_eager)
 
     def to_json(self) -> str:
@@ -461,103 +316,6 @@ def is_multiscale(net_d: str) -> bool:
     return net_d in DISCRIMINATOR_PRESETS and discriminator_class_of(net_d).multiscale
 
 
-def smallest_training_side(config: TrainingConfig) -> int | None:
-    """The short side of the training images, where the flags fix it: the crop; with ``scale_width`` at least
-    ``min(load_size, crop_size)`` (the width is ``load_size``, the height never below ``crop_size``); None for
-    ``none`` (each image's own size)."""
-    if "crop" in config.preprocess:
-        return config.crop_size
-    if config.preprocess == "scale_width":
-        return min(config.load_size, config.crop_size)
-    return None
-
-
 def fields_by_name() -> dict[str, dataclasses.Field]:
+    """``TrainingConfig``'s fields by name (their metadata holds each flag's help and choices)."""
     return {f.name: f for f in fields(TrainingConfig)}
-
-
-def suggest_generator(crop_size: int) -> str:
-    """The generator presets whose size multiple divides ``crop_size``, as a hint for an error message."""
-    fitting = [name for name in GENERATORS if crop_size % generator_size_multiple(name) == 0]
-    smallest = min(generator_size_multiple(name) for name in GENERATORS)
-    return "e.g. " + " or ".join(fitting) if fitting else f"none of the presets fits; use a multiple of {smallest}"
-
-
-def quick_overrides() -> dict[str, Any]:
-    """``--quick``: a small unet_128 at 128x128 on facades (labels -> photo) that finishes in minutes on a CPU.
-
-    It does not choose the data: ``--dataset`` does (``make demo`` passes the local facades pairs).
-    """
-    return {
-        "direction": "BtoA",
-        "netG": "unet_128",
-        "ngf": 32,
-        "ndf": 32,
-        "load_size": 143,
-        "crop_size": 128,
-        "max_train_steps": 400,  # about one epoch of the 392 training pairs
-        "val_size": 8,
-        "validation_steps": 100,
-        "checkpointing_steps": 200,
-        "checkpoints_total_limit": 1,
-        "logging_steps": 10,
-        "dataloader_num_workers": 0,  # decoding a pair is cheap next to a CPU step: a worker would only compete
-        "output_dir": "outputs/facades-quick",
-        "overwrite_output_dir": True,  # the demo is meant to be run again and again
-    }
-
-
-# ----- command line -------------------------------------------------------------------------------------
-def _base_type(annotation: Any) -> Any:
-    """``int | None`` -> ``int``; plain types unchanged."""
-    args = [arg for arg in get_args(annotation) if arg is not type(None)]
-    return args[0] if args else annotation
-
-
-def _number(text: str) -> float:
-    """``--val_size``: ``16`` is a count, ``0.1`` a fraction."""
-    value = float(text)
-    return int(value) if value >= 1 and value == int(value) else value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """One ``--name`` per ``TrainingConfig`` field; booleans are switches; defaults are the dataclass's."""
-    hints = get_type_hints(TrainingConfig)
-    for f in fields(TrainingConfig):
-        kind = _base_type(hints[f.name])
-        help_text = f.metadata.get("help", "")
-        if kind is bool:
-            parser.add_argument(f"--{f.name}", action="store_true", help=help_text)
-            continue
-        convert = _number if f.name == "val_size" else kind
-        default_note = " (default: %(default)s)"
-        parser.add_argument(
-            f"--{f.name}",
-            type=convert,
-            default=f.default,
-            choices=f.metadata.get("choices"),
-            metavar=None if f.metadata.get("choices") else f.name.upper(),
-            help=help_text + default_note,
-        )
-    return parser
-
-
-def training_parser() -> argparse.ArgumentParser:
-    """The command line: one ``--name`` per ``TrainingConfig`` field (entry points may add their own flags)."""
-    return add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
-
-
-def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> TrainingConfig:
-    """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
-
-    Flags given explicitly always win over the ``--quick`` preset. ``parser`` (default ``training_parser()``) may
-    hold flags of an entry point's own; they are not part of the config.
-    """
-    parser = training_parser() if parser is None else parser
-    args = parser.parse_args(argv)
-    if args.quick:
-        parser.set_defaults(**quick_overrides())
-        args = parser.parse_args(argv)
-    config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
-    config.check()
-    return config
