@@ -196,10 +196,21 @@ def prepare_dataset(
 ) -> Any:
     """Turn the pairs in ``source`` into a ``datasets.DatasetDict`` saved at ``out`` (``save_to_disk``).
 
-    Returns the dataset as loaded back from ``out``: split name -> ``Dataset`` with ``imageA``/``imageB``
-    ``Image()`` columns. ``direction`` (``AtoB``/``BtoA``: which side is meant as the input) and ``license`` go
-    into the dataset card; ``push_to_hub="user/name"`` uploads the card, then the dataset (parquet) there.
-    ``out`` is written whole or not at all; an existing non-empty ``out`` needs ``overwrite=True``.
+    ``out`` is written whole or not at all.
+
+    Args:
+        source: a folder in one of the layouts of the module docstring.
+        out: the folder to write; an existing non-empty one needs ``overwrite=True``.
+        direction: ``AtoB``/``BtoA``, which side is meant as the input (for the dataset card).
+        push_to_hub: ``"user/name"``: upload the card, then the dataset (parquet) there.
+        private, token: for the Hub repo created by ``push_to_hub``.
+        license: the data's license, for the card.
+        overwrite: replace a non-empty ``out``.
+        command: the command line that made it, shown in the card.
+
+    Returns:
+        The dataset as loaded back from ``out``: split name -> ``Dataset`` with ``imageA``/``imageB`` ``Image()``
+        columns.
     """
     import datasets
 

@@ -45,6 +45,12 @@ def read_authors_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Only ``torch.load(weights_only=True)`` reads it: a file that needs any other Python object to unpickle is
     refused (unpickling can run arbitrary code), as is anything but a flat dict of names to tensors.
+
+    Args:
+        path: the checkpoint file, e.g. ``latest_net_G.pth``.
+
+    Returns:
+        The state_dict: key -> tensor.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,6 +104,14 @@ def build_from_authors(
     Every key of theirs must land on a weight of ours of the same shape, and every weight of ours must come from
     one of theirs, except biases their layout lacks (zero) and ``num_batches_tracked`` (older PyTorch did not save
     it; 0). The error names the first key that does not fit.
+
+    Args:
+        state_dict: the authors' tensors (``read_authors_state_dict``).
+        layout: what ``authors_generator_layout``/``authors_discriminator_layout`` read from them.
+        source: the file's name, for messages.
+
+    Returns:
+        The network, in eval mode.
     """
     with torch.device("meta"):  # shapes only: every tensor is assigned below, so skip allocating and initialising
         model = layout.network(**layout.kwargs)
@@ -142,8 +156,14 @@ def load_authors_networks(
 ) -> tuple[UNetGenerator | ResnetGenerator, PatchDiscriminator | None]:
     """Our generator (and discriminator) from the authors' ``latest_net_G.pth`` (and ``latest_net_D.pth``).
 
-    ``flags``: the authors' option names (``GENERATOR_FLAGS``, ``DISCRIMINATOR_FLAGS``; ``norm`` applies to both)
-    overriding what the keys say; None means "read it from the weights".
+    Args:
+        generator_path: the authors' generator checkpoint.
+        discriminator_path: its discriminator's, or None.
+        flags: the authors' option names (``AUTHORS_FLAGS``; ``norm`` applies to both networks) overriding what
+            the keys say; None means "read it from the weights".
+
+    Returns:
+        (generator, discriminator or None), in eval mode.
     """
     unknown = sorted(set(flags) - set(AUTHORS_FLAGS))
     if unknown:
@@ -183,9 +203,16 @@ def load_authors_checkpoint(
 ) -> Pix2Pix:
     """A ``Pix2Pix`` from the authors' ``latest_net_G.pth`` (and ``latest_net_D.pth``), in eval mode.
 
-    ``direction``: AtoB/BtoA, the side of their dataset the model takes (their ``--direction``); ``base_model``:
-    the origin its ``info`` records (default: the generator file's name), e.g. a Hub id; ``backend``: as for
-    ``Pix2Pix``; ``flags``: see ``load_authors_networks``.
+    Args:
+        generator_path: the authors' generator checkpoint.
+        discriminator_path: its discriminator's, or None.
+        direction: AtoB/BtoA, the side of their dataset the model takes (their ``--direction``).
+        base_model: the origin its ``info`` records (default: the generator file's name), e.g. a Hub id.
+        backend: as for ``Pix2Pix``.
+        flags: see ``load_authors_networks``.
+
+    Returns:
+        The translator.
     """
     info = ModelInfo(direction=direction, base_model=base_model or Path(generator_path).name)  # checks direction
     generator, discriminator = load_authors_networks(generator_path, discriminator_path, **flags)
@@ -203,8 +230,15 @@ def convert_authors_checkpoint(
     **flags: Any,
 ) -> Path:
     """Write a model folder (safetensors only, with ``pix2pix.json`` and a card naming the source files and their
-    sha256) from the authors' checkpoint(s); returns its path. ``repo_id``: the name the card's usage example
-    loads; the other arguments: see ``load_authors_checkpoint``.
+    sha256) from the authors' checkpoint(s).
+
+    Args:
+        generator_path, output_dir: the authors' generator checkpoint; the folder to write.
+        repo_id: the name the card's usage example loads.
+        direction, discriminator_path, base_model, flags: see ``load_authors_checkpoint``.
+
+    Returns:
+        The folder's path.
     """
     pix2pix = load_authors_checkpoint(
         generator_path,

@@ -73,9 +73,17 @@ def authors_generator_layout(
     """Our generator for an authors' ``net_G`` state_dict: U-Net of any depth or ResNet of any number of blocks.
 
     Every argument left None is read from the keys and shapes; one given overrides it (a value the weights
-    contradict is then reported by ``build_from_authors``). ``netG`` is ``unet_<size>`` (size a power of 2:
-    ``unet_256`` has 8 downsamplings) or ``resnet_<n>blocks``. A U-Net's dropout leaves no trace in the keys:
-    it is on unless ``no_dropout``, as in the authors' pix2pix.
+    contradict is then reported by ``build_from_authors``).
+
+    Args:
+        state_dict: the authors' tensors.
+        source: the file's name, for messages.
+        netG: ``unet_<size>`` (size a power of 2: ``unet_256`` has 8 downsamplings) or ``resnet_<n>blocks``.
+        ngf, norm, input_nc, output_nc: the authors' options of the same names.
+        no_dropout: a U-Net's dropout leaves no trace in the keys: it is on unless this is set, as in their pix2pix.
+
+    Returns:
+        The layout: our network class, its arguments, and their name of each of our weights.
     """
     family = "unet" if any(key.startswith("model.model.") for key in state_dict) else None
     family = family or ("resnet" if any(".conv_block." in key for key in state_dict) else None)
@@ -190,7 +198,16 @@ def authors_discriminator_layout(
     """Our ``PatchDiscriminator`` for an authors' ``net_D`` state_dict: ``basic``/``n_layers`` PatchGAN or ``pixel``.
 
     Arguments left None are read from the keys and shapes (``n_layers`` from the number of 4x4 convs); given ones
-    override. ``netD="basic"`` means ``n_layers_D=3``, as in their code.
+    override.
+
+    Args:
+        state_dict: the authors' tensors.
+        source: the file's name, for messages.
+        netD: ``basic`` (which means ``n_layers_D=3``, as in their code), ``n_layers`` or ``pixel``.
+        n_layers_D, ndf, norm: the authors' options of the same names.
+
+    Returns:
+        The layout: our network class, its arguments, and their name of each of our weights.
     """
     pixel = any(key.startswith("net.") for key in state_dict)
     patch = any(key.startswith("model.") for key in state_dict)

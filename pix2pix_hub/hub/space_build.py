@@ -149,11 +149,20 @@ def build_space(
     sdk_version: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a deployable Space folder for the Hub model ``model_id`` at ``out`` and return its path.
+    """Write a deployable Space folder for the Hub model ``model_id`` at ``out``, whole or not at all.
 
-    pix2pix-hub is installed on the Space from ``wheel`` (copied in) or a pinned ``git_url``; see the module
-    docstring. ``push="user/space"`` also creates that Space and uploads the folder (``space_id`` defaults to
-    it). ``out`` is written whole or not at all; a non-empty ``out`` needs ``overwrite=True``.
+    Args:
+        out: the folder to write; a non-empty one needs ``overwrite=True``.
+        model_id: the Hub model the Space serves (``user/name``).
+        wheel, git_url: where the Space installs pix2pix-hub from, exactly one (see the module docstring).
+        push: ``"user/space"``: also create that Space and upload the folder.
+        space_id: the Space the folder is for (default: ``push``); a wheel's URL needs it.
+        license, private, token: the Space card's license; the Space repo's visibility and the Hub token.
+        sdk_version: the Gradio version the Space runs (default: the installed one).
+        overwrite: replace a non-empty ``out``.
+
+    Returns:
+        The folder's path.
     """
     if not is_hub_id(model_id, namespaced=True):
         raise ValueError(f"model_id {model_id!r} must be a Hub model id (user/name): the Space downloads it.")
