@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.fileio import save_image
 from pix2pix_hub.images.labels import INDEX_MODES, index_array, labels_to_image
-from pix2pix_hub.images.reading import UnreadableImage, bomb_size, check_still
+from pix2pix_hub.images.reading import ImageTooLarge, UnreadableImage, bomb_size, check_max_pixels, check_still
 
 LOGGER = logging.getLogger("pix2pix_space")
 DEFAULT_MODEL_ID = "user/facades"
@@ -95,7 +95,7 @@ def load_model(settings: Settings) -> LoadedModel:
         return LoadedModel(model_id, None, status, describe_direction(settings.direction, ModelInfo()))
     # The first call opens the onnxruntime session (and exports the generator unless the repo ships model.onnx:
     # seconds for unet_256): pay it now, not the first visitor.
-    side = max(pix2pix.size_multiple, getattr(pix2pix.generator, "min_size", 1))
+    side = max(pix2pix.size_multiple, pix2pix.generator.min_size)
     pix2pix.translate_tensor(torch.zeros(1, pix2pix.in_channels, side, side))
     direction = describe_direction(settings.direction, pix2pix.info)
     generator = type(pix2pix.generator).__name__
@@ -163,13 +163,22 @@ def open_upload(path: str | None, max_pixels: int) -> Image.Image:
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        side = int(max_pixels**0.5)
-        raise gr.Error(
-            f"The image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); this Space translates images "
-            f"up to {max_pixels / 1e6:.1f} MP (about {side}x{side}). Downscale it and try again.",
-            title="Image too large",
-        )
+    """The package's one size rule (``check_max_pixels``), its refusal in the Space's words."""
+    try:
+        check_max_pixels((width, height), max_pixels, "upload")
+    except ImageTooLarge as error:
+        raise too_large(error) from None
+
+
+def too_large(error: ImageTooLarge) -> gr.Error:
+    """An image above the limit (``ImageTooLarge``, from an upload or from ``Pix2Pix``) as the Space says it."""
+    (width, height), max_pixels = error.size, error.max_pixels
+    side = int(max_pixels**0.5)
+    return gr.Error(
+        f"The image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); this Space translates images "
+        f"up to {max_pixels / 1e6:.1f} MP (about {side}x{side}). Downscale it and try again.",
+        title="Image too large",
+    )
 
 
 def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
@@ -180,9 +189,10 @@ def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
             "MODEL_ID=path/to/folder (or a Hub repo id).",
             title="No model",
         )
-    check_size(image.width, image.height, model.pix2pix.max_pixels)
     try:
-        return model.pix2pix(image)
+        return model.pix2pix(image)  # refuses an image above its max_pixels before any work
+    except ImageTooLarge as error:
+        raise too_large(error) from error
     except (ValueError, TypeError) as error:
         raise gr.Error(str(error), title="Cannot translate this image") from error
     except MemoryError as error:

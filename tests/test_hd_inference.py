@@ -12,6 +12,7 @@ from PIL import Image
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.cli import main
 from pix2pix_hub.images.labels import encode_label_map, label_palette, labels_to_image
+from pix2pix_hub.images.reading import ImageTooLarge
 from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 
 LABEL_NC = 8
@@ -121,8 +122,10 @@ def test_bad_label_maps_are_one_line_errors_that_say_what_is_expected(label_mode
 
 def test_label_maps_above_max_pixels_are_refused_before_encoding(label_model):
     small = Pix2Pix(label_model.generator, info=LABEL_INFO, backend="torch", max_pixels=32 * 32)
-    with pytest.raises(ValueError, match="larger than max_pixels"):
+    with pytest.raises(ImageTooLarge, match=r"image: 64x64 is .* \(max_pixels=1024\)"):
         small(np.zeros((64, 64), np.int64))
+    with pytest.raises(ImageTooLarge, match=r"instance map: 64x64 is"):
+        small(np.zeros((16, 16), np.int64), instance=np.zeros((64, 64), np.int64))
 
 
 def test_the_model_info_must_fit_the_generator_and_image_models_take_no_instance_maps():

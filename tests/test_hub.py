@@ -13,7 +13,7 @@ from hub_mirror import HubMirror, run_python
 from PIL import Image
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, fileio, unet_128
-from pix2pix_hub.inference.pipeline import ALLOWED_PATTERNS
+from pix2pix_hub.inference.model_folder import ALLOWED_PATTERNS
 from pix2pix_hub.models import DISCRIMINATOR_CLASSES, WeightsNotFoundError
 
 LOAD_AND_TRANSLATE = """

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pix2pix_hub.images.reading import (
+    DEFAULT_MAX_PIXELS,
     ImageTooLarge,
     UnreadableImage,
     bad_image_bytes,
@@ -25,10 +26,13 @@ from pix2pix_hub.images.reading import (
 
 def test_the_size_limit_is_inclusive_and_its_error_carries_the_numbers():
     check_max_pixels((100, 50), 5000, "a.png")  # exactly at the limit: accepted
-    with pytest.raises(ImageTooLarge, match=r"a.png: 101x50 is 0.0 megapixels.*max_pixels=5000") as refused:
+    expected = r"^a.png: 101x50 is 0\.00505 megapixels, above the limit of 0\.005 \(max_pixels=5000\)\. Downscale"
+    with pytest.raises(ImageTooLarge, match=expected) as refused:
         check_max_pixels((101, 50), 5000, "a.png")
     assert (refused.value.size, refused.value.max_pixels) == ((101, 50), 5000)
     assert isinstance(refused.value, UnreadableImage) and isinstance(refused.value, ValueError)
+    assert "\n" not in str(refused.value) and "--max_pixels" in str(refused.value)
+    assert DEFAULT_MAX_PIXELS == 4096 * 4096
 
 
 def test_headers_refuse_non_images_and_huge_images_before_decoding(tmp_path):

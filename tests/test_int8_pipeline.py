@@ -327,7 +327,7 @@ def test_save_pretrained_onnx_ships_both_graphs_and_loading_runs_them_without_ex
     eager = Pix2Pix.from_pretrained(tmp_path / "shipped", backend="torch").translate_tensor(x)
     monkeypatch.setattr(export, "export_onnx", no_export)
     fp32 = Pix2Pix.from_pretrained(tmp_path / "shipped", precision="fp32")
-    assert fp32._onnx.graph.path == tmp_path / "shipped" / ONNX_NAME
+    assert fp32.onnx_engine.runner.graph.path == tmp_path / "shipped" / ONNX_NAME
     assert (fp32.translate_tensor(x) - eager).abs().max() < 1e-4
     assert Pix2Pix.from_pretrained(tmp_path / "shipped").precision == "int8"
     monkeypatch.undo()
@@ -337,7 +337,7 @@ def test_save_pretrained_onnx_ships_both_graphs_and_loading_runs_them_without_ex
     Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval()).save_pretrained(other)
     (other / ONNX_NAME).write_bytes((tmp_path / "shipped" / ONNX_NAME).read_bytes())
     loaded = Pix2Pix.from_pretrained(other, precision="fp32")
-    assert loaded._onnx.graph is None
+    assert loaded.onnx_engine.runner.graph is None
     expected = Pix2Pix(loaded.generator, backend="torch").translate_tensor(x)
     assert (loaded.translate_tensor(x) - expected).abs().max() < 1e-4
 

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from pix2pix_hub import Pix2Pix, ResnetGenerator, UNetGenerator, unet_128
 from pix2pix_hub.images.arrays import convert_image, model_to_uint8, tensor_to_uint8, uint8_to_model, uint8_to_tensor
+from pix2pix_hub.images.reading import ImageTooLarge
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +89,13 @@ def test_wrong_channel_counts_are_clear_errors(pix2pix):
 
 def test_huge_images_are_refused_before_any_work():
     small_limit = Pix2Pix(UNetGenerator(num_downs=3, ngf=4).eval(), max_pixels=100 * 100)
-    with pytest.raises(ValueError, match=r"101x100 pixels is larger than max_pixels=10000"):
+    expected = r"image: 101x100 is 0\.0101 megapixels, above the limit of 0\.01 \(max_pixels=10000\)"
+    with pytest.raises(ImageTooLarge, match=expected):
         small_limit(np.zeros((100, 101, 3), np.uint8))
+    with pytest.raises(ImageTooLarge, match=r"^images\[1\]: 101x100 is"):
+        small_limit([np.zeros((8, 8, 3), np.uint8), Image.new("RGB", (101, 100))])
+    with pytest.raises(ImageTooLarge, match=r"^the tensor: 101x100 is"):
+        small_limit.translate_tensor(torch.zeros(1, 3, 100, 101))
 
 
 def test_bad_size_mode_is_named():

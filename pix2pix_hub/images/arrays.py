@@ -94,17 +94,6 @@ def model_to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def pad_box(height: int, width: int, multiple: int, min_size: int = 1) -> tuple[int, int, int, int, bool]:
-    """``(top, bottom, left, right, reflect)``: the centred padding that makes H and W multiples of ``multiple``
-    and at least ``min_size``. ``reflect`` is False when a side is too small to reflect (replicate it instead)."""
-    floor = max(multiple, min_size)
-    pad_h = max(floor, height + -height % multiple) - height
-    pad_w = max(floor, width + -width % multiple) - width
-    top, left = pad_h // 2, pad_w // 2
-    bottom, right = pad_h - top, pad_w - left
-    return top, bottom, left, right, max(left, right) < width and max(top, bottom) < height
-
-
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """Float tensor ``(C, H, W)`` in [-1, 1] -> PIL image (L, RGB or RGBA)."""
     return Image.fromarray(tensor_to_uint8(tensor))

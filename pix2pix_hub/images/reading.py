@@ -20,6 +20,9 @@ from .arrays import convert_image, upright
 
 # Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+# The largest image taken anywhere unless a caller says otherwise (``Pix2Pix(max_pixels=...)``, ``--max_pixels``): it
+# bounds the generator's memory.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 # A source that cannot split a file into a pair (an aligned A|B image of odd width, say) stores this prefix and
 # the reason instead of image bytes, so the row fails when decoded, with that reason, and can be skipped like any other.
 BAD_IMAGE_PREFIX = b"pix2pix-hub unreadable image: "
@@ -30,16 +33,22 @@ class UnreadableImage(ValueError):
 
 
 class ImageTooLarge(UnreadableImage):
-    """Above ``max_pixels``. ``size`` and ``max_pixels`` let a front end (the Space) word its own advice."""
+    """Above ``max_pixels`` (``check_max_pixels``), wherever an image comes in: ``Pix2Pix``, the command line, the
+    ONNX and int8 paths, the Space. ``size`` and ``max_pixels`` let a front end (the Space) word its own advice."""
 
     def __init__(self, where: str, size: tuple[int, int], max_pixels: int) -> None:
         width, height = size
         self.size, self.max_pixels = size, max_pixels
         super().__init__(
-            f"{where}: {width}x{height} is {width * height / 1e6:.1f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.1f} (max_pixels={max_pixels}). Downscale it, or pass --max_pixels N if you have "
-            "the memory."
+            f"{where}: {width}x{height} is {megapixels(width * height)} megapixels, above the limit of "
+            f"{megapixels(max_pixels)} (max_pixels={max_pixels}). Downscale it, or raise max_pixels (--max_pixels N) "
+            "if you have the memory."
         )
+
+
+def megapixels(pixels: int) -> str:
+    """``pixels`` in millions, as a message shows them: one decimal, more for small images (``0.0101``)."""
+    return f"{pixels / 1e6:.1f}" if pixels >= 100_000 else f"{pixels / 1e6:.3g}"
 
 
 def check_still(image: Image.Image, where: str) -> None:

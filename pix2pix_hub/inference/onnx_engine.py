@@ -32,7 +32,6 @@ from torch import nn
 
 from ..constants import FINGERPRINT_KEY
 from ..fileio import write_bytes
-from ..images.arrays import model_to_uint8, pad_box, uint8_to_model
 from . import export
 
 
@@ -47,7 +46,7 @@ def weights_version(module: nn.Module) -> tuple[int, ...]:
 
 
 CACHE_ENV = "PIX2PIX_HUB_CACHE"
-CACHE_KEEP = 4  # exported graphs kept (unet_256: 218 MB each)
+CACHE_KEEP = 4  # exported graphs kept: each holds a full copy of the weights (sizes in docs/performance.md)
 
 
 def default_cache_dir() -> Path:
@@ -105,17 +104,6 @@ def cpu_generator(generator: nn.Module) -> Iterator[nn.Module]:
         yield generator
     finally:
         generator.train(was_training)
-
-
-def pad_to_multiple(batch: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """``(N, C, H, W)`` -> the batch reflect-padded (edge-padded when too small to reflect) so H and W are multiples
-    of ``multiple`` and at least ``min_size``, as ``pipeline.fit_to_multiple`` pads tensors; and the ``(top, left)``
-    offset of the original inside it."""
-    top, bottom, left, right, reflect = pad_box(batch.shape[2], batch.shape[3], multiple, min_size)
-    if top or bottom or left or right:
-        pad = ((0, 0), (0, 0), (top, bottom), (left, right))
-        batch = np.pad(batch, pad, mode="reflect" if reflect else "edge")
-    return batch, (top, left)
 
 
 def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
@@ -221,35 +209,15 @@ class OnnxGenerator:
             export.export_onnx(self.generator, path, check=False, describe=False)
         return path
 
-    def translate_uint8(
-        self, images: list[np.ndarray], multiple: int, min_size: int, batch_size: int
-    ) -> list[np.ndarray]:
-        """uint8 ``(H, W, C)`` images of any size -> uint8 outputs of the same sizes, reflect-padded as
-        ``fit_to_multiple`` does and rounded as ``tensor_to_uint8`` does.
-
-        All in numpy: torch's own worker threads, woken by torch conversions around the call, would compete with
-        onnxruntime's on a CPU with few cores.
-        """
+    def __call__(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """``(N, C, H, W)`` in [-1, 1] -> the generator's output: a float32 array for an array, without one torch
+        op on the way (torch's worker threads, once woken, would compete with onnxruntime's on a CPU with few
+        cores); a tensor for a tensor."""
         session = self._session()
         name = session.get_inputs()[0].name
-        outputs: list[np.ndarray | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.shape[:2], []).append(index)
-        for (height, width), indices in by_size.items():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                batch, (top, left) = pad_to_multiple(
-                    uint8_to_model(np.stack([images[i] for i in chunk])), multiple, min_size
-                )
-                result = session.run(None, {name: np.ascontiguousarray(batch)})[0]
-                for i, output in zip(chunk, result):
-                    outputs[i] = model_to_uint8(output[:, top : top + height, left : left + width])
-        return outputs
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        session = self._session()
-        output = session.run(None, {session.get_inputs()[0].name: batch.detach().float().contiguous().numpy()})[0]
+        if isinstance(batch, np.ndarray):
+            return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        output = session.run(None, {name: batch.detach().float().contiguous().numpy()})[0]
         return torch.from_numpy(output)
 
 

@@ -37,8 +37,9 @@ from ..images.metrics import psnr_per_image
 from ..performance import cpu_capabilities
 from .calibration import model_input
 from .export import export_onnx, onnx_session
-from .onnx_engine import cpu_generator, pad_to_multiple, weights_fingerprint
+from .onnx_engine import cpu_generator, weights_fingerprint
 from .onnx_rewrite import subpixel_rewrite
+from .processor import pad_to_multiple
 
 if TYPE_CHECKING:
     import onnx
