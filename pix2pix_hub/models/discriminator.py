@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -67,7 +69,7 @@ class PatchDiscriminator(Discriminator):
             for n in range(1, n_layers + 1):
                 next_width = ndf * min(2**n, 8)
                 stride = 2 if n < n_layers else 1
-                # The stride-1 conv is a quarter of a training step: Winograd on a CPU (same maths).
+                # The stride-1 conv is a large share of a training step: Winograd on a CPU (same maths).
                 conv = nn.Conv2d if stride == 2 else WinogradConv2d
                 layers += [
                     conv(width, next_width, 4, stride, 1, bias=bias),
@@ -111,24 +113,24 @@ class PatchDiscriminator(Discriminator):
 
 
 @register_discriminator("pixel")
-def pixelgan(**kwargs) -> PatchDiscriminator:
+def pixelgan(**kwargs: Any) -> PatchDiscriminator:
     """1x1 PixelGAN: judges each pixel's colour only."""
     return PatchDiscriminator(n_layers=0, **kwargs)
 
 
 @register_discriminator("basic")
-def patchgan_70(**kwargs) -> PatchDiscriminator:
+def patchgan_70(**kwargs: Any) -> PatchDiscriminator:
     """The paper's 70x70 PatchGAN."""
     return PatchDiscriminator(n_layers=3, **kwargs)
 
 
 @register_discriminator("n_layers")
-def patchgan(n_layers: int = 3, **kwargs) -> PatchDiscriminator:
+def patchgan(n_layers: int = 3, **kwargs: Any) -> PatchDiscriminator:
     """A PatchGAN of any depth (``--netD n_layers --n_layers_D N``): receptive field 16, 34, 70, 142, 286..."""
     return PatchDiscriminator(n_layers=n_layers, **kwargs)
 
 
 @register_discriminator("image")
-def imagegan(**kwargs) -> PatchDiscriminator:
+def imagegan(**kwargs: Any) -> PatchDiscriminator:
     """286x286 receptive field averaged to one logit per image: the paper's whole-image GAN."""
     return PatchDiscriminator(n_layers=5, whole_image=True, **kwargs)

@@ -24,8 +24,9 @@ from .resnet import ResnetBlock
 def conv_norm_relu(
     in_width: int, out_width: int, norm: str, kernel: int = 3, stride: int = 1, transposed: bool = False
 ) -> list[nn.Module]:
-    """A 7x7 reflection-padded conv (``kernel=7``), a 3x3 stride-2 conv, or a 3x3 stride-2 transposed conv that
-    exactly doubles the size (``output_padding=1``), each followed by norm and ReLU."""
+    """A 7x7 reflection-padded conv (``kernel=7``: ``(N, in, H, W)`` -> ``(N, out, H, W)``), a 3x3 stride-2 conv
+    (-> ``(N, out, H/2, W/2)``), or a 3x3 stride-2 transposed conv (``output_padding=1``: -> ``(N, out, 2H, 2W)``),
+    each followed by norm and ReLU."""
     bias = conv_bias(norm)
     if transposed:
         conv = nn.ConvTranspose2d(in_width, out_width, 3, stride=2, padding=1, output_padding=1, bias=bias)
@@ -218,12 +219,12 @@ class LocalEnhancer(Generator):
 
 
 @register_generator(name="global")
-def global_generator(**kwargs) -> GlobalGenerator:
+def global_generator(**kwargs: Any) -> GlobalGenerator:
     """pix2pixHD's global generator (``--netG global``): 4 halvings, 9 residual blocks."""
     return GlobalGenerator(**kwargs)
 
 
 @register_generator(name="local")
-def local_enhancer(**kwargs) -> LocalEnhancer:
+def local_enhancer(**kwargs: Any) -> LocalEnhancer:
     """pix2pixHD's local enhancer (``--netG local``): the global generator at half size plus one local branch."""
     return LocalEnhancer(**kwargs)

@@ -22,12 +22,12 @@ def norm_layer(norm: str, num_features: int) -> nn.Module:
 class Tanh(nn.Tanh):
     """The generators' output activation, computed so that it gives the same bytes in every process on a CPU.
 
-    ``torch.tanh`` of a CPU float32 tensor runs MKL's vector maths, which MKL may spread over its own threads;
-    measured with the generators, one fresh process in ~8 under load (in ~80 on a quiet machine) rounded some
-    outputs differently, and a run then drifted from its twin. ``2 sigmoid(2x) - 1`` is the same function (within
-    2e-7) computed element by element by torch's own vector kernels, so there it is used; everywhere else (GPU,
-    bf16, an ONNX export or a trace, ``torch.compile``) this is plain ``nn.Tanh``. Same module, no parameters, so
-    state dicts and checkpoints do not change.
+    ``torch.tanh`` of a CPU float32 tensor runs MKL's vector maths, which MKL may spread over its own threads; some
+    fresh processes then rounded some outputs differently, and a run drifted from its twin (how often:
+    docs/performance.md). ``2 sigmoid(2x) - 1`` is the same function (within float32 rounding) computed element
+    by element by torch's own vector kernels, so there it is used; everywhere else (GPU, bf16, an ONNX export or a
+    trace, ``torch.compile``) this is plain ``nn.Tanh``. Same module, no parameters, so state dicts and
+    checkpoints do not change. ``(N, C, H, W)`` in, the same shape out.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,10 +49,16 @@ def conv_bias(norm: str) -> bool:
 
 @torch.no_grad()
 def init_weights(model: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
-    """Initialise conv/linear weights in place, as the authors' ``init_weights``.
+    """Initialise conv/linear weights in place, as the authors' ``init_weights`` (modules in ``modules()`` order).
 
-    ``normal``: N(0, gain); ``xavier``/``orthogonal``: with gain; ``kaiming``: fan-in. Biases are zeroed and
-    BatchNorm weights drawn from N(1, gain). Returns ``model`` for chaining.
+    Args:
+        model: The network; its convs, transposed convs, linears and BatchNorms are drawn again.
+        init_type: ``normal``: N(0, gain); ``xavier``/``orthogonal``: with gain; ``kaiming``: fan-in. Biases are
+            zeroed and BatchNorm weights drawn from N(1, gain).
+        init_gain: The gain (the standard deviation for ``normal``).
+
+    Returns:
+        ``model``, for chaining.
     """
     check_choice("init_type", init_type, INIT_TYPES)
     for layer in model.modules():

@@ -12,6 +12,8 @@ activations, for the feature-matching loss in ``training.losses``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -118,6 +120,6 @@ class MultiscaleDiscriminator(Discriminator):
 
 
 @register_discriminator("multiscale")
-def multiscale(num_D: int = 2, n_layers: int = 3, **kwargs) -> MultiscaleDiscriminator:
+def multiscale(num_D: int = 2, n_layers: int = 3, **kwargs: Any) -> MultiscaleDiscriminator:
     """pix2pixHD's discriminator (``--netD multiscale --num_D 2|3``): ``num_D`` 70x70 PatchGANs at halving scales."""
     return MultiscaleDiscriminator(n_layers=n_layers, num_D=num_D, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -87,12 +89,12 @@ class ResnetGenerator(Generator):
 
 
 @register_generator
-def resnet_6blocks(**kwargs) -> ResnetGenerator:
+def resnet_6blocks(**kwargs: Any) -> ResnetGenerator:
     """Six residual blocks: the authors' choice for 128x128 images."""
     return ResnetGenerator(n_blocks=6, **kwargs)
 
 
 @register_generator
-def resnet_9blocks(**kwargs) -> ResnetGenerator:
+def resnet_9blocks(**kwargs: Any) -> ResnetGenerator:
     """Nine residual blocks: the authors' choice for 256x256 images and larger."""
     return ResnetGenerator(n_blocks=9, **kwargs)

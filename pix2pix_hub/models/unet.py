@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -99,18 +101,18 @@ class UNetGenerator(Generator):
 
 
 @register_generator
-def unet_128(**kwargs) -> UNetGenerator:
+def unet_128(**kwargs: Any) -> UNetGenerator:
     """The authors' ``unet_128``: 7 downsamplings, for 128x128 crops."""
     return UNetGenerator(num_downs=7, **kwargs)
 
 
 @register_generator
-def unet_256(**kwargs) -> UNetGenerator:
+def unet_256(**kwargs: Any) -> UNetGenerator:
     """The paper's generator: 8 downsamplings, for 256x256 crops (54,414,531 parameters at ngf=64, batch norm)."""
     return UNetGenerator(num_downs=8, **kwargs)
 
 
 @register_generator
-def unet_512(**kwargs) -> UNetGenerator:
+def unet_512(**kwargs: Any) -> UNetGenerator:
     """One level deeper than the paper's: 9 downsamplings, for 512x512 crops (the 1x1 bottleneck at 512)."""
     return UNetGenerator(num_downs=9, **kwargs)

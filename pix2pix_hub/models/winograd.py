@@ -5,13 +5,14 @@ input tile (t = m + r - 1) with t^2 multiplies per channel pair instead of m^2 r
 (``B^T d B``) and the kernel (``G g G^T``), multiply them element by element, summed over input channels (t^2
 matrix products, one ``bmm``), and transform back (``A^T m A``). 4x4 kernels (the PatchGAN's stride-1 conv) use
 F(2x2, 4x4): 25 multiplies instead of 64; 3x3 kernels (the ResNet generator's blocks) use F(4x4, 3x3): 36 instead
-of 144. The matrices come from Toom-Cook interpolation at 0, 1, -1, 1/2, -1/2 and infinity; the rounding error
-measures ~3e-6 (4x4) and ~8e-6 (3x3) of the output's largest value, against ~2e-6 for a direct fp32 conv.
+of 144. The matrices come from Toom-Cook interpolation at 0, 1, -1, 1/2, -1/2 and infinity; the rounding error is
+a few times a direct fp32 conv's (figures: docs/performance.md; the bounds tested: tests/test_winograd.py).
 
-It pays for the 70x70 PatchGAN's 256->512 stride-1 conv (a quarter of a training step) and the ResNet blocks'
+It pays for the 70x70 PatchGAN's 256->512 stride-1 conv (a large share of a training step) and the ResNet blocks'
 256-channel 3x3 convs (figures against oneDNN's direct conv: docs/performance.md). ``WinogradConv2d`` uses it
 where it pays (float32 on a CPU, 3x3 or 4x4 kernel, stride 1, >= 64 output channels, eager mode) and is a plain
-``nn.Conv2d`` everywhere else: same parameters, same state-dict keys.
+``nn.Conv2d`` everywhere else: same parameters, same state-dict keys. The networks switch it with
+``enable_winograd()`` / ``disable_winograd()`` (``WinogradSwitch``), as they switch gradient checkpointing.
 
 Bit-deterministic: the same inputs give the same bytes, forward and backward, in one process and across processes
 (only matrix products, gathers and ``fold``; tests/test_winograd.py). Differentiable twice, exactly (a gradient
@@ -35,11 +36,15 @@ SwitchT = TypeVar("SwitchT", bound="WinogradSwitch")
 @functools.cache
 @torch.inference_mode(False)  # cached: never an inference tensor, which autograd could not save
 def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(A^T, G, B^T)`` of F(output, kernel) in float64, from Toom-Cook at 0, 1, -1, 1/2, -1/2, 2, -2 (as many as
-    needed) and infinity.
+    """The 1-D transforms of F(output, kernel), from Toom-Cook at 0, 1, -1, 1/2, -1/2, 2, -2 (as many as needed)
+    and infinity: ``A^T ((G g) * (B^T d))`` is the correlation of a length-n ``d`` with a length-kernel ``g``.
 
-    ``A^T`` is ``(output, n)``, ``G`` is ``(n, kernel)``, ``B^T`` is ``(n, n)`` with ``n = output + kernel - 1``;
-    ``A^T ((G g) * (B^T d))`` is the correlation of a length-n ``d`` with a length-kernel ``g``.
+    Args:
+        output: Outputs per block (m).
+        kernel: Kernel length (r).
+
+    Returns:
+        ``(A^T, G, B^T)`` in float64: ``(output, n)``, ``(n, kernel)``, ``(n, n)`` with ``n = output + kernel - 1``.
     """
     n = output + kernel - 1
     finite_points = [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0]
@@ -53,7 +58,7 @@ def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, t
         a_t[:, j] = point ** torch.arange(output)
         g[j] = point ** torch.arange(kernel) / torch.prod(point - others)
     a_t[-1, -1] = g[-1, -1] = 1.0  # the point at infinity
-    # B^T is what makes the identity hold for every d and g: solve for it (exact: residual ~1e-15).
+    # B^T is what makes the identity hold for every d and g: solve for it (exact up to float64 rounding).
     equations, targets = [], []
     for k in range(kernel):
         for j in range(n):
@@ -71,8 +76,8 @@ def winograd_matrices(output: int = 2, kernel: int = 4) -> tuple[torch.Tensor, t
 def _kron_matrices(output: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2-D transforms as single matrices on flattened tiles: ``(m^2, t^2)``, ``(t^2, r^2)``, ``(t^2, t^2)``.
 
-    Their entries are dyadic or thirds; ``B^T``'s least-squares residue (~1e-16 where the exact entry is 0) is
-    snapped to the exact value, so no product of a tiny coefficient (a subnormal, slow on x86) is ever summed.
+    Their entries are dyadic or thirds; ``B^T``'s least-squares residue (float64 rounding where the exact entry is
+    0) is snapped to the exact value, so no product of a tiny coefficient (a subnormal, slow on x86) is ever summed.
     """
     a_t, g, b_t = winograd_matrices(output, kernel)
     snapped = torch.round(b_t * 1024) / 1024
