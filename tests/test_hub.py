@@ -10,10 +10,12 @@ import pytest
 import torch
 import yaml
 from hub_mirror import HubMirror, run_python
+from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, ResnetGenerator, UNetGenerator, fileio, unet_128
 from pix2pix_hub.inference.model_folder import ALLOWED_PATTERNS
+from pix2pix_hub.inference.pipeline import push_folder
 from pix2pix_hub.models import DISCRIMINATOR_CLASSES, WeightsNotFoundError
 
 LOAD_AND_TRANSLATE = """
@@ -258,17 +260,23 @@ class FakeHfApi:
         self.calls.append({"create_branch": branch})
 
     def upload_folder(self, repo_id, folder_path, delete_patterns=None, create_pr=False, **kwargs):
-        """As the Hub: with ``delete_patterns="*"`` the files the new folder lacks go, ``.gitattributes`` stays."""
+        """As the Hub: the folder's files (those matching ``allow_patterns``) go up; with ``delete_patterns="*"``
+        the repo's other files go, ``.gitattributes`` stays."""
         self.calls.append({"delete_patterns": delete_patterns, "create_pr": create_pr, **kwargs})
+        folder_path = Path(folder_path)
+        files = [p.relative_to(folder_path).as_posix() for p in folder_path.rglob("*") if p.is_file()]
+        uploaded = set(filter_repo_objects(files, allow_patterns=kwargs.get("allow_patterns")))
         destination = self.uploads[repo_id]
         if delete_patterns == "*" and destination.is_dir():
             for path in sorted(destination.rglob("*"), reverse=True):
                 relative = path.relative_to(destination)
-                if path.is_file() and relative.name != ".gitattributes" and not (folder_path / relative).exists():
+                if path.is_file() and relative.name != ".gitattributes" and relative.as_posix() not in uploaded:
                     path.unlink()
                 elif path.is_dir() and not any(path.iterdir()):
                     path.rmdir()
-        shutil.copytree(folder_path, destination, dirs_exist_ok=True)
+        for name in uploaded:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder_path / name, destination / name)
         url = f"https://hub.local/{repo_id}/discussions/1" if create_pr else None
         return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1", "pr_url": url})()
 
@@ -367,3 +375,29 @@ def test_a_second_push_removes_stale_files_keeps_gitattributes_and_names_the_rep
     assert FakeHfApi.calls[-1]["revision"] == "v2" and FakeHfApi.calls[-1]["create_pr"] is True
     card = (tmp_path / "remote" / "README.md").read_text()
     assert 'from_pretrained("alice/x")' in card and "user/pix2pix-model" not in card
+
+
+def test_push_folder_uploads_a_written_folder_once_and_only_the_files_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr("pix2pix_hub.inference.pipeline.HfApi", FakeHfApi)
+    FakeHfApi.uploads, FakeHfApi.calls = {"alice/run": tmp_path / "remote"}, []
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    (tmp_path / "remote" / "stale.png").write_bytes(b"an earlier push")
+    run = tiny_pix2pix().save_pretrained(tmp_path / "run")  # a training run's output_dir holds more than the model
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "model.safetensors").write_bytes(b"a checkpoint")
+
+    def written_again(*args, **kwargs):
+        raise AssertionError("push_folder serialised the model again")
+
+    monkeypatch.setattr(Pix2Pix, "save_pretrained", written_again)
+    monkeypatch.setattr(UNetGenerator, "save_pretrained", written_again)
+    model_files = ["config.json", "model.safetensors", "pix2pix.json", "README.md", "discriminator/*"]
+    url = push_folder(run, "alice/run", branch="v1", create_pr=True, allow_patterns=model_files)
+    assert url == "https://hub.local/alice/run/discussions/1"
+    pushed = {p.relative_to(tmp_path / "remote").as_posix() for p in (tmp_path / "remote").rglob("*") if p.is_file()}
+    expected = {"config.json", "model.safetensors", "pix2pix.json", "README.md", ".gitattributes"}
+    assert expected <= pushed and "discriminator/model.safetensors" in pushed
+    assert not any(name.startswith("checkpoints/") or name == "stale.png" for name in pushed)
+    assert {"create_branch": "v1"} in FakeHfApi.calls and FakeHfApi.calls[-1]["revision"] == "v1"
+    assert (tmp_path / "remote" / "model.safetensors").read_bytes() == (run / "model.safetensors").read_bytes()
