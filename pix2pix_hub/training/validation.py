@@ -17,6 +17,7 @@ from torch import nn
 from ..images.arrays import make_grid, tensor_to_image
 from ..images.labels import labels_to_image
 from ..images.metrics import image_metrics
+from ..inference.generate import generator_mode
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -39,12 +40,8 @@ def _batches(dataset: Any, indices: list[int]):
 @torch.no_grad()
 def translate(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """``(N, input_nc, H, W)`` -> ``(N, output_nc, H, W)`` in eval mode, restoring the previous mode after."""
-    was_training = generator.training
-    generator.eval()
-    try:
+    with generator_mode(generator):
         return generator(inputs).float()
-    finally:
-        generator.train(was_training)
 
 
 @torch.no_grad()
