@@ -33,16 +33,9 @@ from ..fileio import atomic_directory
 from ..hub.model_info import KNOWN_SIDES, dataset_name
 from ..images.arrays import convert_image
 from ..images.reading import DECODE_ERRORS
+from .aligned import split_halves
 from .checks import check_pairs
-from .sources import (
-    METADATA_FILES,
-    PairsSourceError,
-    SourceInfo,
-    image_files,
-    match_by_stem,
-    select_pairs,
-    split_halves,
-)
+from .sources import METADATA_FILES, PairsSourceError, SourceInfo, image_files, match_by_stem, select_pairs
 
 COLUMNS = ("imageA", "imageB")
 DEFAULT_SPLIT = "train"

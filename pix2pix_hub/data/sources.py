@@ -22,9 +22,6 @@ keeps a third one, the input's instance maps (pix2pixHD's ``--instance``), as ``
 from __future__ import annotations
 
 import glob
-import hashlib
-import io
-import json
 import logging
 import os
 import re
@@ -32,18 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
-
 from ..constants import DIRECTIONS, check_choice
 from ..hub.ids import is_hub_id
-from ..images.arrays import convert_image
-from ..images.reading import DECODE_ERRORS, bad_image_bytes
+from ..images.reading import image_extensions
+from .aligned import aligned_pairs
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
-# Bump when the stored form of split A|B halves changes, so old caches are not reused.
-ALIGNED_CACHE_VERSION = 2
+IMAGE_EXTENSIONS = tuple(sorted(image_extensions()))  # one rule for what an image file is: images.reading
 STREAM_SHARDS = 16
 # datasets' imagefolder metadata: a folder holding one of these is read by datasets, never as A|B images.
 METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
@@ -223,7 +216,10 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
         if streaming:
             dataset = _stream(dataset)
     else:
-        dataset = _aligned_pairs(folders[0], streaming, cache_dir)
+        files = [str(p.resolve()) for p in image_files(folders[0])]
+        if not files:
+            raise PairsSourceError(f"no images in {folders[0]}.")
+        dataset = aligned_pairs(files, streaming, cache_dir)
     instances = ["instance"] if len(folders) == 3 else []  # an I/ folder beside A/ and B/
     return dataset, SourceInfo(kind, str(root), used_split, ["imageA", "imageB", *instances])
 
@@ -349,84 +345,6 @@ def match_by_stem(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
     return [(by_stem[0][stem], by_stem[1][stem]) for stem in sorted(by_stem[0], key=_natural_key)]
 
 
-# ----- side-by-side A|B files -------------------------------------------------------------------------------------
-def _aligned_pairs(folder: Path, streaming: bool, cache_dir: str | None) -> Any:
-    """Split each A|B file into two images, stored once as uncompressed TIFF in an Arrow cache.
-
-    Uncompressed because it decodes faster than the JPEG or PNG it came from (every epoch decodes it again); the
-    cache is keyed by the files' names, sizes and modification times, so edits are picked up.
-    """
-    import datasets
-
-    files = [str(p.resolve()) for p in image_files(folder)]
-    if not files:
-        raise PairsSourceError(f"no images in {folder}.")
-    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
-    if streaming:
-        return datasets.IterableDataset.from_generator(_aligned_rows, features=features, gen_kwargs={"files": files})
-    stamps = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
-    key = json.dumps([ALIGNED_CACHE_VERSION, stamps]).encode()
-    fingerprint = "pix2pix-aligned-" + hashlib.sha256(key).hexdigest()[:32]
-    return datasets.Dataset.from_generator(
-        _aligned_rows, features=features, gen_kwargs={"files": files}, cache_dir=cache_dir, fingerprint=fingerprint
-    )
-
-
-def _aligned_rows(files: list[str]):
-    for file in files:
-        left, right = split_aligned_file(file)
-        # Not the bare file name: datasets would store a path to an existing file instead of the bytes.
-        yield {
-            "imageA": {"bytes": left, "path": f"{file} (left half)"},
-            "imageB": {"bytes": right, "path": f"{file} (right half)"},
-        }
-
-
-def split_aligned_file(file: str) -> tuple[bytes, bytes]:
-    """The left (A) and right (B) halves of a side-by-side file, as image bytes.
-
-    A file that cannot be read or split (corrupt, not an image, odd width) gives placeholder bytes that fail with
-    the reason when decoded: ``check_pairs`` then names it, ``skip_bad_samples`` skips it.
-    """
-    try:
-        left, right = split_halves(file)
-        return _encode(left), _encode(right)
-    except DECODE_ERRORS as error:
-        reason = bad_image_bytes(str(error) if str(file) in str(error) else f"{file}: {error}")
-        return reason, reason
-
-
-def split_halves(file: str | os.PathLike) -> tuple[Image.Image, Image.Image]:
-    """The left (A) and right (B) halves of a side-by-side file, upright (EXIF orientation applied).
-
-    Raises what decoding raises (``DECODE_ERRORS``), and ValueError for an odd width.
-    """
-    with Image.open(file) as opened:
-        opened.load()
-        image = opened
-        if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
-            image = ImageOps.exif_transpose(image)
-        width, height = image.size
-        if width % 2:
-            raise ValueError(
-                f"{file} is {width}x{height}: a side-by-side A|B image needs an even width (A is the left "
-                "half, B the right half). Fix the file or use A/ and B/ folders."
-            )
-        half = width // 2
-        return image.crop((0, 0, half, height)), image.crop((half, 0, width, height))
-
-
-def _encode(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    try:
-        image.save(buffer, format="TIFF")
-    except (OSError, KeyError, ValueError):
-        # A mode TIFF cannot store: keep the channels the model could use.
-        buffer = io.BytesIO()
-        convert_image(image, 1 if len(image.getbands()) == 1 else 3).save(buffer, format="TIFF")
-    return buffer.getvalue()
-
-
 # ----- picking the two columns ------------------------------------------------------------------------------------
 def select_pairs(
     dataset: Any, info: SourceInfo, *, column_a: str, column_b: str, direction: str, column_instance: str | None = None
@@ -439,7 +357,27 @@ def select_pairs(
         # A streamed map would decode and re-encode every image, and a corrupt one would fail inside datasets
         # before the bad-sample handling sees it: keep the stored bytes.
         dataset = dataset.decode(False)
-    columns = list(dataset.column_names or [])
+    _check_columns(list(dataset.column_names or []), info, column_a, column_b, column_instance)
+    input_column, target_column = (column_a, column_b) if direction == "AtoB" else (column_b, column_a)
+    if column_instance in (input_column, target_column):
+        raise PairsSourceError(f"column_instance={column_instance!r} is also the input or the target column.")
+    if column_instance:
+        dataset = dataset.rename_column(column_instance, INSTANCE_TEMP)
+    kept = list(dict.fromkeys((input_column, target_column))) + ([INSTANCE_TEMP] if column_instance else [])
+    dataset = _as_images(dataset, kept, info, column_instance).select_columns(kept)
+    dataset = _input_and_target(dataset, input_column, target_column, column_instance)
+    if column_instance:
+        dataset = dataset.rename_column(INSTANCE_TEMP, "instance")
+    for name in ("input", "target", *(["instance"] if column_instance else [])):
+        if dataset.features is not None and dataset.features[name] != datasets.Image():
+            dataset = dataset.cast_column(name, datasets.Image())
+    return dataset
+
+
+def _check_columns(
+    columns: list[str], info: SourceInfo, column_a: str, column_b: str, column_instance: str | None
+) -> None:
+    """The named columns exist (a stream that does not list its columns is taken as it is)."""
     if column_instance and columns and column_instance not in columns:
         raise PairsSourceError(
             f"{info} has no instance maps (no column {column_instance!r}; columns: {', '.join(columns)}). Put them "
@@ -452,12 +390,12 @@ def select_pairs(
             f"{info} has no column {' or '.join(repr(m) for m in missing)}; available columns: "
             f"{', '.join(columns)}. Choose the two image columns with {flags}."
         )
-    input_column, target_column = (column_a, column_b) if direction == "AtoB" else (column_b, column_a)
-    if column_instance in (input_column, target_column):
-        raise PairsSourceError(f"column_instance={column_instance!r} is also the input or the target column.")
-    if column_instance:
-        dataset = dataset.rename_column(column_instance, INSTANCE_TEMP)
-    kept = list(dict.fromkeys((input_column, target_column))) + ([INSTANCE_TEMP] if column_instance else [])
+
+
+def _as_images(dataset: Any, kept: list[str], info: SourceInfo, column_instance: str | None) -> Any:
+    """The ``kept`` columns cast to images where they hold something else (file names); text is refused."""
+    import datasets
+
     features = dataset.features
     for name in kept:
         if features is not None and not isinstance(features[name], datasets.Image):
@@ -471,25 +409,24 @@ def select_pairs(
                     f"column {shown!r} of {info} holds {features[name]}, not images; choose image columns with "
                     f"--column_a/--column_b."
                 ) from error
-    dataset = dataset.select_columns(kept)
-    raw = datasets.Image(decode=False)
-    if input_column == target_column:
-        # One image column used twice (colorization): copy its stored bytes, do not decode them.
-        dataset = dataset.rename_column(input_column, "input").cast_column("input", raw)
-        copy_features = datasets.Features({"input": raw, "target": raw})
-        if column_instance:
-            copy_features = datasets.Features({"input": raw, INSTANCE_TEMP: datasets.Image(), "target": raw})
-        dataset = dataset.map(lambda batch: {"target": batch["input"]}, batched=True, features=copy_features)
-    else:
+    return dataset
+
+
+def _input_and_target(dataset: Any, input_column: str, target_column: str, column_instance: str | None) -> Any:
+    """The two columns renamed ``input`` and ``target``; one column named twice is copied (colorization)."""
+    import datasets
+
+    if input_column != target_column:
         # Through temporary names, so that columns already called "target"/"input" can swap.
         dataset = dataset.rename_columns({input_column: "__pix2pix_input", target_column: "__pix2pix_target"})
-        dataset = dataset.rename_columns({"__pix2pix_input": "input", "__pix2pix_target": "target"})
+        return dataset.rename_columns({"__pix2pix_input": "input", "__pix2pix_target": "target"})
+    # Copy the stored bytes, do not decode them.
+    raw = datasets.Image(decode=False)
+    dataset = dataset.rename_column(input_column, "input").cast_column("input", raw)
+    copy_features = datasets.Features({"input": raw, "target": raw})
     if column_instance:
-        dataset = dataset.rename_column(INSTANCE_TEMP, "instance")
-    for name in ("input", "target", *(["instance"] if column_instance else [])):
-        if dataset.features is not None and dataset.features[name] != datasets.Image():
-            dataset = dataset.cast_column(name, datasets.Image())
-    return dataset
+        copy_features = datasets.Features({"input": raw, INSTANCE_TEMP: datasets.Image(), "target": raw})
+    return dataset.map(lambda batch: {"target": batch["input"]}, batched=True, features=copy_features)
 
 
 def _holds_text(dataset: Any, name: str) -> bool:
