@@ -166,7 +166,7 @@ class StreamingPairs(_PairsBase, torch.utils.data.IterableDataset):
         from datasets.distributed import split_dataset_by_node
 
         # buffer_size=1: only the shard order; the rows are shuffled in blocks (see the module docstring).
-        # max_buffer_input_shards=1: reading several shards at once was ~20x slower with datasets 5.2.
+        # max_buffer_input_shards=1: reading several shards at once was far slower (docs/performance.md).
         shuffled = self.pairs.shuffle(seed=_seed(self.seed, epoch), buffer_size=1, max_buffer_input_shards=1)
         return split_dataset_by_node(shuffled, rank=self.rank, world_size=self.world_size)
 

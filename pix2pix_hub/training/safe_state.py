@@ -58,8 +58,8 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     ``param_groups`` as JSON metadata.
 
     ``path`` must lie in a folder still being assembled under a temporary name (a checkpoint's): the folder's
-    rename is what makes it atomic. Written directly, not through ``fileio``'s temporary file + fsync: for the
-    paper's networks (436 MB of Adam moments) that took 2.8 s against 0.6 s.
+    rename is what makes it atomic. Written directly, not through ``fileio``'s temporary file + fsync, which made
+    each checkpoint several times slower to write (docs/performance.md, "Checkpoints").
     """
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
