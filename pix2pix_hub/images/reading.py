@@ -8,6 +8,7 @@ dataset, and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -20,6 +21,9 @@ from .arrays import convert_image, upright
 
 # Errors PIL raises on corrupt, truncated or foreign files; anything else is a bug and propagates.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+# Listed first when a message says which files were looked for (``describe_image_extensions``); any suffix PIL opens
+# counts as an image.
+USUAL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # The largest image taken anywhere unless a caller says otherwise (``Pix2Pix(max_pixels=...)``, ``--max_pixels``): it
 # bounds the generator's memory.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -61,9 +65,19 @@ def check_still(image: Image.Image, where: str) -> None:
         )
 
 
-def image_extensions() -> set[str]:
-    """Lower-case suffixes PIL can open (``.png``, ``.jpg``, ``.tif``, ...)."""
-    return {suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN}
+@functools.cache
+def image_extensions() -> frozenset[str]:
+    """Lower-case suffixes PIL can open (``.png``, ``.jpg``, ``.tif``, ...): what counts as an image file wherever
+    files are searched (training pairs, folders to translate, calibration images)."""
+    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN)
+
+
+def describe_image_extensions() -> str:
+    """``image_extensions`` for a message: the usual suffixes first, then how many more (``".png, .jpg, ... and 60
+    more suffixes PIL opens"``)."""
+    usual = [suffix for suffix in USUAL_SUFFIXES if suffix in image_extensions()]
+    more = len(image_extensions()) - len(usual)
+    return ", ".join(usual) + (f" and {more} more suffixes PIL opens" if more else "")
 
 
 def check_max_pixels(size: tuple[int, int], max_pixels: int, where: str) -> None:

@@ -29,6 +29,7 @@ from ..images.reading import (
     DECODE_ERRORS,
     UnreadableImage,
     decode_image,
+    describe_image_extensions,
     image_extensions,
     load_image,
     open_image,
@@ -128,7 +129,7 @@ def file_jobs(
             raise OutputConflict(f"OUTPUT {output} is the input folder: the outputs would replace the inputs.")
         paths, ignored = find_images(source, output.resolve())
         if not paths:
-            looked_for = ", ".join(sorted(image_extensions()))
+            looked_for = describe_image_extensions()
             raise NoImagesFound(f"No images found under {source} (looked for {looked_for}).")
         targets = {path: output / path.relative_to(source) for path in paths}
     targets = {path: target.with_suffix(suffix) if suffix else target for path, target in targets.items()}
