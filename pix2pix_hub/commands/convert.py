@@ -14,7 +14,7 @@ from typing import Any, get_args, get_type_hints
 from ..constants import DIRECTIONS, NORMS
 from ..hub.authors import convert_authors_checkpoint
 from ..hub.authors_layout import AUTHORS_FLAGS, authors_discriminator_layout, authors_generator_layout
-from ..inference.pipeline import Pix2Pix
+from ..inference.pipeline import push_folder
 from .options import add_push_options, hub_repo, push_problem
 from .policy import EXIT_OK, EXIT_USAGE, CommandError, add_command, reported_as
 
@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"Wrote {folder} (load it with Pix2Pix.from_pretrained({str(folder)!r})).", file=sys.stderr)
     if args.push_to_hub:
-        pix2pix = Pix2Pix.from_pretrained(folder, backend="torch")
-        url = pix2pix.push_to_hub(repo, card=(folder / "README.md").read_text(encoding="utf-8"))
+        url = push_folder(folder, repo)  # the folder just written, as it is: the model is not written again
         print(f"Pushed to the Hub: {url}", file=sys.stderr)
     return EXIT_OK
