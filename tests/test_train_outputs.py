@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.utils import filter_repo_objects
 from test_train_support import make_aligned_pairs, reset_accelerate, run, tiny_config
 
 from pix2pix_hub import Pix2Pix
@@ -31,8 +33,12 @@ class FakeHfApi:
     def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
         return type("RepoUrl", (), {"repo_id": repo_id})()
 
-    def upload_folder(self, repo_id, folder_path, **kwargs):
-        shutil.copytree(folder_path, self.uploads[repo_id], dirs_exist_ok=True)
+    def upload_folder(self, repo_id, folder_path, allow_patterns=None, **kwargs):
+        """As the Hub: the folder's files matching ``allow_patterns`` (all when None) go up."""
+        files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+        for name in filter_repo_objects(files, allow_patterns=allow_patterns):
+            (self.uploads[repo_id] / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(folder_path) / name, self.uploads[repo_id] / name)
         return type("CommitInfo", (), {"commit_url": f"https://hub.local/{repo_id}/commit/1"})()
 
 

@@ -17,7 +17,7 @@ from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..hub.model_card import render_model_card, save_widget_images
 from ..hub.model_info import ModelInfo
 from ..inference.calibration import DEFAULT_NUM_CALIBRATION, spread_indices
-from ..inference.pipeline import Pix2Pix
+from ..inference.pipeline import Pix2Pix, push_folder
 from ..inference.quantize import QuantizationQualityError, quantize_generator
 from .base_model import base_model_name
 from .config import TrainingConfig
@@ -127,7 +127,7 @@ def card_training_config(config: TrainingConfig, accelerator: Accelerator, val_s
     return shown
 
 
-def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Image.Image) -> None:
+def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Image.Image) -> list[str]:
     """``save_pretrained`` into ``output_dir`` without touching its checkpoints/, samples/ and logs/.
 
     ``Pix2Pix.save_pretrained`` replaces its destination folder whole, so the model is assembled in a temporary
@@ -138,13 +138,18 @@ def save_model_folder(pix2pix: Pix2Pix, output_dir: Path, card: str, grid: Image
         output_dir: the run's folder.
         card: the model card (``render_card``).
         grid: the validation grid, saved as ``samples.png``.
+
+    Returns:
+        The names of the model's entries in ``output_dir`` (what a push uploads of it).
     """
     staging = fileio.make_directory(fileio.temporary_sibling(output_dir / "model"))
     try:
         folder = pix2pix.save_pretrained(staging / "model", card=card, sample_grid=grid)
+        entries = sorted(entry.name for entry in folder.iterdir())
         fileio.move_entries(folder, output_dir, last=(WEIGHTS_NAME,))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return entries
 
 
 def publish(
@@ -175,7 +180,7 @@ def publish(
     card = render_card(
         pix2pix, config, accelerator, published.metrics, published.val_size, published.command, widget_images
     )
-    save_model_folder(pix2pix, output_dir, card, published.grid)
+    entries = save_model_folder(pix2pix, output_dir, card, published.grid)
     # An int8 file from an earlier run belongs to other weights.
     (output_dir / INT8_ONNX_NAME).unlink(missing_ok=True)
     say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
@@ -183,13 +188,10 @@ def publish(
         export_int8(pix2pix, output_dir / INT8_ONNX_NAME, training_inputs(calibration), config.int8_min_psnr, say)
     if config.push_to_hub:
         private = True if config.hub_private_repo else None  # None: the Hub's default (public)
-        url = pix2pix.push_to_hub(
-            config.hub_model_id,
-            card=card,
-            sample_grid=published.grid,
-            private=private,
-            extra_files=pushed_extras(output_dir, widget_images),
-        )
+        # The folder just written goes up as it is (the model is not written again), without the run's own files.
+        names = [*entries, *pushed_extras(output_dir, widget_images)]
+        patterns = [f"{name}/*" if (output_dir / name).is_dir() else name for name in names]
+        url = push_folder(output_dir, config.hub_model_id, private=private, allow_patterns=patterns)
         say(f"Pushed to the Hub: {url}")
 
 
