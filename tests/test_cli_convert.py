@@ -60,6 +60,18 @@ def test_convert_writes_a_folder_and_refuses_a_non_empty_one(tmp_path, capsys):
     assert (out / "model.safetensors").read_bytes() == before
 
 
+@needs_jz
+def test_hub_model_id_names_the_repo_in_the_card_without_pushing(tmp_path):
+    out = tmp_path / "out"
+    assert main(["convert", str(JZ / UNET["weights"]), str(out), "--hub_model_id", "alice/facades-authors"]) == 0
+    assert 'from_pretrained("alice/facades-authors")' in (out / "README.md").read_text()
+
+
+def test_a_missing_checkpoint_is_a_usage_error(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "latest_net_G.pth"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error: No checkpoint file at")
+
+
 class Planted:
     def __reduce__(self):
         return (print, ("planted code ran",))

@@ -98,3 +98,13 @@ def test_translate_a_dataset_writes_one_image_per_row(model_dir, tmp_path):
     assert main([*argv[:3], str(tmp_path / "out_b"), "--dataset", "--quiet", "--direction", "BtoA"]) == 0
     b_output = np.asarray(Image.open(tmp_path / "out_b" / "00001.png"))
     assert b_output.shape == (33, 47, 3) and not np.array_equal(b_output, np.asarray(targets[1]))
+    # --dataset SOURCE, as evaluate and train spell it: the same rows.
+    assert (
+        main(["translate", str(model_dir), str(tmp_path / "out_c"), "--dataset", str(tmp_path / "data"), "--quiet"])
+        == 0
+    )
+    assert file_bytes(tmp_path / "out_c") == file_bytes(tmp_path / "out")
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
