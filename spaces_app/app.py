@@ -58,11 +58,15 @@ CSS = "#status {padding: 8px 12px; border-radius: 8px; background: var(--block-b
 
 
 def friendly_decode_errors(image: gr.Image) -> gr.Image:
-    """Make ``image``'s upload decoding failures (a text file, a broken file) friendly errors; returns it.
+    """Make ``image``'s upload decoding failures (a text file, a broken file) friendly errors.
 
-    Gradio opens the upload before our function runs and would answer a bare "Error". The instance's
-    ``preprocess`` is wrapped rather than subclassing ``gr.Image``: a subclass makes Gradio write a ``.pyi`` stub
-    next to this file at every start.
+    Args:
+        image: the upload component. Gradio opens the upload before our function runs and would answer a bare
+            "Error"; the instance's ``preprocess`` is wrapped rather than subclassing ``gr.Image`` (a subclass makes
+            Gradio write a ``.pyi`` stub next to this file at every start).
+
+    Returns:
+        ``image`` itself.
     """
     preprocess = image.preprocess
 

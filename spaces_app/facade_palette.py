@@ -49,10 +49,15 @@ def legend_html() -> str:
 
 
 def snap_to_palette(image: np.ndarray, background: tuple[int, int, int] = FACADE_CLASSES["background"]) -> np.ndarray:
-    """Map every pixel of a painted ``(H, W, 3|4)`` uint8 image to the nearest palette colour -> ``(H, W, 3)``.
+    """Map every pixel of a painted image to the nearest palette colour.
 
-    Brush strokes are anti-aliased, so their edges hold blends that are no class at all; transparent pixels
-    (erased, or never painted) become ``background``.
+    Args:
+        image: ``(H, W, 3|4)`` uint8 (or ``(H, W)``). Brush strokes are anti-aliased, so their edges hold blends
+            that are no class at all.
+        background: the colour of transparent pixels (erased, or never painted).
+
+    Returns:
+        ``(H, W, 3)`` uint8 in palette colours.
     """
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)

@@ -29,10 +29,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_app(env: dict[str, str] | None = None, timeout: float = 180.0) -> Iterator[str]:
-    """Run the app with ``env`` added to the environment; yields its URL and stops the process afterwards.
+    """Run the app with ``env`` added to the environment, offline by default (``HF_HUB_OFFLINE=1``: nothing may
+    download at run time); the process is stopped afterwards.
 
-    Offline by default (``HF_HUB_OFFLINE=1``): nothing may download at run time. Raises RuntimeError with the
-    app's log if it exits or does not answer within ``timeout`` seconds.
+    Args:
+        env: environment variables added to the app's.
+        timeout: seconds the app has to answer; RuntimeError with the app's log if it exits or does not.
+
+    Returns:
+        (Yields) the app's URL.
     """
     port = free_port()
     full_env = {

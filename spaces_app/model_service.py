@@ -224,11 +224,15 @@ def output_folder() -> Path:
 
 
 def save_png(image: Image.Image, folder: Path, max_age_s: float = 3600.0) -> str:
-    """Write ``image`` to a new, uniquely named PNG in ``folder`` and return its path; prune old outputs.
+    """Write ``image`` to a new, uniquely named PNG in ``folder``, atomically (``fileio.save_image``), and prune
+    outputs older than ``max_age_s`` seconds.
 
     Returning a PIL image would make Gradio cache it under a name derived from its bytes, rewriting that file in
     place: two requests with the same output (the same example, clicked twice) then race and one downloads a
-    truncated file. One file per request, written atomically (``fileio.save_image``), cannot be read half-written.
+    truncated file. One file per request cannot be read half-written.
+
+    Returns:
+        The PNG's path.
     """
     path = save_image(image, folder / f"{uuid.uuid4().hex}.png", "PNG")
     cutoff = time.time() - max_age_s

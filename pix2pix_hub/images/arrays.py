@@ -43,8 +43,13 @@ def check_channels(channels: int, name: str = "channels") -> str:
 def convert_image(image: Image.Image, channels: int) -> Image.Image:
     """Convert any PIL image to the model's channel count.
 
-    16-bit images are scaled (not clipped) to 8 bits; RGBA and LA are composited on white when the alpha
-    channel is dropped; palette, CMYK and 1-bit images go through RGB/L.
+    Args:
+        image: any mode. 16-bit images are scaled (not clipped) to 8 bits; RGBA and LA are composited on white
+            when the alpha channel is dropped; palette, CMYK and 1-bit images go through RGB/L.
+        channels: 1, 3 or 4.
+
+    Returns:
+        The image in mode L, RGB or RGBA (itself when already in it).
     """
     mode = check_channels(channels)
     if image.mode == mode:

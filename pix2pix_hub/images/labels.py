@@ -119,10 +119,19 @@ def encode_label_map(
     instance_ids: np.ndarray | Image.Image | None = None,
     hint: str = TRAINING_HINT,
 ) -> torch.Tensor:
-    """A class-index map (and its instance ids) -> the generator's input ``(label_nc [+ 1], H, W)`` in {0, 1}.
+    """A class-index map (and its instance ids) -> the generator's input; for ``Pix2Pix`` on a label-map model
+    (through ``encode_label_input``), the training data and the Space's class painting.
 
-    For ``Pix2Pix`` on a label-map model and the Space's class painting. With ``instance`` and no
-    ``instance_ids``, the classes themselves serve as instances (boundaries between classes only).
+    Args:
+        labels: ``(H, W)`` class indices (``index_array`` reads images), each below ``label_nc``.
+        label_nc: the number of classes.
+        instance: append the instance boundary channel; without ``instance_ids`` the classes themselves serve as
+            instances (boundaries between classes only).
+        instance_ids: ``(H, W)`` instance ids.
+        hint: how a bad-value error ends (``TRAINING_HINT`` or ``MODEL_HINT``).
+
+    Returns:
+        ``(label_nc [+ 1], H, W)`` float32 in {0, 1}.
     """
     array = index_array(labels)
     check_labels(array, label_nc, hint)

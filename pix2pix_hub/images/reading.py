@@ -173,10 +173,16 @@ def open_image(value: Any) -> Image.Image:
 
 
 def decode_image(value: Any, max_pixels: int, where: str) -> Image.Image:
-    """A PIL image from a dataset value: a PIL image, or a raw ``{"bytes", "path"}`` dict (``Image(decode=False)``).
+    """A PIL image from a dataset value, refused (``UnreadableImage``) when unreadable or above ``max_pixels``.
 
-    Raw values are checked against ``max_pixels`` from the header before decoding, so a huge image is refused
-    without being decoded. ``UnreadableImage`` names ``where`` and the stored file name.
+    Args:
+        value: a PIL image, or a raw ``{"bytes", "path"}`` dict (``Image(decode=False)``), checked against
+            ``max_pixels`` from its header before it is decoded.
+        max_pixels: the size limit (``check_max_pixels``).
+        where: names the value in errors (with its stored file name).
+
+    Returns:
+        The decoded image, upright per EXIF.
     """
     if isinstance(value, Image.Image):
         check_max_pixels(value.size, max_pixels, where)

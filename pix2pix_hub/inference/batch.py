@@ -109,16 +109,24 @@ def find_images(folder: Path, exclude: Path | None) -> tuple[list[Path], int]:
 def file_jobs(
     source: Path, output: Path, *, ext: str | None = None, max_pixels: int, instances: Path | None = None
 ) -> Plan:
-    """Jobs for an image file or a folder (searched recursively; outputs keep the relative names, with the suffix
-    ``ext`` when given). An image goes into the folder ``output`` unless ``output`` has an image suffix.
-    ``instances``: a folder of instance-id maps under the inputs' relative names (or, for one input, the map's
-    file), for a label-map model that takes them; an input without one goes to ``plan.bad``.
+    """Jobs for an image file or a folder (searched recursively), sorted by size so same-size images fill batches.
 
-    Refused with ``OutputConflict`` before anything is read or written: an ``output`` that is the input folder, an
-    output that is one of the inputs, and two inputs with the same output name (``scan.jpg`` and ``scan.png``
-    under ``--ext png``). Headers are read then: non-images and images above ``max_pixels`` go to ``plan.bad``.
-    Jobs are sorted by size, so same-size images fill whole batches. Raises ``NoImagesFound`` for a folder without
-    images.
+    Args:
+        source: an image file or a folder; outputs keep the inputs' relative names.
+        output: the output folder, or for one input a file name with an image suffix.
+        ext: the outputs' suffix (default: each input's).
+        max_pixels: inputs above it go to ``plan.bad`` (read from their headers now).
+        instances: a folder of instance-id maps under the inputs' relative names (or, for one input, the map's
+            file), for a label-map model that takes them; an input without one goes to ``plan.bad``.
+
+    Returns:
+        The plan: its jobs, the inputs refused (non-images, images too large) and the count of files ignored.
+
+    Raises:
+        OutputConflict: before anything is read or written, for an ``output`` that is the input folder, an output
+            that is one of the inputs, or two inputs with the same output name (``scan.jpg`` and ``scan.png``
+            under ``--ext png``).
+        NoImagesFound: a folder without images.
     """
     suffix = f".{ext.lstrip('.')}" if ext else None
     ignored = 0
@@ -184,10 +192,15 @@ def file_identity(path: Path) -> tuple[int, int]:
 
 
 def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None, source: str | None = None) -> Plan:
-    """One job per row of ``pairs`` (``data.load_pairs`` output), translating its ``input`` into
-    ``output/00000.png`` (the suffix ``ext`` when given). Rows are read undecoded, so errors name the file.
+    """One job per row of ``pairs``, translating its ``input``; rows are read undecoded, so errors name the file.
 
-    ``source``: the dataset as given; when it is a local folder, ``output`` may not be it (``OutputConflict``).
+    Args:
+        pairs: ``data.load_pairs`` output.
+        output: the folder of the outputs, ``00000.png`` onwards (the suffix ``ext`` when given).
+        source: the dataset as given; when it is a local folder, ``output`` may not be it (``OutputConflict``).
+
+    Returns:
+        The plan.
     """
     if source is not None and Path(source).is_dir() and output.resolve() == Path(source).resolve():
         raise OutputConflict(f"OUTPUT {output} is the dataset folder: the outputs would be mixed into the dataset.")
@@ -298,11 +311,18 @@ def translate_jobs(
     progress: bool = False,
     warn: Callable[[str], None] = logger.warning,
 ) -> TranslationResult:
-    """Read, translate (``batch_size`` images per call) and write every job of ``plan``.
+    """Read, translate and write every job of ``plan``; one input that fails does not stop the others.
 
-    Inputs that cannot be read, translated or written are skipped: each one is passed to ``warn`` as it happens
-    and listed in the result. Images under ``TINY_SIDE`` pixels a side are edge-padded, translated and cropped
-    back (with a warning). ``size_mode`` and ``dropout_at_test`` go to ``pix2pix``.
+    Args:
+        pix2pix: the translator; ``size_mode`` and ``dropout_at_test`` go to its calls.
+        plan: ``file_jobs`` or ``dataset_jobs`` output.
+        batch_size: images per call.
+        progress: show a bar on stderr.
+        warn: told of each input skipped (unreadable, failed, unwritable) as it happens, and of images under
+            ``TINY_SIDE`` pixels a side (edge-padded, translated and cropped back).
+
+    Returns:
+        What was written, and every input skipped with its reason.
     """
     result = TranslationResult()
     for message in plan.bad:

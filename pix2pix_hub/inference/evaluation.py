@@ -54,9 +54,13 @@ class FidUnavailable(RuntimeError):
 def fid_metric(inception_weights: str | os.PathLike | None = None, feature: nn.Module | None = None) -> Any:
     """A torchmetrics ``FrechetInceptionDistance`` that never downloads.
 
-    ``feature`` is any module mapping uint8 ``(N, 3, H, W)`` to ``(N, D)`` features; otherwise the standard
-    2048-d Inception-v3 pool features are loaded from ``inception_weights`` (torch-fidelity must be installed).
-    Raises ``FidUnavailable`` with the reason when neither is usable.
+    Args:
+        inception_weights: torch-fidelity's Inception-v3 weights file (the standard 2048-d pool features).
+        feature: instead, any module mapping uint8 ``(N, 3, H, W)`` to ``(N, D)`` features.
+
+    Returns:
+        The metric. Raises ``FidUnavailable`` with the reason when neither is usable (or torch-fidelity is
+        missing).
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -173,14 +177,22 @@ def evaluate(
     progress: bool = False,
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images); a
-    label-map model's inputs are class-index maps, with ``dataset[i]["instance"]`` when it takes instance maps.
+    """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images).
 
-    ``dataset`` is a ``datasets.Dataset`` from ``pix2pix_hub.data.load_pairs`` or a list of such dicts. Rows that
-    cannot be read, are larger than ``pix2pix.max_pixels`` or whose target size differs from the input are
-    skipped and listed under ``"skipped"``. ``fid`` is a ``fid_metric()`` (or None, with ``fid_note`` saying
-    why). ``info`` (e.g. model, dataset, split) heads the report and titles the page. ``progress`` shows a bar on
-    stderr. Returns the ``metrics.json`` content.
+    Args:
+        pix2pix: the translator (a label-map model's inputs are class-index maps, with ``dataset[i]["instance"]``
+            when it takes instance maps); ``size_mode``, ``dropout_at_test`` and ``batch_size`` go to its calls.
+        dataset: a ``datasets.Dataset`` from ``pix2pix_hub.data.load_pairs``, or a list of such dicts. Rows that
+            cannot be read, are above ``pix2pix.max_pixels`` or whose target size differs from the input are
+            skipped and listed under ``"skipped"``.
+        output_dir: where the page, images, grid and ``metrics.json`` go.
+        grid_rows, limit: rows in ``grid.png``; pairs evaluated (None: all).
+        fid, fid_note: a ``fid_metric()``, or None with ``fid_note`` saying why.
+        progress: show a bar on stderr.
+        info: heads the report and titles the page (e.g. model, dataset, split).
+
+    Returns:
+        The ``metrics.json`` content.
     """
     output_dir = Path(output_dir)
     (output_dir / "images").mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after the work

@@ -132,16 +132,24 @@ class Pix2Pix:
         calibration: CalibrationSource | None = None,
         **options: Any,
     ) -> Pix2Pix:
-        """Load from a local folder or a Hub repo id; the architecture comes from ``config.json`` (and
-        ``discriminator/config.json``), the facts from ``pix2pix.json``. ``options`` go to the constructor.
+        """Load a translator from a local folder or a Hub repo.
 
-        ``precision`` of the generator on onnxruntime (CPU): ``"auto"`` (default) runs the folder's
-        ``model.int8.onnx`` when its stored quality report passed its gate and this CPU has VNNI or AMX (else fp32,
-        and ``precision_note`` says why, also logged); ``"int8"`` insists (also on a CPU where int8 is not faster,
-        with a note) and, when the folder has no int8 graph, builds one from ``calibration`` (a folder of input
-        images or a list of them; see ``quantize``) into the model folder if it is a writable local one, else into
-        the ONNX cache, and raises without either; ``"fp32"`` never uses int8. A folder's ``model.onnx`` made from
-        these weights is run instead of exporting them.
+        Args:
+            model_id: a folder written by ``save_pretrained``, or a Hub repo id. The architecture comes from its
+                ``config.json`` (and ``discriminator/config.json``), the facts from ``pix2pix.json``.
+            revision, cache_dir, token, local_files_only: as for ``huggingface_hub.snapshot_download``.
+            device: where the networks go.
+            load_discriminator: load ``discriminator/`` when the folder has one (to fine-tune).
+            precision: the generator's on onnxruntime (CPU). ``"auto"``: the folder's ``model.int8.onnx`` when its
+                stored quality report passed its gate and this CPU has VNNI or AMX (else fp32; ``precision_note``
+                says why, also logged). ``"int8"`` insists (with a note where int8 is not faster) and, when the
+                folder has none, builds one from ``calibration`` into the folder if it is a writable local one,
+                else into the ONNX cache; it raises without either. ``"fp32"`` never uses int8.
+            calibration: a folder of typical input images or a list of them (see ``quantize``).
+            options: go to the constructor (``backend``, ``max_pixels``, ``size_mode``, ``batch_size``).
+
+        Returns:
+            The translator; a folder's ``model.onnx`` made from these weights runs instead of an export.
         """
         check_choice("precision", precision, PRECISIONS)
         folder, local = Path(model_id), Path(model_id).is_dir()
@@ -171,17 +179,22 @@ class Pix2Pix:
         onnx: bool = False,
         extra_files: Mapping[str, str | os.PathLike] | None = None,
     ) -> Path:
-        """Write the repo folder (see module docstring). ``card`` is the README text; one is rendered if None.
-        ``info`` (default: this model's ``info``) is written as ``pix2pix.json``.
+        """Write the model folder (``model_folder.py`` shows its layout).
 
-        ``onnx=True`` adds the generator's ONNX graphs, so that ``from_pretrained`` (a Space) runs them instead of
-        exporting at start: ``model.onnx`` (fp32, exported now and checked against torch) and ``model.int8.onnx``
-        when this model has an int8 graph of its current weights (shipped with it, or built by ``quantize``).
-        ``extra_files``: more files to include, ``{path in the folder: local file}`` (e.g. the widget images a
-        card names, ``samples/input.png``); a path one of the folder's own files takes is refused.
+        Args:
+            save_directory: the folder. It is assembled next to its destination and replaces it whole at the end
+                (``fileio``): an interrupted save leaves the old folder, or none, never a half-written model.
+            card: the README text; None renders one (``hub.model_card``).
+            sample_grid: saved as ``samples.png``.
+            info: written as ``pix2pix.json`` (default: this model's ``info``).
+            onnx: add the generator's ONNX graphs, so that ``from_pretrained`` (a Space) runs them instead of
+                exporting at start: ``model.onnx`` (fp32, exported now and checked against torch), and
+                ``model.int8.onnx`` when this model has an int8 graph of its current weights.
+            extra_files: more files, ``{path in the folder: local file}`` (e.g. the widget images a card names,
+                ``samples/input.png``); a path one of the folder's own files takes is refused.
 
-        The folder is assembled next to its destination and replaces it whole at the end (``fileio``), so an
-        interrupted save leaves the old folder, or none, never a half-written model.
+        Returns:
+            The folder.
         """
         info = self.info if info is None else info
         destination = Path(save_directory)
@@ -224,13 +237,20 @@ class Pix2Pix:
         onnx: bool = False,
         extra_files: Mapping[str, str | os.PathLike] | None = None,
     ) -> str:
-        """Write the folder ``save_pretrained`` writes, once, into a temporary folder and upload it as ``repo_id``
-        (``push_folder``: an earlier push's files the folder lacks are deleted, ``.gitattributes`` is kept).
-        ``branch``: commit there (created from main if missing); ``create_pr``: open a pull request instead of
-        committing. ``onnx`` and ``extra_files`` as for ``save_pretrained``: the ONNX graphs, and files such as the
-        widget images the card shows (``samples/input.png``), which would otherwise be deleted from the repo.
-        Returns the commit (or pull request) URL. A folder already written (a training run's) goes up with
-        ``push_folder`` itself, without writing the model again.
+        """Write the model folder once, into a temporary folder, and upload it to ``repo_id`` (``push_folder``).
+
+        Args:
+            repo_id: the repo, created if needed; ``token`` and ``private`` (None: the Hub's default) as for
+                ``HfApi``.
+            branch: commit there (created from main if missing); ``create_pr``: open a pull request instead.
+            commit_message: the commit's title.
+            card, sample_grid, info, onnx, extra_files: as for ``save_pretrained``; a card rendered here names
+                ``repo_id`` in its usage snippet. Files the folder does not have (an earlier push's widget images,
+                say) are deleted from the repo; ``.gitattributes`` is kept.
+
+        Returns:
+            The commit (or pull request) URL. A folder already written (a training run's) goes up with
+            ``push_folder`` itself, without writing the model again.
         """
         api = HfApi(token=token)
         repo_id = prepare_repo(api, repo_id, private, branch)
@@ -252,14 +272,18 @@ class Pix2Pix:
         num_calibration: int = DEFAULT_NUM_CALIBRATION,
         min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     ) -> dict[str, Any]:
-        """Build the int8 graph of the generator's current weights and return its report (``psnr_db``...).
+        """Build the int8 graph of the generator's current weights; from then on it runs where the CPU makes int8
+        faster (else ``precision_note`` says why not), and ``save_pretrained(..., onnx=True)`` ships it.
 
-        ``calibration``: a folder of typical input images or a list of them (``calibration.calibration_inputs``),
-        of which ``num_calibration`` spread evenly are used, a quarter held back for the quality gate: below
-        ``min_psnr_db`` dB PSNR from the fp32 outputs a ``QuantizationQualityError`` carries the figure and nothing
-        is written. The graph goes to ``path`` (default: the ONNX cache, reused for the same weights and inputs);
-        from then on it runs where the CPU makes int8 faster (else ``precision_note`` says why not), and
-        ``save_pretrained(..., onnx=True)`` ships it.
+        Args:
+            calibration: a folder of typical input images or a list of them (``calibration.calibration_inputs``).
+            path: where the graph goes (default: the ONNX cache, reused for the same weights and inputs).
+            num_calibration: inputs used, spread evenly over ``calibration``; a quarter are held back for the gate.
+            min_psnr_db: the gate: int8 outputs below this PSNR from fp32's raise ``QuantizationQualityError``
+                (with the figure) and nothing is written.
+
+        Returns:
+            The graph's report (``psnr_db``, ``path``, ``bytes``, ...).
         """
         return self.onnx_engine.build_int8(
             calibration, path, max_pixels=self.max_pixels, count=num_calibration, min_psnr=min_psnr_db
@@ -337,12 +361,18 @@ class Pix2Pix:
         size_mode: str | None = None,
         dropout_at_test: bool = False,
     ) -> Any:
-        """Translate one image or a list; returns the same kind, size and (for lists) order.
+        """Translate one image or a list.
 
-        ``instance``: for a label-map model recorded with instance maps, the instance-id map of each input (one,
-        or a list as long as ``images``; None: the class boundaries serve).
-        ``dropout_at_test=True`` keeps dropout on and uses batch statistics, as the paper does at test time
-        (outputs then vary between calls); the default is the deterministic eval mode.
+        Args:
+            images: a PIL image, a numpy array, a ``(C, H, W)`` tensor, or a list of them (see the class).
+            instance: for a label-map model recorded with instance maps, each input's instance-id map (one, or a
+                list as long as ``images``; None: the class boundaries serve).
+            size_mode: ``"pad"`` or ``"resize"`` for this call (default: the model's ``size_mode``).
+            dropout_at_test: keep dropout on and use batch statistics, as the paper does at test time (outputs
+                then vary between calls); the default is the deterministic eval mode.
+
+        Returns:
+            The outputs: each the kind and size of its input, a list in order for a list.
         """
         many = isinstance(images, (list, tuple))
         inputs = list(images) if many else [images]
