@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
-from ..data.checks import BadSampleError
-from ..data.sources import DatasetUnavailableError, PairsSourceError
+from ..data import BadSampleError, DatasetUnavailableError, PairsSourceError
 from ..hub.authors_layout import AuthorsCheckpointError
 from ..images.labels import LabelMapError
 from ..images.reading import UnreadableImage
