@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import DIRECTIONS
-from ..data.checks import scan_pairs
-from ..data.prepare import prepare_dataset
+from ..data import PairedTransform, open_source, prepare_dataset, scan_pairs, select_pairs
 from ..data.preview import check_preview_target, write_preview
-from ..data.sources import open_source, select_pairs
-from ..data.transforms import PairedTransform
 from ..hub.model_info import dataset_name
 from .options import add_push_options, hub_repo, push_problem
 from .policy import EXIT_DATA, EXIT_OK, EXIT_USAGE, add_command, reported_as
