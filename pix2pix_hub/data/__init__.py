@@ -13,17 +13,9 @@
 from ..images.reading import open_image
 from .checks import BadSampleError, PairsReport, check_pairs, open_pair, raw_rows, scan_pairs
 from .dataset import PairedDataset, PairedIterableDataset, collate_pairs, sample_seed
+from .errors import DatasetUnavailableError, PairsSourceError
 from .prepare import prepare_dataset
-from .sources import (
-    DIRECTIONS,
-    DatasetUnavailableError,
-    PairsSourceError,
-    SourceInfo,
-    load_pairs,
-    open_source,
-    select_pairs,
-    split_pairs,
-)
+from .sources import DIRECTIONS, SourceInfo, load_pairs, open_source, select_pairs, split_pairs
 from .transforms import PREPROCESS_MODES, PairedTransform
 
 __all__ = [

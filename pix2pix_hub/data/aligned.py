@@ -24,11 +24,18 @@ ALIGNED_CACHE_VERSION = 2
 
 
 def aligned_pairs(files: list[str], streaming: bool = False, cache_dir: str | None = None) -> Any:
-    """Split each A|B file of ``files`` (absolute paths) into two images, columns ``imageA``/``imageB``, stored once
-    as uncompressed TIFF in an Arrow cache (an ``IterableDataset`` split as it is read, with ``streaming``).
+    """Split each A|B file into two images, stored once as uncompressed TIFF in an Arrow cache.
 
     Uncompressed because it decodes faster than the JPEG or PNG it came from (every epoch decodes it again); the
     cache is keyed by the files' names, sizes and modification times, so edits are picked up.
+
+    Args:
+        files: the side-by-side files, absolute paths.
+        streaming: split them as they are read instead, nothing cached.
+        cache_dir: where ``datasets`` keeps the cache (unset: its default).
+
+    Returns:
+        A ``datasets.Dataset`` (an ``IterableDataset`` with ``streaming``) with columns ``imageA``/``imageB``.
     """
     import datasets
 
@@ -56,8 +63,10 @@ def _aligned_rows(files: list[str]):
 def split_aligned_file(file: str) -> tuple[bytes, bytes]:
     """The left (A) and right (B) halves of a side-by-side file, as image bytes.
 
-    A file that cannot be read or split (corrupt, not an image, odd width) gives placeholder bytes that fail with
-    the reason when decoded: ``check_pairs`` then names it, ``skip_bad_samples`` skips it.
+    Returns:
+        ``(A bytes, B bytes)``. A file that cannot be read or split (corrupt, not an image, odd width) gives
+        placeholder bytes that fail with the reason when decoded: ``check_pairs`` then names it,
+        ``skip_bad_samples`` skips it.
     """
     try:
         left, right = split_halves(file)

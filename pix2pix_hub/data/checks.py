@@ -104,10 +104,17 @@ class PairsReport:
 def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> PairsReport:
     """Decode every pair (or the first ``max_rows``) and collect what is wrong instead of stopping at the first.
 
-    Checked per row: both images decode completely, input and target have the same size, and, with a
-    ``PairedTransform``, that it accepts the size (``crop`` mode needs images at least ``crop_size``) and, for label
-    maps (its ``label_nc``, ``instance``), its ``check_maps``: class values below ``label_nc``, an instance map of
-    the input's size (a bad map is named by its own file).
+    Checked per row: both images decode completely and input and target have the same size.
+
+    Args:
+        pairs: ``load_pairs`` output.
+        transform: a ``PairedTransform`` whose checks apply too: it accepts the size (``crop`` mode needs images
+            at least ``crop_size``) and, for label maps (its ``label_nc``, ``instance``), its ``check_maps``: class
+            values below ``label_nc``, an instance map of the input's size (a bad map is named by its own file).
+        max_rows: stop after this many rows (None: all).
+
+    Returns:
+        The rows read, the problems (one line each, naming row and file), the sizes and modes seen.
     """
     report = PairsReport()
     for index, row in enumerate(raw_rows(pairs)):
@@ -152,10 +159,11 @@ def transform_problem(transform: Any, index: int, row: dict[str, Any], source: I
 
 
 def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> None:
-    """Fail fast before training: raise ``BadSampleError`` listing every bad row (and file) of ``pairs``.
+    """Fail fast before training: ``scan_pairs`` (each pair decoded once), and an error if anything is wrong.
 
-    Decodes each pair once. ``pairs`` is what ``load_pairs`` returns; a
-    streaming dataset is read to the end unless ``max_rows`` stops it.
+    Raises:
+        BadSampleError: listing every bad row (and file) of ``pairs``, or saying it has none. A streaming dataset
+            is read to the end unless ``max_rows`` stops it.
     """
     report = scan_pairs(pairs, transform=transform, max_rows=max_rows)
     if report.rows == 0:

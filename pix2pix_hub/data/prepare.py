@@ -35,7 +35,9 @@ from ..images.arrays import convert_image
 from ..images.reading import DECODE_ERRORS
 from .aligned import split_halves
 from .checks import check_pairs
-from .sources import METADATA_FILES, PairsSourceError, SourceInfo, image_files, match_by_stem, select_pairs
+from .errors import PairsSourceError
+from .folders import image_files, match_by_stem
+from .sources import METADATA_FILES, SourceInfo, select_pairs
 
 COLUMNS = ("imageA", "imageB")
 DEFAULT_SPLIT = "train"

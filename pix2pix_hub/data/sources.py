@@ -16,7 +16,9 @@
 
 Every source first becomes columns ``imageA``/``imageB`` (folders) or its own columns (Hub, parquet, disk);
 ``column_a``/``column_b`` pick two of them and ``direction`` says which one is the input; ``column_instance``
-keeps a third one, the input's instance maps (pix2pixHD's ``--instance``), as ``instance``.
+keeps a third one, the input's instance maps (pix2pixHD's ``--instance``), as ``instance``. The file formats
+have their own modules: ``folders`` (which files are images, A/ and B/ matched by name) and ``aligned``
+(side-by-side A|B files split in halves).
 """
 
 from __future__ import annotations
@@ -24,19 +26,18 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..constants import DIRECTIONS, check_choice
 from ..hub.ids import is_hub_id
-from ..images.reading import image_extensions
 from .aligned import aligned_pairs
+from .errors import DatasetUnavailableError, PairsSourceError
+from .folders import IMAGE_EXTENSIONS, folder_pairs, image_files
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = tuple(sorted(image_extensions()))  # one rule for what an image file is: images.reading
 STREAM_SHARDS = 16
 # datasets' imagefolder metadata: a folder holding one of these is read by datasets, never as A|B images.
 METADATA_FILES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
@@ -45,14 +46,6 @@ LOCAL_ALTERNATIVE = (
     "--dataset PATH (a folder of side-by-side A|B images, a folder with A/ and B/, a save_to_disk folder or a "
     ".parquet file)"
 )
-
-
-class PairsSourceError(ValueError):
-    """The source exists but cannot give pairs (empty, unknown column or split, unmatched names, ...)."""
-
-
-class DatasetUnavailableError(ConnectionError):
-    """A Hub dataset that is neither reachable nor in the local Hugging Face cache."""
 
 
 @dataclass
@@ -92,13 +85,23 @@ def load_pairs(
     cache_dir: str | None = None,
     column_instance: str | None = None,
 ) -> Any:
-    """Load paired images as a ``datasets.Dataset`` (``IterableDataset`` when ``streaming``) with exactly two
-    ``Image()`` columns, ``input`` and ``target``.
+    """Load paired images with exactly two ``Image()`` columns, ``input`` and ``target``.
 
-    ``direction="AtoB"`` makes ``column_a`` the input; ``"BtoA"`` swaps them (facades labels -> photo is BtoA).
-    Naming the same column twice gives identical input and target (colorization with ``input_nc=1``).
-    ``column_instance`` (``"instance"`` for an ``I/`` folder) adds the input's instance maps as a third column.
     Rows are not decoded here; ``check_pairs`` decodes them all, ``PairedDataset`` one at a time.
+
+    Args:
+        source: a path or a Hub id (the module docstring lists the kinds).
+        split: the split to read (a subfolder for folders; a single parquet source has none).
+        direction: ``"AtoB"`` makes ``column_a`` the input; ``"BtoA"`` swaps them (facades labels -> photo).
+        column_a: the A images' column; naming the same column twice gives identical input and target
+            (colorization with ``input_nc=1``).
+        column_b: the B images' column.
+        streaming: read the source as a stream, nothing downloaded or cached first.
+        cache_dir: where ``datasets`` caches what it reads (unset: its default, ``HF_DATASETS_CACHE``).
+        column_instance: adds the input's instance maps as a third column (``"instance"`` for an ``I/`` folder).
+
+    Returns:
+        A ``datasets.Dataset``, or an ``IterableDataset`` with ``streaming``.
     """
     check_choice("direction", direction, DIRECTIONS)
     dataset, info = open_source(source, split=split, streaming=streaming, cache_dir=cache_dir)
@@ -108,10 +111,15 @@ def load_pairs(
 
 
 def split_pairs(pairs: Any, *, val_size: int | float, seed: int = 0) -> tuple[Any, Any]:
-    """Hold out a validation set: ``(train, val)``, disjoint, the same for the same ``seed``.
+    """Hold out a validation set, the same for the same ``seed``; nothing is written to disk.
 
-    ``val_size`` is a number of pairs (int) or a fraction in (0, 1) (float). A streaming dataset gives its first
-    ``val_size`` pairs (int only) to validation. Both parts keep their row order; nothing is written to disk.
+    Args:
+        pairs: ``load_pairs`` output. A streaming dataset gives its first ``val_size`` pairs to validation.
+        val_size: a number of pairs (int) or a fraction in (0, 1) (float; not for a stream).
+        seed: draws which rows are held out.
+
+    Returns:
+        ``(train, val)``, disjoint, each in the row order of ``pairs``.
     """
     import datasets
     import numpy as np
@@ -212,7 +220,7 @@ def _load_folder(root: Path, split: str, streaming: bool, cache_dir: str | None)
         dataset = _load_imagefolder(folders[0], streaming, cache_dir)
         return dataset, SourceInfo(kind, str(root), used_split, list(dataset.column_names or []))
     if kind == "folders":
-        dataset = _folder_pairs(*folders)
+        dataset = folder_pairs(*folders)
         if streaming:
             dataset = _stream(dataset)
     else:
@@ -285,64 +293,6 @@ def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, 
 
 def _with_instances(a: Path, b: Path, instances: Path) -> tuple[Path, ...]:
     return (a, b, instances) if instances.is_dir() else (a, b)
-
-
-def _natural_key(name: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (by extension, hidden files skipped), in natural order (2 before 10)."""
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    ]
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-# ----- A/ and B/ folders ------------------------------------------------------------------------------------------
-def _folder_pairs(folder_a: Path, folder_b: Path, folder_instance: Path | None = None) -> Any:
-    """Pairs of files with the same stem in ``folder_a`` and ``folder_b`` (``A/1.jpg`` with ``B/1.png``), and
-    with ``folder_instance`` an ``instance`` column of the files with those stems there (``I/1.png``)."""
-    import datasets
-
-    pairs = match_by_stem(folder_a, folder_b)
-    columns = {"imageA": [str(a) for a, _ in pairs], "imageB": [str(b) for _, b in pairs]}
-    if folder_instance is not None:
-        # Same stems in the same natural order as the pairs, or a PairsSourceError listing the unmatched names.
-        columns["instance"] = [str(i) for _, i in match_by_stem(folder_a, folder_instance)]
-    features = datasets.Features({name: datasets.Image() for name in columns})
-    return datasets.Dataset.from_dict(columns, features=features)
-
-
-def match_by_stem(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
-    """The files of ``folder_a`` and ``folder_b`` paired by name without extension, in natural order; a name in
-    only one folder, or twice in one, is a ``PairsSourceError`` listing them."""
-    by_stem = []
-    for folder in (folder_a, folder_b):
-        stems: dict[str, Path] = {}
-        for file in image_files(folder):
-            if file.stem in stems:
-                raise PairsSourceError(
-                    f"{folder} has two images named {file.stem!r} ({stems[file.stem].name}, {file.name}); "
-                    "pairs are matched by file name, so keep one."
-                )
-            stems[file.stem] = file
-        if not stems:
-            raise PairsSourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}.")
-        by_stem.append(stems)
-    only_a = sorted(set(by_stem[0]) - set(by_stem[1]), key=_natural_key)
-    only_b = sorted(set(by_stem[1]) - set(by_stem[0]), key=_natural_key)
-    if only_a or only_b:
-
-        def listing(names: list[str], folder: Path) -> str:
-            shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
-            return f"only in {folder}: {shown}" if names else ""
-
-        details = "; ".join(text for text in (listing(only_a, folder_a), listing(only_b, folder_b)) if text)
-        raise PairsSourceError(f"unmatched file names ({details}). Every image in A/ needs one with its name in B/.")
-    return [(by_stem[0][stem], by_stem[1][stem]) for stem in sorted(by_stem[0], key=_natural_key)]
 
 
 # ----- picking the two columns ------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, get_worker_info
 
 from .checks import raw_rows
 from .dataset import _PairsBase, collate_pairs
-from .sources import PairsSourceError
+from .errors import PairsSourceError
 from .transforms import PairedTransform
 
 logger = logging.getLogger(__name__)
@@ -105,11 +105,14 @@ def first_rows(pairs: Any, count: int) -> Any:
 
 
 def take_validation(pairs: Any, count: int) -> Any:
-    """``first_rows(pairs, count)``; a ``PairsSourceError`` when the stream has no rows left for training after them.
+    """The validation rows of a stream: ``first_rows(pairs, count)``.
 
     Not ``split_pairs``' ``skip``: ``IterableDataset.skip(n)`` divides ``n`` between the shards of each process
     and worker, so it passes over other rows than ``take(n)`` returns; ``StreamingPairs(exclude=row_keys(val))``
     passes over exactly these.
+
+    Raises:
+        PairsSourceError: when the stream has no rows left for training after them.
     """
     rows = sum(1 for _ in itertools.islice(raw_rows(pairs), count + 1))
     if rows <= count:
