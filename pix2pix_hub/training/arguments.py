@@ -81,8 +81,13 @@ def training_parser() -> argparse.ArgumentParser:
 def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> TrainingConfig:
     """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
 
-    Flags given explicitly always win over the ``--quick`` preset. ``parser`` (default ``training_parser()``) may
-    hold flags of an entry point's own; they are not part of the config.
+    Args:
+        argv: The arguments (None: ``sys.argv[1:]``). Flags given explicitly always win over the ``--quick`` preset.
+        parser: ``training_parser()`` when None; an entry point's own may hold flags of its own, which are not part
+            of the config.
+
+    Returns:
+        The config, checked (``TrainingConfig.check``: a ``ConfigError`` names the flags to change).
     """
     parser = training_parser() if parser is None else parser
     args = parser.parse_args(argv)

@@ -133,8 +133,12 @@ def local_around_global(found: dict[str, Any], source: str) -> dict[str, Any]:
 def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConfig:
     """``config`` with the architecture of ``pix2pix`` (loaded from ``config.init_from``).
 
-    Raises ``ConfigError`` naming every flag that was set (not left at its default) to another value than the
-    model's.
+    Returns:
+        A new config whose architecture flags are the model's (a ``--netG local`` run from a global model gets a
+        local enhancer around it).
+
+    Raises:
+        ConfigError: naming every flag that was set (not left at its default) to another value than the model's.
     """
     source = str(config.init_from)
     found = architecture_of(pix2pix, source, config)

@@ -183,10 +183,13 @@ def save_checkpoint(
 
 def load_checkpoint(accelerator: Accelerator, checkpoint: Path, optimizers: tuple, schedulers: tuple) -> dict[str, Any]:
     """Restore the optimizers, schedules and this process's RNG states (the weights come with the networks:
-    ``load_model``); returns ``trainer_state.json``.
+    ``load_model``).
 
     A process beyond those that wrote the checkpoint (resumed on more processes) takes process 0's RNG state,
     as every process starts from the same seed anyway.
+
+    Returns:
+        The checkpoint's ``trainer_state.json``: the step, the epoch, who wrote it, where the data stood.
     """
     state = read_json(checkpoint / STATE_FILE)
     for name, optimizer in zip(OPTIMIZER_FILES, optimizers):

@@ -266,10 +266,11 @@ class TrainingConfig:
         return self.multiscale and self.lambda_feat > 0
 
     def check(self) -> None:
-        """Refuse inconsistent arguments before any data or model work; each error names the flags to change.
+        """Refuse inconsistent arguments before any data or model work (``config_checks.check_config``).
 
-        With ``--init_from`` the architecture flags do not describe the networks until the model's are adopted
-        (``base_model.adopt_architecture``), so ``check_shapes`` waits until then.
+        Raises:
+            ConfigError: naming the flags to change. With ``--init_from``, ``check_shapes`` waits until the model's
+                architecture is adopted (``base_model.adopt_architecture``).
         """
         check_config(self)
 

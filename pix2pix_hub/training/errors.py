@@ -1,10 +1,11 @@
 """What can go wrong in a training run that is the user's to fix, and how the command line reports it.
 
-Two kinds, told apart by a base class so ``training.cli`` can print one line and choose the exit code without a
-traceback: a ``UsageError`` (a flag, a folder in the wrong state: exit 2) and a ``DataError`` (the dataset or a
-checkpoint's files: exit 1). Each concrete error also derives from the built-in exception callers expect
-(``ValueError``, ``FileExistsError``...), so ``except ValueError`` keeps working. Anything else is a bug and keeps
-its traceback. ``TrainingInterrupted`` is not an error: a run stopped by SIGTERM/SIGINT after saving a checkpoint.
+Two kinds, told apart by a base class so the commands' error policy (``commands.policy``) can print one line and
+choose the exit code without a traceback: a ``UsageError`` (a flag, a folder in the wrong state: exit 2) and a
+``DataError`` (the dataset or a checkpoint's files: exit 1). Each concrete error also derives from the built-in
+exception callers expect (``ValueError``, ``FileExistsError``...), so ``except ValueError`` keeps working. Anything
+else is a bug and keeps its traceback. ``TrainingInterrupted`` is not an error: a run stopped by SIGTERM/SIGINT
+after saving a checkpoint.
 """
 
 from __future__ import annotations

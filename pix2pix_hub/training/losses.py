@@ -90,9 +90,12 @@ def direct_convolutions(model: nn.Module) -> Iterator[nn.Module]:
     """Every ``WinogradConv2d`` of ``model`` runs as a plain ``nn.Conv2d`` inside, as it did before on exit, and
     without gradient checkpointing.
 
-    The Winograd Function's backward is not itself differentiable, so a graph of a gradient (the penalty's
+    Why: the Winograd Function's backward is not itself differentiable, so a graph of a gradient (the penalty's
     ``create_graph=True``) must be built through the direct convolution; the graph keeps those ops afterwards. A
     checkpointed segment would instead be replayed in the backward pass, after this block, with Winograd on.
+
+    Returns:
+        A context manager yielding ``model``.
     """
     layers = [layer for layer in model.modules() if isinstance(layer, WinogradConv2d)]
     before = [layer.winograd for layer in layers]
@@ -118,8 +121,16 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): ``mean((||grad D(mix)|| - 1) ** 2)`` on random mixes of real and fake pairs.
 
-    ``real_pairs``/``fake_pairs``: ``(N, input_nc + output_nc, H, W)``; the fake ones should be detached. D runs
-    with direct convolutions here, so the penalty's own gradient (a double backward) is exact.
+    D runs with direct convolutions here, so the penalty's own gradient (a double backward) is exact.
+
+    Args:
+        discriminator: D (a multi-scale one's critic is the sum of its scales).
+        real_pairs: ``(N, input_nc + output_nc, H, W)``.
+        fake_pairs: the same shape, detached.
+        generator: draws the mixing weights (None: the global RNG).
+
+    Returns:
+        The penalty, a scalar (not yet weighted by ``lambda_gp``).
     """
     alpha = torch.rand(real_pairs.shape[0], 1, 1, 1, device=real_pairs.device, generator=generator)
     mixed = (alpha * real_pairs + (1 - alpha) * fake_pairs).requires_grad_(True)
@@ -142,10 +153,18 @@ def feature_matching_loss(
     """pix2pixHD's feature-matching loss: ``sum over scales i and layers j of 1/num_D * 4/(n_layers+1) *
     L1(fake[i][j], real[i][j].detach())``.
 
-    ``real_features``/``fake_features``: per scale, the discriminator's activations with the logits last
-    (``MultiscaleDiscriminator.features``); the logits are left out, as pix2pixHD leaves them out, so with
-    ``n_layers + 2`` tensors per scale ``n_layers + 1`` are compared and the weights make each scale's term four
-    times the mean L1 of its layers. Real features are detached: only the generator learns from this loss.
+    The logits are left out, as pix2pixHD leaves them out, so with ``n_layers + 2`` tensors per scale
+    ``n_layers + 1`` are compared and the weights make each scale's term four times the mean L1 of its layers.
+
+    Args:
+        real_features: per scale, the discriminator's activations with the logits last
+            (``MultiscaleDiscriminator.features``); detached here: only the generator learns from this loss.
+        fake_features: the same for the fake pairs.
+        n_layers: each scale's ``n_layers`` (``--n_layers_D``).
+        num_D: the number of scales (``--num_D``).
+
+    Returns:
+        The loss, a scalar (not yet weighted by ``lambda_feat``).
     """
     if len(real_features) != num_D or len(fake_features) != num_D:
         raise ValueError(f"num_D={num_D} scales expected; got {len(real_features)} real and {len(fake_features)} fake.")

@@ -57,9 +57,11 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     ``"<param index>.<name>"`` (Adam: ``step``, ``exp_avg``, ``exp_avg_sq``), non-tensor values and
     ``param_groups`` as JSON metadata.
 
-    ``path`` must lie in a folder still being assembled under a temporary name (a checkpoint's): the folder's
-    rename is what makes it atomic. Written directly, not through ``fileio``'s temporary file + fsync, which made
-    each checkpoint several times slower to write (docs/performance.md, "Checkpoints").
+    Args:
+        optimizer: the optimizer (prepared or not) whose state is written.
+        path: a file in a folder still being assembled under a temporary name (a checkpoint's): the folder's
+            rename is what makes it atomic. Written directly, not through ``fileio``'s temporary file + fsync,
+            which made each checkpoint several times slower to write (docs/performance.md, "Checkpoints").
     """
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}

@@ -54,11 +54,19 @@ MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, MODEL_INFO_NAME, DISCRIMINA
 
 # ----- networks and optimisation ---------------------------------------------------------------------------------
 def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple[nn.Module, nn.Module]:
-    """The generator preset and the conditional discriminator preset (generator input + ``output_nc`` channels)
-    that ``config`` names, from the registry; or ``base``'s networks (a checkpoint, ``--init_from``), with a new
-    discriminator when it has none. A ``--netG local`` run from a global model (``--init_from``) gets a new local
-    enhancer holding that model's generator (pix2pixHD's recipe). Winograd convs on unless ``config`` turns them
-    off; gradient checkpointing on with ``--gradient_checkpointing``."""
+    """The networks a run trains: Winograd convs on unless ``config`` turns them off, gradient checkpointing on
+    with ``--gradient_checkpointing``.
+
+    Args:
+        config: names the generator preset and the conditional discriminator preset (generator input +
+            ``output_nc`` channels), built from the registry.
+        base: networks to start from instead (a checkpoint, ``--init_from``), with a new discriminator when it has
+            none; a ``--netG local`` run from a global model gets a new local enhancer holding that model's
+            generator (pix2pixHD's recipe).
+
+    Returns:
+        ``(generator, discriminator)``, not yet prepared.
+    """
     common = {"norm": config.norm, "init_type": config.init_type, "init_gain": config.init_gain}
     in_channels = input_channels(config.input_nc, config.label_nc, config.instance)
     if base is not None and not starts_from_global(config, base.generator):

@@ -43,13 +43,20 @@ class StepParts:
 
 
 def train_step(batch: dict[str, torch.Tensor], parts: StepParts, accelerator: Accelerator) -> Losses:
-    """One pix2pix update of D, then G, on ``batch`` (``input``: ``(N, C_in, H, W)``, ``target``:
-    ``(N, C_out, H, W)``, images in [-1, 1], label maps one-hot).
+    """One pix2pix update of D, then G, on ``batch``.
 
     As the authors' ``optimize_parameters``: G(x) once; D learns on (x, y) real and (x, G(x)) detached fake,
     loss halved; then G learns to fool the frozen D plus its other terms. Under gradient accumulation the
     optimizers step only on sync micro-batches (Accelerate's wrapped optimizers skip the others).
-    Returns detached scalar losses (no host sync here).
+
+    Args:
+        batch: ``input`` ``(N, C_in, H, W)`` and ``target`` ``(N, C_out, H, W)``, images in [-1, 1], label maps
+            one-hot.
+        parts: the prepared networks and optimizers, the GAN loss and the weights of every term.
+        accelerator: the run's ``Accelerator`` (autocast, accumulation, backward).
+
+    Returns:
+        Detached scalar losses by name (no host sync here).
     """
     real_a, real_b = batch["input"], batch["target"]
     # G's step calls D's inner (unwrapped) module with its weights frozen: they get no grads there, so DDP must

@@ -228,6 +228,9 @@ class Trainer:
         moments at their first update (per-parameter step counts, so their bias correction starts there). So the
         prepared optimizer, its LR schedule and the checkpoint's optimizer file are the same objects in both
         phases, and a run resumed in either phase restores them exactly; the local parameters keep their moments.
+
+        Args:
+            epoch: the epoch of the batch about to be trained on.
         """
         fixed = self.global_parameters if epoch < self.config.niter_fix_global else ()
         if self.parts.fixed_parameters and not fixed:
@@ -408,10 +411,16 @@ def resolve_start(config: TrainingConfig) -> tuple[TrainingConfig, Path | None, 
 
 def train(config: TrainingConfig, command: Sequence[str] | None = None) -> TrainingResult:
     """Train ``config`` in this process (one of ``num_processes``); see the module docstring for what it writes.
-    ``command`` is the command line that started the run, as typed (the model card shows it).
 
     Everything that can be wrong with the arguments, the output folder, the checkpoint to resume or the dataset
-    is checked before the first step. The process's settings are left as they are (``training.cli`` tunes the
+    is checked before the first step. The process's settings are left as they are (``commands.train`` tunes the
     allocator).
+
+    Args:
+        config: the run's arguments.
+        command: the command line that started the run, as typed (the model card shows it; None: not recorded).
+
+    Returns:
+        The saved folder, the trained ``Pix2Pix``, the final step and validation metrics.
     """
     return Trainer(config, command).fit()
