@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from .precision import OnnxEngine
-from .processor import Batch
+if TYPE_CHECKING:
+    from .precision import OnnxEngine
+    from .processor import Batch
 
 
 @contextlib.contextmanager

@@ -71,8 +71,10 @@ class Pix2Pix:
     whenever the weights change), and through torch on other devices or if the export fails; ``"onnxruntime"``
     insists on it (errors are raised); ``"torch"`` turns it off. ``dropout_at_test`` always runs in torch.
 
-    ``info``: what the model does (direction, input and output, dataset; a ``ModelInfo``), saved as
-    ``pix2pix.json`` and read back by ``from_pretrained``; empty when unknown.
+    Its parts: ``generator`` and ``discriminator``; ``info``, what the model does (direction, input and output,
+    dataset: a ``ModelInfo``, saved as ``pix2pix.json``; empty when unknown); ``processor``, the ``ImageProcessor``
+    that turns inputs into batches and outputs back; ``onnx_engine``, the ``OnnxEngine`` that knows which graph
+    runs on onnxruntime (``engine`` names it).
 
     int8: ``from_pretrained(..., precision=...)`` runs a shipped ``model.int8.onnx`` where the CPU makes it faster,
     and ``quantize(calibration)`` builds one; ``engine`` then names it, with its PSNR from fp32 and its speed-up.
