@@ -1,4 +1,4 @@
-"""``image_io``: headers before pixels, one size limit, EXIF orientation, and errors that name the file."""
+"""``images.reading``: headers before pixels, one size limit, EXIF orientation, and errors that name the file."""
 
 from __future__ import annotations
 

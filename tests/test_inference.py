@@ -1,4 +1,4 @@
-"""``inference``: job planning, tiny-image padding, the batch-then-one-by-one retry, and skipping without stopping."""
+"""``inference.batch``: job planning, tiny-image padding, the batch-then-one-by-one retry, skipping, not stopping."""
 
 from __future__ import annotations
 

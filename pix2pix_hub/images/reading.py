@@ -1,9 +1,11 @@
 """Reading images safely: the header before the pixels, one size limit, errors that name the file.
 
-Shared by the command line (through ``inference``), ``evaluation`` and ``data``. Values come from files on disk or
-from datasets rows stored undecoded (``{"bytes", "path"}`` dicts), so a bad image can be named and a huge one
-refused before it is decoded. Imports PIL only; ``datasets`` is imported to fetch a remote file of a streamed
-dataset, and nowhere else.
+The one size rule of the package lives here (``check_max_pixels``, ``ImageTooLarge``, ``DEFAULT_MAX_PIXELS``), and
+the one answer to "is this an image file?" (``image_extensions``). Shared by ``Pix2Pix`` (``inference.processor``),
+the command line (``inference.batch``), ``inference.evaluation``, int8 calibration, ``data`` and the Space. Values
+come from files on disk or from datasets rows stored undecoded (``{"bytes", "path"}`` dicts), so a bad image can be
+named and a huge one refused before it is decoded. Imports PIL only; ``datasets`` is imported to fetch a remote
+file of a streamed dataset, and nowhere else.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def read_header(path: Path, max_pixels: int) -> tuple[int, int]:
 
 def load_image(path: Path, channels: int, max_pixels: int) -> Image.Image:
     """Decode ``path`` into a PIL image of ``channels`` channels, upright per EXIF (so outputs look like the
-    inputs); 16-bit, CMYK, RGBA, palette and grayscale images are converted by ``imaging.convert_image``."""
+    inputs); 16-bit, CMYK, RGBA, palette and grayscale images are converted by ``arrays.convert_image``."""
     read_header(path, max_pixels)
     try:
         return convert_image(open_image(str(path)), channels)

@@ -214,7 +214,7 @@ def dataset_jobs(pairs: Any, output: Path, *, ext: str | None = None, source: st
 
 
 def load_input(path: Path, channels: int | None, max_pixels: int) -> Image.Image:
-    """``image_io.load_image``: ``path`` decoded, upright, as ``channels`` channels; with ``channels`` None as stored
+    """``reading.load_image``: ``path`` decoded, upright, as ``channels`` channels; with ``channels`` None as stored
     (a label-map model's class-index map keeps its indices: mode L, P or I;16, never converted to colours)."""
     if channels is not None:
         return load_image(path, channels, max_pixels)
