@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pix2pix_hub import Pix2Pix, resnet_6blocks, unet_128
-from pix2pix_hub.inference import export as export_module
 from pix2pix_hub.cli import main
+from pix2pix_hub.inference import export as export_module
 from pix2pix_hub.inference.export import ParityError, export_onnx, onnx_session, parity_side
 from pix2pix_hub.models.hd import GlobalGenerator, LocalEnhancer
 
