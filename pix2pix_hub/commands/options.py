@@ -17,6 +17,7 @@ import torch
 from ..constants import BACKENDS, DIRECTIONS, PRECISIONS, SIZE_MODES
 from ..data import load_pairs
 from ..hub.ids import is_hub_id
+from ..images.reading import DEFAULT_MAX_PIXELS
 from ..inference.pipeline import Pix2Pix
 from .policy import CommandError
 
@@ -46,7 +47,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         help="keep dropout on and use batch statistics, as the paper does at test time (outputs then vary)",
     )
     parser.add_argument(
-        "--max_pixels", type=int, default=None, help="refuse larger images (default: the pipeline's 4096*4096)"
+        "--max_pixels", type=int, default=None, help=f"refuse larger images (default: {DEFAULT_MAX_PIXELS} pixels)"
     )
     parser.add_argument(
         "--backend",
