@@ -11,8 +11,8 @@ from test_train_support import make_aligned_pairs, reset_accelerate, run, tiny_c
 
 from pix2pix_hub.commands.train import main
 from pix2pix_hub.training import TrainingConfig
-from pix2pix_hub.training.errors import ConfigError, DatasetError
 from pix2pix_hub.training.data import held_out_count
+from pix2pix_hub.training.errors import ConfigError, DatasetError
 
 
 @pytest.fixture(scope="module")
