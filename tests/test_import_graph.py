@@ -12,7 +12,7 @@ PACKAGE = PACKAGE_DIR.name
 # Layer -> the package modules (and their submodules) it may import; a module's layer is its longest matching name.
 # Every module of the package must fall in a layer (test_every_module_has_a_layer).
 P = PACKAGE
-FACTS = (f"{P}.constants", f"{P}.errors", f"{P}.fileio", f"{P}.performance")
+FACTS = (f"{P}.constants", f"{P}.fileio", f"{P}.performance")
 IMAGES = (*FACTS, f"{P}.images")
 NETWORKS = (*FACTS, f"{P}.models")
 # "Path or Hub id?" (hub.ids) sits with the model facts: data and the model card ask it too.
@@ -22,7 +22,6 @@ PIPELINE = (*IMAGES, *NETWORKS, *MODEL_FACTS, f"{P}.hub.model_card", f"{P}.infer
 ALLOWED = {
     P: (*PIPELINE, f"{P}.hub"),  # the public face
     f"{P}.constants": (),
-    f"{P}.errors": (),
     f"{P}.fileio": (),
     f"{P}.performance": (),
     f"{P}.images": IMAGES,
