@@ -31,7 +31,7 @@ DISCRIMINATOR_DIR = "discriminator"
 SAMPLES_NAME = "samples.png"
 ONNX_NAME = "model.onnx"  # optional: the generator as an fp32 ONNX graph, so a Space need not export it at start
 INT8_ONNX_NAME = "model.int8.onnx"  # optional: the generator quantized to int8 (quantize.py), with its PSNR
-# ONNX metadata key of both files: a hash of the weights they were made from (onnx_backend.weights_fingerprint), so a
+# ONNX metadata key of both files: a hash of the weights they were made from (onnx_engine.weights_fingerprint), so a
 # graph left beside other weights is never run.
 FINGERPRINT_KEY = "weights_fingerprint"
 # Weight files that need unpickling: refused everywhere, never downloaded.

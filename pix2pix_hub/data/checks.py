@@ -1,7 +1,7 @@
 """Decoding pairs, and the fail-fast check that every pair of a dataset decodes.
 
-Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here (``image_io.open_image``), so an
-error can name the row and the file, which ``datasets``' own decoder cannot. A row may carry a third image, its
+Rows are read with decoding disabled (``{"bytes", "path"}`` dicts) and decoded here (``images.reading.open_image``),
+so an error can name the row and the file, which ``datasets``' own decoder cannot. A row may carry a third image, its
 input's instance map (column ``instance``; pix2pixHD's ``--instance``).
 """
 

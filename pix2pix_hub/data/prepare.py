@@ -272,8 +272,7 @@ def dataset_card(info: PreparedInfo, repo_id: str) -> str:
     lines = [
         f"# {info.source_name}: paired images for pix2pix",
         "",
-        f"Image pairs prepared by [pix2pix-hub](https://pypi.org/project/pix2pix-hub/) from `{info.source_name}` "
-        f"({info.layout}). Columns: {columns}.",
+        f"Image pairs prepared by pix2pix-hub from `{info.source_name}` ({info.layout}). Columns: {columns}.",
         "",
         "| split | pairs |",
         "|---|---|",

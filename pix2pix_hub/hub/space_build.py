@@ -126,7 +126,7 @@ def readme_text(model_id: str, *, sdk_version: str, license: str | None, how: st
     body = f"""# pix2pix: {name}
 
 Image-to-image translation with [pix2pix](https://arxiv.org/abs/1611.07004) (Isola et al., CVPR 2017), serving
-the model [{model_id}](https://huggingface.co/{model_id}) with [pix2pix-hub](https://pypi.org/project/pix2pix-hub/).
+the model [{model_id}](https://huggingface.co/{model_id}) with pix2pix-hub.
 Upload an image of any size (the output has the same size), or paint a facade label map.
 
 Built by `{how}`. The Space variable `MODEL_ID` serves another model; `DIRECTION`, `MAX_PIXELS`,
