@@ -326,3 +326,45 @@ def test_dataset_prepare_command(tmp_path, capsys):
     assert "no pairs found" in capsys.readouterr().err
     assert run_command("dataset", "prepare", str(tmp_path / "nowhere"), str(tmp_path / "other")) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+# ----- ambiguous layouts --------------------------------------------------------------------------------------------
+def test_a_stray_image_beside_split_folders_is_refused_naming_both(tmp_path):
+    source = authors_layout(tmp_path / "src", {"train": 5, "val": 3})
+    save(noise(8, 6, 7), source / "preview.jpg")
+    with pytest.raises(PairsSourceError) as refused:
+        prepare_dataset(source, tmp_path / "out")
+    message = str(refused.value)
+    assert "\n" not in message
+    for fragment in ("split folders train/, val/", "1 image at the top (preview.jpg)", "Move preview.jpg away"):
+        assert fragment in message
+    assert not (tmp_path / "out").exists()
+    assert run_command("dataset", "prepare", str(source), str(tmp_path / "out")) == 1
+    (source / "preview.jpg").unlink()  # what the error says to do: then every split folder is read
+    prepared = prepare_dataset(source, tmp_path / "out")
+    assert {name: len(split) for name, split in prepared.items()} == {"train": 5, "val": 3}
+
+
+def test_a_b_folders_beside_other_pairs_are_refused(tmp_path):
+    save(noise(8, 8, 0), tmp_path / "src" / "A" / "0.png")
+    save(noise(8, 8, 1), tmp_path / "src" / "B" / "0.png")
+    save(side_by_side(noise(8, 6, 2), noise(8, 6, 3)), tmp_path / "src" / "extra.png")
+    with pytest.raises(PairsSourceError, match=r"A/ and B/ folders.*1 image at the top.*extra\.png"):
+        prepare_dataset(tmp_path / "src", tmp_path / "out")
+    (tmp_path / "src" / "extra.png").unlink()
+    authors_layout(tmp_path / "src", {"test": 2})
+    with pytest.raises(PairsSourceError, match=r"A/ and B/ folders.*split folders test/"):
+        prepare_dataset(tmp_path / "src", tmp_path / "out")
+    save(noise(8, 8, 4), tmp_path / "sub" / "A" / "0.png")
+    save(noise(8, 8, 5), tmp_path / "sub" / "B" / "0.png")
+    save(noise(8, 8, 6), tmp_path / "sub" / "A" / "train" / "1.png")
+    save(noise(8, 8, 7), tmp_path / "sub" / "B" / "train" / "1.png")
+    with pytest.raises(PairsSourceError, match=r"images directly in A/ and B/.*split folders A/train/"):
+        prepare_dataset(tmp_path / "sub", tmp_path / "out")
+    authors_layout(tmp_path / "split", {"val": 1})
+    save(noise(8, 8, 8), tmp_path / "split" / "train" / "A" / "0.png")
+    save(noise(8, 8, 9), tmp_path / "split" / "train" / "B" / "0.png")
+    save(side_by_side(noise(8, 6, 2), noise(8, 6, 3)), tmp_path / "split" / "train" / "x.png")
+    with pytest.raises(PairsSourceError, match=r"A/ and B/ folders and 1 image at the top \(x\.png\) in .*train"):
+        prepare_dataset(tmp_path / "split", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,9 @@ it, and ``push_to_hub`` publishes it as parquet with a dataset card. What each s
     a folder of side-by-side A|B images: split "train"               each file cut in two, halves stored as PNG
     the authors' layout, train/ val/ test/ of A|B images             one split per subfolder, as above
 
+Pairs in two of these layouts at once (a stray ``preview.jpg`` beside ``train/`` and ``val/``) are refused with both
+named: reading one would drop the other without a word.
+
 Why PNG for the halves: an encoded JPEG cannot be cut in two without decoding it, so "the original bytes" exist
 only for whole files. PNG keeps the decoded pixels exactly (a later decode gives what cutting the original gives)
 at about 3x the JPEG's size (facades train: 20 MB of JPEGs -> about 62 MB), against 151 MB for the uncompressed
@@ -66,7 +69,8 @@ class PreparedInfo:
 
 # ----- finding the splits ---------------------------------------------------------------------------------------
 def find_splits(source: Path) -> dict[str, SplitSource]:
-    """The splits of ``source``, by its layout (see the module docstring); a folder without pairs is an error."""
+    """The splits of ``source``, by its layout (see the module docstring); a folder without pairs, or one holding
+    pairs in two layouts at once (where reading one would drop the other without a word), is an error."""
     metadata = [p for p in (source, *source.iterdir()) if p.is_dir() and any((p / m).is_file() for m in METADATA_FILES)]
     if metadata:
         raise PairsSourceError(
@@ -74,21 +78,65 @@ def find_splits(source: Path) -> dict[str, SplitSource]:
             "load_pairs and --dataset read it as it is, and datasets.load_dataset('imagefolder', data_dir=...)"
             ".push_to_hub(...) publishes it."
         )
+    top = image_files(source)
     a, b = source / "A", source / "B"
     if a.is_dir() and b.is_dir():
+        _refuse_mixed(source, ("A/ and B/ folders", "A/ and B/"), _top_images(top))
+        _refuse_mixed(source, ("A/ and B/ folders", "A/ and B/"), _split_folders(source, skip={"A", "B"}))
         if image_files(a) or image_files(b):
+            names = sorted({p.name for p in a.iterdir() if p.is_dir()} & {p.name for p in b.iterdir() if p.is_dir()})
+            inner = [f"A/{name}/" for name in names if image_files(a / name) or image_files(b / name)]
+            found = (f"split folders {', '.join(inner)}", ", ".join(inner)) if inner else None
+            _refuse_mixed(source, ("images directly in A/ and B/", "the images directly in A/ and B/"), found)
             return {DEFAULT_SPLIT: SplitSource("folders", (a, b))}
         names = sorted({p.name for p in a.iterdir() if p.is_dir()} & {p.name for p in b.iterdir() if p.is_dir()})
         return _checked({name: SplitSource("folders", (a / name, b / name)) for name in names}, source)
-    if image_files(source):
-        return {DEFAULT_SPLIT: SplitSource("aligned", (source,))}
     splits = {}
-    for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in _subfolders(source):
         if (sub / "A").is_dir() and (sub / "B").is_dir():
+            _refuse_mixed(sub, ("A/ and B/ folders", "A/ and B/"), _top_images(image_files(sub)))
             splits[sub.name] = SplitSource("folders", (sub / "A", sub / "B"))
         elif image_files(sub):
             splits[sub.name] = SplitSource("aligned", (sub,))
+    if top:
+        if splits:  # a stray file beside split folders is the likelier mistake: name moving it first
+            folders = ", ".join(f"{name}/" for name in splits)
+            _refuse_mixed(source, (f"split folders {folders}", folders), _top_images(top))
+        return {DEFAULT_SPLIT: SplitSource("aligned", (source,))}
     return _checked(splits, source)
+
+
+def _subfolders(source: Path) -> list[Path]:
+    return sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_folders(source: Path, skip: set[str]) -> tuple[str, str] | None:
+    """Subfolders of ``source`` (but ``skip``) that hold pairs, as (what was found, what to move), or None."""
+    names = [
+        f"{sub.name}/"
+        for sub in _subfolders(source)
+        if sub.name not in skip and (image_files(sub) or ((sub / "A").is_dir() and (sub / "B").is_dir()))
+    ]
+    return (f"split folders {', '.join(names)}", ", ".join(names)) if names else None
+
+
+def _top_images(files: list[Path]) -> tuple[str, str] | None:
+    """Image files at the top of a folder, as (what was found, what to move), or None."""
+    if not files:
+        return None
+    shown = ", ".join(p.name for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    count = f"{len(files)} image{'s' if len(files) > 1 else ''}"
+    return f"{count} at the top ({shown})", shown if len(files) <= 3 else f"the {count} at the top"
+
+
+def _refuse_mixed(source: Path, chosen: tuple[str, str], other: tuple[str, str] | None) -> None:
+    """Refuse two layouts in one folder, naming both and how to keep either: picking one would drop the other."""
+    if other is None:
+        return
+    raise PairsSourceError(
+        f"found {chosen[0]} and {other[0]} in {source}: which hold the pairs is unclear. Move {other[1]} away "
+        f"to prepare {chosen[1]}, or move {chosen[1]} away to prepare {other[1]}."
+    )
 
 
 def _checked(splits: dict[str, SplitSource], source: Path) -> dict[str, SplitSource]:
