@@ -10,12 +10,14 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from fresh_wheel import assert_imported_from, build_wheel, offline_env, run, venv_with_this_environment
 from huggingface_hub import SpaceCard
+from packaging.requirements import Requirement
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, unet_128
@@ -28,11 +30,23 @@ REPO = Path(__file__).resolve().parents[1]
 GIT_URL = "git+https://github.com/someone/pix2pix-hub@v0.1.0"
 
 
-def fake_wheel(folder: Path) -> Path:
+def fake_wheel(folder: Path, name: str = "pix2pix_hub", version: str = "0.1.0", metadata: str | None = None) -> Path:
+    """A wheel holding only its metadata: ``Name``/``Version`` from ``metadata`` (default: the file name's)."""
     folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / "pix2pix_hub-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"PK not really a zip")
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(
+            f"{name}-{version}.dist-info/METADATA",
+            metadata or f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        )
+        archive.writestr(f"{name}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\n")
     return wheel
+
+
+def written_requirements(folder: Path) -> list[Requirement]:
+    """requirements.txt as pip reads it: every line but comments and options must be a valid requirement."""
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith(("#", "-"))]
 
 
 def test_the_folder_has_the_app_and_a_front_matter_the_hub_reads(tmp_path):
@@ -76,6 +90,58 @@ def test_where_the_package_comes_from_must_work_on_a_space(tmp_path, kwargs, err
     with pytest.raises(error, match=message):
         build_space(tmp_path / "space", "alice/facades", **kwargs)
     assert not (tmp_path / "space").exists()
+
+
+def test_only_a_pix2pix_hub_wheel_whose_metadata_matches_its_name_is_accepted(tmp_path, capsys):
+    def refused(wheel: Path, message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            build_space(tmp_path / "space", "alice/facades", wheel=wheel, space_id="alice/demo")
+        assert not (tmp_path / "space").exists()
+
+    refused(fake_wheel(tmp_path / "other", "requests", "2.32.0"), r"a wheel of 'requests', not of pix2pix-hub")
+    renamed = tmp_path / "renamed" / "pix2pix_hub-2.32.0-py3-none-any.whl"
+    renamed.parent.mkdir()
+    shutil.copyfile(tmp_path / "other" / "requests-2.32.0-py3-none-any.whl", renamed)
+    refused(renamed, r"a wheel of 'requests', not of pix2pix-hub")
+    metadata = "Metadata-Version: 2.1\nName: pix2pix-hub\nVersion: 0.1.0\n"
+    refused(
+        fake_wheel(tmp_path / "bumped", version="0.2.0", metadata=metadata),
+        r"file name says pix2pix-hub 0\.2\.0, its metadata pix2pix-hub 0\.1\.0",
+    )
+    broken = tmp_path / "broken" / "pix2pix_hub-0.1.0-py3-none-any.whl"
+    broken.parent.mkdir()
+    broken.write_bytes(b"PK not really a zip")
+    refused(broken, r"not a readable wheel")
+    (tmp_path / "notes.whl").write_text("hello")
+    refused(tmp_path / "notes.whl", r"not a wheel file name")
+    (tmp_path / "dist.txt").write_text("hello")
+    refused(tmp_path / "dist.txt", r"not a wheel file name")
+    argv = ["space", "build", str(tmp_path / "space"), "--model", "alice/facades", "--space_id", "alice/demo"]
+    assert run_command(*argv, "--wheel", str(tmp_path / "other" / "requests-2.32.0-py3-none-any.whl")) == 2
+    error = capsys.readouterr().err.strip()
+    assert "not of pix2pix-hub" in error and "\n" not in error
+    folder = build_space(tmp_path / "space", "alice/facades", wheel=fake_wheel(tmp_path / "good"), space_id="a/b")
+    assert "pix2pix-hub" in [requirement.name for requirement in written_requirements(folder)]
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [" --no-deps", "\nrequests", " ; python_version < '3'", " #egg=x"],
+)
+def test_a_git_url_must_make_one_valid_requirement_line(tmp_path, capsys, suffix):
+    with pytest.raises(ValueError, match="git_url"):
+        build_space(tmp_path / "space", "alice/facades", git_url=GIT_URL + suffix)
+    assert not (tmp_path / "space").exists()
+    argv = ["space", "build", str(tmp_path / "space"), "--model", "alice/facades", "--git_url", GIT_URL + suffix]
+    assert run_command(*argv) == 2
+    assert "git_url" in capsys.readouterr().err and not (tmp_path / "space").exists()
+
+
+def test_the_written_requirements_parse_and_name_pix2pix_hub(tmp_path):
+    for url in (GIT_URL, GIT_URL + "#egg=pix2pix-hub", "git+ssh://git@github.com/someone/pix2pix-hub.git@0a1b2c3"):
+        folder = build_space(tmp_path / "space", "alice/facades", git_url=url, overwrite=True)
+        requirements = written_requirements(folder)
+        assert [r.url for r in requirements if r.name == "pix2pix-hub"] == [url]
 
 
 def test_the_model_must_be_a_hub_id_and_a_full_out_needs_overwrite(tmp_path):

@@ -11,19 +11,28 @@ a ``requirements.txt`` that installs pix2pix-hub from where a Space can get it, 
              before it copies its own files in, so a relative path would not be found
     git_url= a pinned git URL (``git+https://github.com/OWNER/pix2pix-hub@<tag or commit>``)
 
+Both are checked as pip on the Space will read them: the wheel's own ``*.dist-info/METADATA`` must name pix2pix-hub
+at the version its file name says, and every line of ``requirements.txt`` must parse as a requirement
+(``packaging``), pix2pix-hub required once.
+
 ``push="user/space"`` creates the Space (Gradio SDK) and uploads the folder.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
+import zipfile
+from email.parser import HeaderParser
 from importlib import metadata as package_metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from huggingface_hub import HfApi, SpaceCardData
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from ..fileio import atomic_directory, write_text
 from .ids import is_hub_id
@@ -32,7 +41,8 @@ APP_FILES = ("app.py", "model_service.py", "facade_palette.py")
 ENTRY_POINT = "start.py"
 SPACE_TAGS = ["pix2pix", "image-to-image", "gan", "pix2pix-hub", "gradio"]
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-PINNED_GIT = re.compile(r"^git\+\S+/[^/@#]+@[^/@#]+(#\S*)?$")  # git+https://host/owner/repo@rev[#fragment]
+PACKAGE = "pix2pix-hub"
+BUILD_WHEEL = "build one with: python -m pip wheel --no-deps . -w dist"
 
 START_PY = '''"""Entry point of this Space, written by `pix2pix-hub space build`: the app serves {model_id!r} unless the
 Space variable MODEL_ID names another model."""
@@ -77,11 +87,10 @@ def package_requirement(wheel: Path | None, git_url: str | None, space_id: str |
             "git+https://.../pix2pix-hub@<tag or commit>): pix2pix-hub is not on the package index."
         )
     if git_url is not None:
-        if not PINNED_GIT.match(git_url):
-            raise ValueError(f"git_url {git_url!r} must be pinned: git+https://host/owner/repo@<tag or commit>.")
-        return f"pix2pix-hub @ {git_url}"
-    if not wheel.is_file() or wheel.suffix != ".whl":
-        raise FileNotFoundError(f"no wheel at {wheel} (build one with: python -m pip wheel --no-deps . -w dist).")
+        return git_requirement(git_url)
+    if not wheel.is_file():
+        raise FileNotFoundError(f"no wheel at {wheel} ({BUILD_WHEEL}).")
+    check_wheel(wheel)
     if space_id is None:
         raise ValueError(
             "a wheel is installed from the Space repo's own URL, which needs the Space id: pass push='user/space' "
@@ -90,17 +99,81 @@ def package_requirement(wheel: Path | None, git_url: str | None, space_id: str |
     return f"pix2pix-hub @ https://huggingface.co/spaces/{space_id}/resolve/main/{wheel.name}"
 
 
+def git_requirement(git_url: str) -> str:
+    """``pix2pix-hub @ git_url``, once the requirements parser reads exactly that back: one URL, pinned to a tag
+    or commit, with nothing after it (pip options, markers, a second line)."""
+    line = f"{PACKAGE} @ {git_url}"
+    try:
+        parsed = Requirement(line)
+    except InvalidRequirement as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(
+            f"git_url {git_url!r} does not make a valid requirement ({reason}): pass the URL alone, "
+            "git+https://host/owner/repo@<tag or commit>, without pip options."
+        ) from None
+    if parsed.url != git_url or parsed.marker is not None or parsed.extras or git_url.split() != [git_url]:
+        raise ValueError(
+            f"git_url {git_url!r} is read as more than a URL (a marker, extras, white space or a second line): "
+            "pass the URL alone, git+https://host/owner/repo@<tag or commit>."
+        )
+    parts = urlsplit(git_url)
+    repo, _, revision = parts.path.rstrip("/").rpartition("/")[2].partition("@")
+    if not parts.scheme.startswith("git+") or not parts.netloc or not repo or not revision:
+        raise ValueError(f"git_url {git_url!r} must be pinned: git+https://host/owner/repo@<tag or commit>.")
+    return line
+
+
+def check_wheel(wheel: Path) -> None:
+    """Refuse a file pip would not install as the pix2pix-hub the requirement names: not a wheel, a damaged one,
+    another package's, or one whose metadata disagrees with its file name."""
+    try:
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+    except InvalidWheelFilename:
+        raise ValueError(f"{wheel} is not a wheel file name (NAME-VERSION-TAGS.whl); {BUILD_WHEEL}.") from None
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            found = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            text = archive.read(found[0]).decode("utf-8") if len(found) == 1 else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as error:
+        raise ValueError(f"{wheel} is not a readable wheel ({error}); {BUILD_WHEEL}.") from None
+    if text is None:
+        raise ValueError(f"{wheel} is not a readable wheel (no single *.dist-info/METADATA in it); {BUILD_WHEEL}.")
+    fields = HeaderParser().parsestr(text)
+    meta_name, meta_version = fields.get("Name", ""), fields.get("Version", "")
+    if canonicalize_name(meta_name) != PACKAGE:
+        raise ValueError(f"{wheel} is a wheel of {meta_name!r}, not of pix2pix-hub; {BUILD_WHEEL} in pix2pix-hub.")
+    try:
+        same = canonicalize_name(name) == PACKAGE and Version(meta_version) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise ValueError(
+            f"{wheel}: its file name says {name} {version}, its metadata {meta_name} {meta_version} (a renamed "
+            f"wheel, which pip refuses); use the wheel as it was built ({BUILD_WHEEL})."
+        )
+
+
 def requirements_text(requirement: str) -> str:
-    return "\n".join(
-        [
-            "# Written by pix2pix-hub space build. Gradio itself comes from sdk_version in README.md.",
-            "# CPU wheels of torch: a cpu-basic Space does not need the multi-GB CUDA build.",
-            f"--extra-index-url {TORCH_INDEX}",
-            "torch>=2.1",
-            requirement,
-            "",
-        ]
-    )
+    """requirements.txt for the Space, checked line by line with the requirements parser pip uses: every line
+    parses, and pix2pix-hub is required exactly once."""
+    lines = [
+        "# Written by pix2pix-hub space build. Gradio itself comes from sdk_version in README.md.",
+        "# CPU wheels of torch: a cpu-basic Space does not need the multi-GB CUDA build.",
+        f"--extra-index-url {TORCH_INDEX}",
+        "torch>=2.1",
+        *requirement.split("\n"),
+    ]
+    names = []
+    for line in lines:
+        if line.startswith(("#", "--")):
+            continue
+        try:
+            names.append(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            raise ValueError(f"requirements.txt would hold {line!r}, not a valid requirement.") from None
+    if names.count(PACKAGE) != 1 or len(names) != 2:
+        raise ValueError(f"requirements.txt would require {', '.join(names)}, not torch and pix2pix-hub once each.")
+    return "\n".join([*lines, ""])
 
 
 def readme_text(model_id: str, *, sdk_version: str, license: str | None, how: str) -> str:
