@@ -102,3 +102,9 @@ def test_export_onto_a_file_of_the_model_folder_is_refused(tmp_path, capsys, nam
     assert len(err.splitlines()) == 1 and "would replace it" in err
     assert (folder / name).read_bytes() == before
     assert main(["export-onnx", str(folder), str(folder / "model.onnx"), "--no_check"]) == 0  # a new file is fine
+
+
+def test_export_onnx_refuses_the_int8_graph_s_name(tmp_path):
+    with pytest.raises(ValueError, match=r"an fp32 graph is not written under the name model\.int8\.onnx"):
+        export_onnx(unet_128(ngf=8), tmp_path / "model.int8.onnx")
+    assert not (tmp_path / "model.int8.onnx").exists()

@@ -133,3 +133,18 @@ def test_a_calibration_path_that_is_not_a_folder_suggests_dataset(model, tmp_pat
     command = ["export-onnx", str(model), str(tmp_path / "g.onnx"), "--int8", "--calibration", "user/pairs"]
     assert main(command) == 2
     assert "is not a folder of input images" in capsys.readouterr().err and not (tmp_path / "g.onnx").exists()
+
+
+def test_export_refuses_a_graph_under_the_other_kind_s_name(model, calibration, tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(model, tmp_path / "model")
+    int8_as_fp32 = ["export-onnx", str(folder), str(folder / "model.onnx"), "--int8", "--calibration", str(calibration)]
+    assert main(int8_as_fp32) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "an int8 graph is not written under the name model.onnx" in err
+    assert "model.int8.onnx" in err and not (folder / "model.onnx").exists()
+    assert main(["export-onnx", str(folder), str(folder / INT8_ONNX_NAME), "--no_check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "an fp32 graph is not written under the name model.int8.onnx" in err
+    assert not (folder / INT8_ONNX_NAME).exists()

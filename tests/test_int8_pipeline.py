@@ -242,6 +242,56 @@ def test_a_file_that_failed_its_gate_lacks_its_report_or_has_other_weights_is_no
     assert path.read_bytes() == stale  # a user's file is never overwritten, even with calibration given
 
 
+# ----- a graph's kind and origin ------------------------------------------------------------------------------
+def test_an_int8_graph_named_model_onnx_is_refused_by_fp32_and_exported_over_by_auto(trained, tmp_path, caplog):
+    folder = with_int8(trained, tmp_path)
+    (folder / ONNX_NAME).write_bytes((folder / INT8_ONNX_NAME).read_bytes())  # the int8 graph as the fp32 one
+    (folder / INT8_ONNX_NAME).unlink()
+    with pytest.raises(ValueError, match=r"precision='fp32': .*model\.onnx is an int8 graph.*model\.int8\.onnx"):
+        Pix2Pix.from_pretrained(folder, precision="fp32")
+    caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.precision")
+    auto = Pix2Pix.from_pretrained(folder)
+    assert auto.precision == "fp32" and auto.onnx_engine.runner.graph is None  # the weights are exported instead
+    assert any("model.onnx is an int8 graph" in message and "exporting" in message for message in caplog.messages)
+    x = smooth_images(1, 32, seed=3)
+    expected = Pix2Pix(auto.generator, backend="torch").translate_tensor(x)
+    assert (auto.translate_tensor(x) - expected).abs().max() < 1e-4  # fp32's outputs, not int8's
+    assert (folder / ONNX_NAME).is_file()  # the user's file is left as it is
+
+
+def test_an_fp32_graph_named_model_int8_onnx_is_not_run_as_int8(trained, tmp_path):
+    folder = copy_model(trained, tmp_path)
+    Pix2Pix.from_pretrained(folder).save_pretrained(tmp_path / "shipped", onnx=True)
+    (folder / INT8_ONNX_NAME).write_bytes((tmp_path / "shipped" / ONNX_NAME).read_bytes())
+    with pytest.raises(ValueError, match=r"model\.int8\.onnx cannot be used: it is an fp32 graph"):
+        Pix2Pix.from_pretrained(folder, precision="int8")
+    auto = Pix2Pix.from_pretrained(folder)
+    assert auto.precision == "fp32" and "it is an fp32 graph" in auto.precision_note
+
+
+def test_an_int8_graph_without_a_fingerprint_is_not_used_for_any_model(trained, tmp_path):
+    folder = with_int8(trained, tmp_path)
+    set_metadata(folder / INT8_ONNX_NAME, FINGERPRINT_KEY, None)  # an older export, or stripped metadata
+    auto = Pix2Pix.from_pretrained(folder)
+    assert auto.precision == "fp32" and "records no weights fingerprint" in auto.precision_note
+    with pytest.raises(ValueError, match=r"cannot be used: it records no weights fingerprint.*cannot be shown"):
+        Pix2Pix.from_pretrained(folder, precision="int8")
+    # The case of the report: copied beside another model's weights, it is not run for them either.
+    other = tmp_path / "other"
+    Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval()).save_pretrained(other)
+    (other / INT8_ONNX_NAME).write_bytes((folder / INT8_ONNX_NAME).read_bytes())
+    assert Pix2Pix.from_pretrained(other).precision == "fp32"
+    with pytest.raises(ValueError, match="records no weights fingerprint"):
+        Pix2Pix.from_pretrained(other, precision="int8")
+
+
+def test_quantize_refuses_the_fp32_graph_s_name(trained, tmp_path):
+    pix2pix = Pix2Pix.from_pretrained(copy_model(trained, tmp_path))
+    with pytest.raises(ValueError, match=r"model\.onnx: an int8 graph is not written under the name"):
+        pix2pix.quantize(trained / "calibration", path=tmp_path / ONNX_NAME)
+    assert not (tmp_path / ONNX_NAME).exists()
+
+
 def test_changed_weights_leave_int8_for_fp32_and_test_time_dropout_does_not(trained, tmp_path, fast_cpu):
     folder = with_int8(trained, tmp_path)
     pix2pix = Pix2Pix.from_pretrained(folder)

@@ -14,7 +14,13 @@ from typing import Any
 
 from ..inference.batch import dataset_calibration_images
 from ..inference.calibration import DEFAULT_NUM_CALIBRATION
-from ..inference.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, check_export_target, export_onnx
+from ..inference.export import (
+    DEFAULT_OPSET,
+    DEFAULT_TOLERANCE,
+    check_export_target,
+    check_graph_name,
+    export_onnx,
+)
 from ..inference.pipeline import Pix2Pix
 from ..inference.quantize import DEFAULT_MIN_PSNR_DB
 from .options import (
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     args.device, args.precision = "cpu", "fp32"  # fp32: a shipped int8 graph is not what is exported
     with reported_as(EXIT_USAGE, ValueError):
         check_export_target(args.output, args.model)
+        check_graph_name(args.output, "int8" if args.int8 else "fp32")
     pix2pix = open_model(args)
     if args.int8:
         return run_int8(args, pix2pix)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..constants import INT8_ONNX_NAME, ONNX_NAME
 from ..fileio import atomic_file
 
 DEFAULT_OPSET = 17
@@ -61,7 +62,9 @@ def export_onnx(
 
     Raises:
         ParityError: the difference exceeds ``tolerance``; nothing is written.
+        ValueError: ``path`` is named ``model.int8.onnx`` (``check_graph_name``).
     """
+    check_graph_name(path, "fp32")
     generator = generator.eval().float().to("cpu")
     path = Path(path)
     multiple = int(generator.size_multiple)
@@ -103,6 +106,23 @@ def parity_side(generator: nn.Module) -> int:
     multiple, min_size = int(generator.size_multiple), int(generator.min_size)
     wanted = 64 if min_size <= multiple else max(64, 2 * min_size)
     return multiple * -(-wanted // multiple)
+
+
+# The name a model folder gives each kind of graph: loading reads the kind from the name, so neither is written
+# under the other's name.
+GRAPH_NAMES = {"fp32": ONNX_NAME, "int8": INT8_ONNX_NAME}
+
+
+def check_graph_name(path: str | os.PathLike, precision: str) -> None:
+    """``ValueError`` when ``path`` has the name a model folder gives the other kind of graph than ``precision``
+    (``"fp32"`` or ``"int8"``): ``from_pretrained`` would take it for what its name says."""
+    name = Path(path).name
+    for kind, reserved in GRAPH_NAMES.items():
+        if kind != precision and name == reserved:
+            raise ValueError(
+                f"{path}: an {precision} graph is not written under the name {reserved}, which a model folder gives "
+                f"its {kind} graph (loading would run it as {kind}); name it {GRAPH_NAMES[precision]} or another name."
+            )
 
 
 def check_export_target(path: str | os.PathLike, model: str | os.PathLike) -> None:

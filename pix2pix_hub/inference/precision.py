@@ -43,11 +43,11 @@ from .quantize import (
     DEFAULT_MIN_PSNR_DB,
     REPORT_KEY,
     QuantizationQualityError,
+    graph_facts,
     int8_measured_speed_problem,
-    int8_quality_problem,
+    int8_origin_problem,
     int8_report,
     int8_speed_problem,
-    onnx_metadata,
     quantize_generator,
 )
 
@@ -157,7 +157,7 @@ class OnnxEngine:
                     "export-onnx MODEL model.int8.onnx --int8 --calibration DIR` (or train with --export_int8)."
                 )
         if self.precision == "fp32":
-            self._use_shipped_fp32(folder / ONNX_NAME)
+            self._use_shipped_fp32(folder / ONNX_NAME, precision)
 
     def _int8_possible(self, precision: str) -> bool:
         """Whether an int8 graph could run here (onnxruntime on the CPU); ``precision="int8"`` raises if not."""
@@ -171,28 +171,39 @@ class OnnxEngine:
         return problem is None
 
     def _load_int8(self, path: Path, precision: str) -> None:
-        """Use the int8 graph at ``path`` if its stored report passed its gate and it was made from these
-        weights; otherwise say why not and keep fp32 (``precision="int8"``: raise)."""
-        metadata = onnx_metadata(path)
+        """Use the int8 graph at ``path`` if it is one, its stored report passed its gate and it records these
+        weights' fingerprint; otherwise say why not and keep fp32 (``precision="int8"``: raise)."""
+        metadata, kind = graph_facts(path)
         report = json.loads(metadata[REPORT_KEY]) if REPORT_KEY in metadata else None
         fingerprint = self.fingerprint()
-        recorded = metadata.get(FINGERPRINT_KEY, fingerprint)  # older files record none: trusted as shipped
-        problem = int8_quality_problem(report)
-        if problem is None and recorded != fingerprint:
-            problem = "it was made from other weights than this model's"
+        problem = int8_origin_problem(kind, report, metadata.get(FINGERPRINT_KEY), fingerprint)
         if problem is not None:
             if precision == "int8":
-                raise ValueError(f"precision='int8': {path} cannot be used: {problem}. Rebuild it from these weights.")
+                raise ValueError(
+                    f"precision='int8': {path} cannot be used: {problem}. Rebuild it from these weights: "
+                    f"`pix2pix-hub export-onnx MODEL MODEL/{INT8_ONNX_NAME} --int8 --calibration DIR`."
+                )
             self._say(f"{path.name} is not used: {problem}; using fp32", logging.WARNING)
             return
         self._adopt_int8(PrebuiltGraph(path, fingerprint, report), precision)
 
-    def _use_shipped_fp32(self, path: Path) -> None:
-        """Run the fp32 graph at ``path`` instead of exporting, if it was made from these weights."""
+    def _use_shipped_fp32(self, path: Path, precision: str) -> None:
+        """Run the fp32 graph at ``path`` instead of exporting, if it is one and was made from these weights. An
+        int8 graph under that name is refused under ``precision="fp32"`` and exported over (one line) otherwise."""
         if self.runner is None or self.device.type != "cpu" or not path.is_file():
             return
+        metadata, kind = graph_facts(path)
+        if kind != "fp32":
+            problem = f"{path} is an int8 graph (quantized), not the fp32 graph its name says"
+            if precision == "fp32":
+                raise ValueError(
+                    f"precision='fp32': {problem}. Rename it to {INT8_ONNX_NAME} if it is this model's int8 graph, "
+                    "or move it out of the folder (the weights are then exported)."
+                )
+            logger.warning("%s: exporting the weights instead.", problem)
+            return
         fingerprint = self.fingerprint()
-        if onnx_metadata(path).get(FINGERPRINT_KEY) != fingerprint:
+        if metadata.get(FINGERPRINT_KEY) != fingerprint:
             logger.info("%s was not made from these weights (or records none): exporting them instead.", path)
             return
         self.runner = OnnxGenerator(self.generator, PrebuiltGraph(path, fingerprint))

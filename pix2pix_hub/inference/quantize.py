@@ -36,7 +36,7 @@ from ..fileio import write_bytes
 from ..images.metrics import psnr_per_image
 from ..performance import cpu_capabilities
 from .calibration import model_input
-from .export import export_onnx, onnx_session
+from .export import check_graph_name, export_onnx, onnx_session
 from .onnx_engine import cpu_generator, weights_fingerprint
 from .onnx_rewrite import subpixel_rewrite
 from .processor import pad_to_multiple
@@ -89,7 +89,9 @@ def quantize_generator(
 
     Raises:
         QuantizationQualityError: the int8 outputs fail the gate; nothing is written.
+        ValueError: ``path`` is named ``model.onnx``, the fp32 graph's name (``export.check_graph_name``).
     """
+    check_graph_name(path, "int8")
     channels, multiple, min_size = generator.in_channels, generator.size_multiple, generator.min_size
     padded = [pad_to_multiple(model_input(item, channels), multiple, min_size)[0] for item in inputs]
     fingerprint = weights_fingerprint(generator) if fingerprint is None else fingerprint
@@ -136,6 +138,7 @@ def quantize_int8(
     """
     import onnx
 
+    check_graph_name(out_path, "int8")
     fp32_session = onnx_session(fp32_onnx_path)
     channels = fp32_session.get_inputs()[0].shape[1]
     calibration, gate = _split_gate([model_input(item, channels) for item in calibration_inputs], held_out)
@@ -200,10 +203,24 @@ def int8_report(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The ``metadata_props`` of the ONNX file at ``path`` (never reading external data)."""
+    return graph_facts(path)[0]
+
+
+# Operators only a quantized graph holds: an int8 graph is told from an fp32 one even when its metadata is gone.
+QUANTIZED_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger"}
+)
+
+
+def graph_facts(path: str | os.PathLike) -> tuple[dict[str, str], str]:
+    """The ``metadata_props`` of the ONNX file at ``path`` and what it is: ``"int8"`` when it holds an int8 report
+    or quantized operators (``QUANTIZED_OPS``), else ``"fp32"``. One read, never of external data."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return {entry.key: entry.value for entry in model.metadata_props}
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    quantized = REPORT_KEY in metadata or any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+    return metadata, "int8" if quantized else "fp32"
 
 
 def int8_quality_problem(report: dict[str, Any] | None) -> str | None:
@@ -215,6 +232,33 @@ def int8_quality_problem(report: dict[str, Any] | None) -> str | None:
             f"its outputs are {report.get('psnr_db')} dB from fp32's, below its gate of {report.get('min_psnr_db')} dB"
         )
     return None
+
+
+def int8_origin_problem(kind: str, report: dict[str, Any] | None, recorded: str | None, fingerprint: str) -> str | None:
+    """Why a model folder's int8 file must not run for weights of ``fingerprint`` (one clause), or None.
+
+    Args:
+        kind: the file's kind by its contents (``graph_facts``).
+        report: its stored quantization report (None: none).
+        recorded: the weights fingerprint it records (None: none).
+        fingerprint: the loaded weights' ``weights_fingerprint``.
+
+    Returns:
+        None when it is an int8 graph that passed its gate and records these weights; else the reason. A file
+        recording no fingerprint cannot be shown to come from these weights (another model's, copied over, runs
+        just as well), so it is refused rather than trusted.
+    """
+    if kind != "int8":
+        return f"it is an {kind} graph (no quantized operators), not the int8 graph its name says"
+    problem = int8_quality_problem(report)
+    if problem is None and recorded is None:
+        problem = (
+            "it records no weights fingerprint (an older export, or its metadata was stripped), so it cannot be "
+            "shown to come from these weights"
+        )
+    elif problem is None and recorded != fingerprint:
+        problem = "it was made from other weights than this model's"
+    return problem
 
 
 def int8_measured_speed_problem(report: dict[str, Any] | None) -> str | None:
