@@ -371,3 +371,44 @@ def test_load_authors_checkpoint_gives_a_translator_with_its_facts(tmp_path):
     assert torch.equal(pix2pix.translate_tensor(x), outputs(original, x))
     with pytest.raises(ValueError, match="direction='sideways'"):
         load_authors_checkpoint(path, direction="sideways")
+
+
+# ----- the direction of a converted model ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("where", "direction"),
+    [
+        ("checkpoints/facades_label2photo_pretrained/latest_net_G.pth", "BtoA"),
+        ("models/map2sat.pth", "BtoA"),
+        ("models/sat2map.pth", "AtoB"),
+        ("my-edges2shoes-run/latest_net_G.pth", "AtoB"),
+        ("day2night/latest_net_G.pth", "AtoB"),
+    ],
+)
+def test_convert_records_the_published_models_direction_its_path_names(tmp_path, capsys, where, direction):
+    from pix2pix_hub.cli import main
+
+    path = tmp_path / where
+    path.parent.mkdir(parents=True)
+    authors_checkpoint(UNetGenerator(num_downs=5, ngf=2), path)
+    assert main(["convert", str(path), str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / MODEL_INFO_NAME).read_text())["direction"] == direction
+    note = capsys.readouterr().err
+    assert f"direction: {direction}, inferred from" in note and "--direction AtoB|BtoA" in note
+
+
+def test_convert_says_when_the_direction_is_unknown_and_how_to_set_it(tmp_path, capsys):
+    from pix2pix_hub.cli import main
+
+    path = authors_checkpoint(UNetGenerator(num_downs=5, ngf=2), tmp_path / "latest_net_G.pth")
+    assert main(["convert", str(path), str(tmp_path / "out")]) == 0
+    assert "direction" not in json.loads((tmp_path / "out" / MODEL_INFO_NAME).read_text())
+    note = capsys.readouterr().err
+    assert "direction of" in note and "is unknown" in note and "--direction AtoB|BtoA" in note
+    assert "facades_label2photo BtoA" in note
+    # Given explicitly, it wins over the path's name, without a note.
+    (tmp_path / "facades_label2photo").mkdir()
+    named = authors_checkpoint(UNetGenerator(num_downs=5, ngf=2), tmp_path / "facades_label2photo" / "g.pth")
+    assert main(["convert", str(named), str(tmp_path / "mine"), "--direction", "AtoB"]) == 0
+    assert json.loads((tmp_path / "mine" / MODEL_INFO_NAME).read_text())["direction"] == "AtoB"
+    err = capsys.readouterr().err
+    assert "inferred" not in err and "unknown" not in err

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from ..constants import DIRECTIONS, NORMS
-from ..hub.authors import convert_authors_checkpoint
+from ..hub.authors import checkpoint_direction, convert_authors_checkpoint
 from ..hub.authors_layout import AUTHORS_FLAGS, authors_discriminator_layout, authors_generator_layout
 from ..inference.pipeline import push_folder
 from .options import add_push_options, hub_repo, push_problem
@@ -39,7 +39,12 @@ def register(subparsers: Any) -> None:
     )
     convert.add_argument("source", help="the authors' generator checkpoint, e.g. latest_net_G.pth")
     convert.add_argument("output", help="the model folder to write")
-    convert.add_argument("--direction", choices=DIRECTIONS, default=None, help="the side of the data it takes")
+    convert.add_argument(
+        "--direction",
+        choices=DIRECTIONS,
+        default=None,
+        help="the side of the data it takes (default: that of the authors' published model the path names, if any)",
+    )
     convert.add_argument("--discriminator", default=None, help="the matching latest_net_D.pth, kept for fine-tuning")
     convert.add_argument("--base_model", default=None, help="origin recorded in the card (default: the file name)")
     add_push_options(convert, "the folder")
@@ -60,17 +65,20 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.output).exists() and any(Path(args.output).iterdir()) and not args.overwrite:
         raise CommandError(f"OUT {args.output} exists and is not empty; choose another folder or pass --overwrite.")
     repo = hub_repo(args)
+    direction, note = checkpoint_direction(args.source, args.direction)  # never recorded or unknown silently
     with reported_as(EXIT_USAGE, FileNotFoundError):  # SOURCE or --discriminator does not exist
         folder = convert_authors_checkpoint(
             args.source,
             args.output,
-            direction=args.direction,
+            direction=direction,
             discriminator_path=args.discriminator,
             base_model=args.base_model,
             repo_id=repo,
             **flags,
         )
     print(f"Wrote {folder} (load it with Pix2Pix.from_pretrained({str(folder)!r})).", file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     if args.push_to_hub:
         url = push_folder(folder, repo)  # the folder just written, as it is: the model is not written again
         print(f"Pushed to the Hub: {url}", file=sys.stderr)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..constants import PAPER_URL
+from ..fileio import check_output_apart
 from ..inference.pipeline import Pix2Pix
 from ..models import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from .authors_layout import (
@@ -37,6 +38,15 @@ from .model_info import ModelInfo
 AUTHORS_REPO = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
 LEGACY_INSTANCE_STATS = (".running_mean", ".running_var", ".num_batches_tracked")
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+# The pix2pix generators the authors publish (their scripts/download_pix2pix_model.sh NAME saves
+# checkpoints/NAME_pretrained/latest_net_G.pth) and the --direction each was trained with (the README's table).
+PUBLISHED_DIRECTIONS = {
+    "facades_label2photo": "BtoA",
+    "sat2map": "AtoB",
+    "map2sat": "BtoA",
+    "edges2shoes": "AtoB",
+    "day2night": "AtoB",
+}
 
 
 # ----- reading -----------------------------------------------------------------------------------------------------
@@ -240,6 +250,8 @@ def convert_authors_checkpoint(
     Returns:
         The folder's path.
     """
+    inputs = {"generator_path": generator_path, "discriminator_path": discriminator_path}
+    check_output_apart(output_dir, inputs, what="output_dir")  # it is replaced whole: never over its sources
     pix2pix = load_authors_checkpoint(
         generator_path,
         discriminator_path=discriminator_path,
@@ -274,6 +286,45 @@ In eval mode (the default here) the outputs equal the authors' network's within 
 test script by default runs in train mode, with dropout on and batch statistics: `pix2pix(image,
 dropout_at_test=True)` does the same, with dropout in the same blocks. Biases their layout lacks are stored as zeros.
 """
+
+
+def published_model(path: str | os.PathLike) -> str | None:
+    """The published model whose name the checkpoint's file name or folder holds as a word
+    (``checkpoints/facades_label2photo_pretrained/latest_net_G.pth``, ``map2sat.pth``), or None."""
+    resolved = Path(path).resolve()
+    for part in (resolved.stem, resolved.parent.name):  # the file's own name first: it is the more specific
+        words = re.sub(r"[^a-z0-9]+", "_", part.lower())
+        found = [name for name in PUBLISHED_DIRECTIONS if re.search(rf"(?<![a-z0-9]){name}(?![a-z0-9])", words)]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def checkpoint_direction(path: str | os.PathLike, direction: str | None) -> tuple[str | None, str | None]:
+    """The direction to record for the authors' checkpoint at ``path``, and what to tell the user about it.
+
+    Args:
+        path: the generator checkpoint.
+        direction: the one given (``--direction``), or None.
+
+    Returns:
+        (``direction`` if given, else the published model's its path names, else None; a one-line note for
+        stderr when the direction was inferred or stays unknown, else None).
+    """
+    if direction is not None:
+        return direction, None
+    name = published_model(path)
+    if name is not None:
+        inferred = PUBLISHED_DIRECTIONS[name]
+        return inferred, (
+            f"direction: {inferred}, inferred from {name!r} in {path} (the authors' published {name} takes that "
+            "side); pass --direction AtoB|BtoA if this checkpoint was trained otherwise."
+        )
+    known = ", ".join(f"{model} {way}" for model, way in PUBLISHED_DIRECTIONS.items())
+    return None, (
+        f"the direction of {path} is unknown, so the model records none (its card says 'not recorded'): "
+        f"convert again with --direction AtoB|BtoA, the side of the data it takes (the authors' models: {known})."
+    )
 
 
 def file_sha256(path: Path) -> str:
