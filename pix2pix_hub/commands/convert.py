@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from ..constants import DIRECTIONS, NORMS
+from ..fileio import check_output_apart, check_replaceable
 from ..hub.authors import checkpoint_direction, convert_authors_checkpoint
 from ..hub.authors_layout import AUTHORS_FLAGS, authors_discriminator_layout, authors_generator_layout
 from ..inference.pipeline import push_folder
 from .options import add_push_options, hub_repo, push_problem
-from .policy import EXIT_OK, EXIT_USAGE, CommandError, add_command, reported_as
+from .policy import EXIT_OK, EXIT_USAGE, add_command, reported_as
 
 EXAMPLES = {"netG": "unet_256, resnet_9blocks...", "netD": "basic, n_layers or pixel"}
 
@@ -62,8 +62,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in AUTHORS_FLAGS if getattr(args, name) is not None}
-    if Path(args.output).exists() and any(Path(args.output).iterdir()) and not args.overwrite:
-        raise CommandError(f"OUT {args.output} exists and is not empty; choose another folder or pass --overwrite.")
+    with reported_as(EXIT_USAGE, FileExistsError):  # before anything is read or written
+        check_output_apart(args.output, {"SOURCE": args.source, "--discriminator": args.discriminator})
+        check_replaceable(args.output, overwrite=args.overwrite)
     repo = hub_repo(args)
     direction, note = checkpoint_direction(args.source, args.direction)  # never recorded or unknown silently
     with reported_as(EXIT_USAGE, FileNotFoundError):  # SOURCE or --discriminator does not exist

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from ..constants import DIRECTIONS
 from ..data import PairedTransform, open_source, prepare_dataset, scan_pairs, select_pairs
 from ..data.preview import check_preview_target, write_preview
+from ..fileio import check_output_apart, check_replaceable, resolved
 from ..hub.model_info import dataset_name
 from .options import add_push_options, hub_repo, push_problem
 from .policy import EXIT_DATA, EXIT_OK, EXIT_USAGE, add_command, reported_as
@@ -151,9 +151,12 @@ def register_prepare(actions: Any) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    """0 done; 2 SOURCE missing or OUT not empty; 1 SOURCE holds no pairs, or pairs that do not read."""
+    """0 done; 2 SOURCE missing, OUT not empty or not apart from SOURCE; 1 SOURCE holds no pairs, or pairs that
+    do not read."""
     repo = hub_repo(args) if args.push_to_hub else None
     with reported_as(EXIT_USAGE, FileNotFoundError, FileExistsError):
+        check_output_apart(args.out, {"SOURCE": args.source})  # before anything is read or written
+        check_replaceable(args.out, overwrite=args.overwrite)
         prepared = prepare_dataset(
             args.source,
             args.out,
@@ -173,7 +176,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def prepare_command_line(args: argparse.Namespace, repo: str | None) -> str:
     """The command as the card shows it: the source by its folder's name, OUT by its own, options as given."""
-    words = ["pix2pix-hub", "dataset", "prepare", dataset_name(args.source) or "SOURCE", Path(args.out).name]
+    words = ["pix2pix-hub", "dataset", "prepare", dataset_name(args.source) or "SOURCE", resolved(args.out).name]
     for name in ("direction", "license"):
         if getattr(args, name):
             words += [f"--{name}", getattr(args, name)]

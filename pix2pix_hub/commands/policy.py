@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from ..data import BadSampleError, DatasetUnavailableError, PairsSourceError
+from ..fileio import OutputOverlap
 from ..hub.authors_layout import AuthorsCheckpointError
 from ..images.labels import LabelMapError
 from ..images.reading import UnreadableImage
@@ -41,7 +42,7 @@ DATA_ERRORS = (
     QuantizationQualityError,
     UnreadableImage,
 )
-USAGE_ERRORS = (OutputConflict,)
+USAGE_ERRORS = (OutputConflict, OutputOverlap)
 T = TypeVar("T")
 
 

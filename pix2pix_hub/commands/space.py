@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..fileio import check_output_apart, check_replaceable
 from ..hub.space_build import build_space
 from .policy import EXIT_OK, EXIT_USAGE, add_command, reported_as
 
@@ -36,8 +37,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    """0 written (and pushed); 2 the arguments (model id, wheel or git URL, a non-empty OUT, no Gradio)."""
+    """0 written (and pushed); 2 the arguments (model id, wheel or git URL, a non-empty OUT or one not apart from
+    the wheel, no Gradio)."""
     with reported_as(EXIT_USAGE, ValueError, FileNotFoundError, FileExistsError, RuntimeError):
+        check_output_apart(args.out, {"--wheel": args.wheel})  # before anything is read or written
+        check_replaceable(args.out, overwrite=args.overwrite)
         folder = build_space(
             args.out,
             args.model,

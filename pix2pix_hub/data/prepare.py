@@ -32,7 +32,7 @@ from huggingface_hub import DatasetCardData, HfApi
 from PIL import Image
 
 from ..constants import DIRECTIONS, check_choice
-from ..fileio import atomic_directory
+from ..fileio import atomic_directory, check_output_apart, check_replaceable
 from ..hub.model_info import KNOWN_SIDES, dataset_name
 from ..images.arrays import convert_image
 from ..images.reading import DECODE_ERRORS
@@ -243,7 +243,8 @@ def prepare_dataset(
 
     Args:
         source: a folder in one of the layouts of the module docstring.
-        out: the folder to write; an existing non-empty one needs ``overwrite=True``.
+        out: the folder to write; an existing non-empty one needs ``overwrite=True``; one that is, holds or lies
+            inside ``source`` is refused (``fileio.OutputOverlap``), as is a non-empty current folder.
         direction: ``AtoB``/``BtoA``, which side is meant as the input (for the dataset card).
         push_to_hub: ``"user/name"``: upload the card, then the dataset (parquet) there.
         private, token: for the Hub repo created by ``push_to_hub``.
@@ -262,8 +263,8 @@ def prepare_dataset(
     root, target = Path(source).expanduser(), Path(out).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: {os.fspath(source)!r}.")
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it.")
+    check_output_apart(target, {"source": root}, what="out")  # replaced whole: never over the images it reads
+    check_replaceable(target, overwrite=overwrite, what="out")
     splits = find_splits(root)
     with tempfile.TemporaryDirectory(prefix="pix2pix-prepare-") as cache_dir:
         built = datasets.DatasetDict({name: build_split(split, cache_dir) for name, split in splits.items()})
@@ -271,7 +272,7 @@ def prepare_dataset(
             built.save_to_disk(str(staging))
     prepared = datasets.load_from_disk(str(target))
     info = PreparedInfo(
-        source_name=dataset_name(str(root)) or root.name,
+        source_name=dataset_name(str(root)) or root.resolve().name,
         layout=describe_layout(splits),
         counts={name: len(split) for name, split in prepared.items()},
         direction=direction,

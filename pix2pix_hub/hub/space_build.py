@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ..fileio import atomic_directory, write_text
+from ..fileio import atomic_directory, check_output_apart, check_replaceable, write_text
 from .ids import is_hub_id
 
 APP_FILES = ("app.py", "model_service.py", "facade_palette.py")
@@ -225,7 +225,8 @@ def build_space(
     """Write a deployable Space folder for the Hub model ``model_id`` at ``out``, whole or not at all.
 
     Args:
-        out: the folder to write; a non-empty one needs ``overwrite=True``.
+        out: the folder to write; a non-empty one needs ``overwrite=True``; one that is, holds or lies inside the
+            wheel is refused (``fileio.OutputOverlap``), as is a non-empty current folder.
         model_id: the Hub model the Space serves (``user/name``).
         wheel, git_url: where the Space installs pix2pix-hub from, exactly one (see the module docstring).
         push: ``"user/space"``: also create that Space and upload the folder.
@@ -240,9 +241,9 @@ def build_space(
     if not is_hub_id(model_id, namespaced=True):
         raise ValueError(f"model_id {model_id!r} must be a Hub model id (user/name): the Space downloads it.")
     target = Path(out).expanduser()
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} is not empty; pass overwrite=True (--overwrite) to replace it.")
     wheel_path = Path(wheel).expanduser() if wheel is not None else None
+    check_output_apart(target, {"wheel": wheel_path}, what="out")  # replaced whole: never over the wheel it copies
+    check_replaceable(target, overwrite=overwrite, what="out")
     requirement = package_requirement(wheel_path, git_url, space_id or push)
     how = "pix2pix-hub space build OUT --model " + model_id + (" --git_url ..." if git_url else " --wheel ...")
     readme = readme_text(model_id, sdk_version=sdk_version or gradio_version(), license=license, how=how)
