@@ -10,7 +10,7 @@ from test_train_support import make_aligned_pairs, run, tiny_config
 
 from pix2pix_hub import PatchDiscriminator, Pix2Pix, UNetGenerator
 from pix2pix_hub.hub.model_info import ModelInfo
-from pix2pix_hub.training import TrainingConfig
+from pix2pix_hub.training import TrainingConfig, config_from_args
 from pix2pix_hub.training.base_model import adopt_architecture, base_model_name, load_base_model
 from pix2pix_hub.training.errors import ConfigError
 
@@ -100,3 +100,27 @@ def test_base_model_name_is_a_hub_id_or_a_folder_name(tmp_path):
 def test_a_missing_model_is_a_usage_error(data, tmp_path):
     with pytest.raises(ConfigError, match="--init_from .*nowhere"):
         run(finetune_config(data, tmp_path / "out", tmp_path / "nowhere"))
+
+
+def test_a_flag_given_on_the_command_line_at_its_default_value_is_given(base, data, tmp_path, capsys):
+    pix2pix = load_base_model(str(base))
+    for flag in (["--ngf", "64"], ["--ngf=64"]):  # 64 is --ngf's default; the model has 4
+        with pytest.raises(ConfigError, match=r"--ngf 64 \(the model has 4\)\. Drop those flags"):
+            adopt_architecture(config_from_args(["--init_from", str(base), *flag]), pix2pix)
+    with pytest.raises(ConfigError, match=r"--norm batch \(the model has instance\)"):
+        adopt_architecture(config_from_args(["--init_from", str(base), "--norm", "batch"]), pix2pix)
+    # Flags not typed follow the model, --quick's preset included (it is no flag of the user's).
+    adopted = adopt_architecture(config_from_args(["--init_from", str(base), "--quick"]), pix2pix)
+    assert (adopted.netG, adopted.ngf, adopted.ndf, adopted.norm) == ("unet_128", 4, 4, "instance")
+    assert adopted.max_train_steps == 400  # the rest of the preset stays
+    # In Python a keyword at its default value counts as unset (documented on TrainingConfig.given_fields).
+    assert adopt_architecture(TrainingConfig(init_from=str(base), ngf=64), pix2pix).ngf == 4
+    # The command: one line naming the flag, the model's value and what to do; exit 2.
+    from pix2pix_hub.commands.train import main
+
+    argv = ["--init_from", str(base), "--ngf", "64", "--dataset", str(data), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--report_to", "none", "--no_allocator_tuning"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and "--ngf 64 (the model has 4)" in err[-1] and "Traceback" not in "".join(err)
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,9 @@
     parser = add_arguments(argparse.ArgumentParser())                          # one --name per field
     config = config_from_args(["--quick", "--dataset", "facades/train"], parser)  # a checked TrainingConfig
 
-Booleans are switches, defaults are the dataclass's, and flags given explicitly win over ``--quick``'s.
+Booleans are switches, defaults are the dataclass's, and flags given explicitly win over ``--quick``'s. The
+config records which flags were typed (``TrainingConfig.given_fields``), so one given at its default value still
+counts as given (``--init_from`` refuses it when the model differs).
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+_UNSET = object()  # a default no command line can produce: what a flag that was not typed parses to
+
+
+def typed_fields(parser: argparse.ArgumentParser, argv: list[str] | None) -> frozenset[str]:
+    """The ``TrainingConfig`` fields whose flags appear in ``argv`` (in any form argparse accepts: ``--ngf 64``,
+    ``--ngf=64``, an abbreviation), told apart from unset ones by parsing once with a sentinel default."""
+    names = [f.name for f in fields(TrainingConfig)]
+    defaults = {name: parser.get_default(name) for name in names}
+    parser.set_defaults(**dict.fromkeys(names, _UNSET))
+    try:
+        args = parser.parse_args(argv)
+    finally:
+        parser.set_defaults(**defaults)
+    return frozenset(name for name in names if getattr(args, name) is not _UNSET)
+
+
 def training_parser() -> argparse.ArgumentParser:
     """The command line: one ``--name`` per ``TrainingConfig`` field (entry points may add their own flags)."""
     return add_arguments(argparse.ArgumentParser(description="Train pix2pix (run under `accelerate launch`)."))
@@ -87,13 +105,16 @@ def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentPar
             of the config.
 
     Returns:
-        The config, checked (``TrainingConfig.check``: a ``ConfigError`` names the flags to change).
+        The config, checked (``TrainingConfig.check``: a ``ConfigError`` names the flags to change), recording the
+        flags that were typed (``TrainingConfig.given_fields``).
     """
     parser = training_parser() if parser is None else parser
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # first: --help shows the real defaults, and a usage error exits here
+    given = typed_fields(parser, argv)
     if args.quick:
         parser.set_defaults(**quick_overrides())
         args = parser.parse_args(argv)
     config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
+    config.mark_given(given)
     config.check()
     return config

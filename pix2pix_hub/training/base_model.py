@@ -2,8 +2,9 @@
 
 The networks are the loaded ones (so fields no flag covers, like a converted U-Net's ``dropout_offset``, survive);
 the ``TrainingConfig``'s architecture flags are set to describe them, so the card, the checkpoints and a resume
-agree. A flag left at its default follows the model; a flag set to anything else must match it, or the run is
-refused with both values named. Optimizers and schedules start fresh.
+agree. A flag the user did not set follows the model; one set (``TrainingConfig.given_fields``: on the command line,
+any flag typed, even at its default value) must match it, or the run is refused with both values named.
+Optimizers and schedules start fresh.
 
 pix2pixHD's recipe is the one exception to "the model's architecture": ``--netG local --init_from GLOBAL_MODEL``
 builds a new local enhancer around the trained global generator (``LocalEnhancer.load_global``; the enhancer's
@@ -138,24 +139,24 @@ def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConf
         local enhancer around it).
 
     Raises:
-        ConfigError: naming every flag that was set (not left at its default) to another value than the model's.
+        ConfigError: naming every flag that was set (``config.given_fields()``) to another value than the model's.
     """
     source = str(config.init_from)
     found = architecture_of(pix2pix, source, config)
     if starts_from_global(config, pix2pix.generator):
         found = local_around_global(found, source)
-    defaults = TrainingConfig()
+    given = config.given_fields()
     conflicts = [
         f"--{name} {getattr(config, name)} (the model has {value})"
         for name, value in found.items()
-        if getattr(config, name) not in (value, getattr(defaults, name))
+        if name in given and getattr(config, name) != value
     ]
     if conflicts:
         raise ConfigError(
             f"--init_from {source} fixes the architecture (its config.json), but {'; '.join(conflicts)}. "
             "Drop those flags, or train from scratch without --init_from."
         )
-    if config.gan_mode == default_gan_mode(config.netD):  # left unset: it follows the discriminator, as --netD does
+    if "gan_mode" not in given:  # it follows the discriminator, as --netD does
         found["gan_mode"] = default_gan_mode(found.get("netD", config.netD))
     adopted = replace(config, **found)
     wanted = input_channels(adopted.input_nc, adopted.label_nc, adopted.instance)

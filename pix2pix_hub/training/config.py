@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -136,7 +137,7 @@ class TrainingConfig:
         default=None,
         metadata=_arg(
             "Fine-tune: start G (and D, when it has one) from this model (Hub id or folder, e.g. a converted one), "
-            "with its architecture; architecture flags left at their defaults follow it."
+            "with its architecture; architecture flags not given follow it, one given must match it."
         ),
     )
     # objective and optimisation
@@ -250,11 +251,40 @@ class TrainingConfig:
         default=False, metadata=_arg("Small fast CPU run: unet_128 at 128x128, 400 steps (see docs/training.md).")
     )
 
+    # The fields given explicitly, where known (``mark_given``); not a field, so no checkpoint, card or command line
+    # holds it, and ``dataclasses.replace`` drops it (see ``given_fields``).
+    _given = None
+
     def __post_init__(self) -> None:
         # --gan_mode unset: the discriminator's own recipe. Resolved here, so the checkpoint and the card record
         # the objective used (and dataclasses.replace keeps it, as it keeps any value given).
         if self.gan_mode is None:
             self.gan_mode = default_gan_mode(self.netD)
+
+    def mark_given(self, names: Iterable[str]) -> None:
+        """Record which fields were given explicitly, whatever their values (``config_from_args``: the flags that
+        appeared on the command line)."""
+        given = frozenset(names)
+        unknown = sorted(given - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"Unknown training arguments {', '.join(unknown)}.")
+        self._given = given
+
+    def given_fields(self) -> frozenset[str]:
+        """The fields the user set, which ``--init_from`` must not silently override.
+
+        From the command line (``config_from_args``): every flag typed, even at its default value (``--ngf 64``),
+        and none that only ``--quick`` set. Built in Python (``TrainingConfig(...)``, ``replace``): the fields whose
+        value differs from the default (a keyword at its default value counts as unset), unless ``mark_given``
+        recorded them.
+
+        Returns:
+            The field names.
+        """
+        if self._given is not None:
+            return self._given
+        defaults = {**asdict(TrainingConfig()), "gan_mode": default_gan_mode(self.netD)}
+        return frozenset(name for name, value in asdict(self).items() if value != defaults[name])
 
     @property
     def multiscale(self) -> bool:
