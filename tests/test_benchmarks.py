@@ -1,0 +1,144 @@
+"""The benchmarks stay runnable and bounded: which variants run where (emulated bf16 skipped unless asked), the
+time bound on their loops, and the GPU check's ``--smoke`` mode on a CPU (so the script cannot rot)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+AVX2_ONLY = {"avx2": True, "avx512f": False, "avx512_vnni": False, "avx_vnni": False, "avx512_bf16": False}
+AVX2_ONLY |= {"amx_int8": False, "amx_bf16": False, "source": "test"}
+WITH_BF16 = AVX2_ONLY | {"avx512f": True, "avx512_vnni": True, "avx512_bf16": True}
+
+
+@pytest.mark.cuda
+def test_cuda_marker_probe():
+    """What ``pytest -m cuda`` (benchmarks/bench_gpu.py) checks first: the GPU is there and computes."""
+    x = torch.arange(4.0, device="cuda")
+    assert (x * 2).sum().item() == 12.0
+
+
+def test_bench_train_skips_emulated_bf16_unless_asked():
+    import bench_train
+
+    variants, skipped, notes = bench_train.variant_plan(include_emulated=False, capabilities=AVX2_ONLY)
+    assert variants == ["plain_eager", "default"]
+    assert "emulated" in skipped["default_bf16"] and "--include_emulated" in skipped["default_bf16"]
+    assert notes == {}
+
+    variants, skipped, notes = bench_train.variant_plan(include_emulated=True, capabilities=AVX2_ONLY)
+    assert variants == ["plain_eager", "default", "default_bf16"] and skipped == {}
+    assert "--include_emulated" in notes["default_bf16"]
+
+    variants, skipped, notes = bench_train.variant_plan(include_emulated=False, capabilities=WITH_BF16)
+    assert variants == ["plain_eager", "default", "default_bf16"] and skipped == {} and notes == {}
+
+
+def test_bench_train_report_without_bf16_has_no_bf16_ratio():
+    import bench_train
+
+    results = {
+        "plain_eager": {"train_step_s": 2.0, "infer_s": 0.2, "images_per_s_batch4": 1.0},
+        "default": {"train_step_s": 1.0, "infer_s": 0.1, "images_per_s_batch4": 1.5},
+    }
+    ratios = bench_train.speedups(results, [4, 8])
+    assert ratios == pytest.approx({"train_step": 2.0, "infer": 2.0, "images_per_s_batch4": 1.5})
+    results["default_bf16"] = {"train_step_s": 0.5, "images_per_s_batch4": 3.0}
+    assert bench_train.speedups(results, [4])["bf16_train_step"] == pytest.approx(2.0)
+
+
+def test_bench_gpu_precisions_follow_native_bf16(monkeypatch):
+    import bench_common
+    import bench_gpu
+
+    args = bench_gpu.parse_args(["--smoke", "--device", "cpu"])
+    monkeypatch.setattr(bench_gpu, "cpu_bf16_emulated", lambda: bench_common.cpu_bf16_emulated(AVX2_ONLY))
+    run, skipped, _ = bench_gpu.precisions(args)
+    assert run == ["fp32"] and "--include_emulated" in skipped["bf16"]
+    args.include_emulated = True
+    assert bench_gpu.precisions(args)[0] == ["fp32", "bf16"]
+    monkeypatch.setattr(bench_gpu, "cpu_bf16_emulated", lambda: bench_common.cpu_bf16_emulated(WITH_BF16))
+    args.include_emulated = False
+    assert bench_gpu.precisions(args)[0] == ["fp32", "bf16"]
+    assert "7.5" in bench_common.cuda_bf16_emulated((7, 5)) and bench_common.cuda_bf16_emulated((9, 0)) is None
+
+
+def test_time_bound_stops_loops_early_but_keeps_one_call():
+    from bench_common import TimeBound, timed_calls
+
+    bound = TimeBound(0.0)
+    assert list(bound.loop(10)) == [0] and bound.stopped_early
+    bound = TimeBound(0.05)
+    times = timed_calls(lambda: time.sleep(0.02), 100, bound)
+    assert 1 <= len(times) < 10 and bound.report()["stopped_early"]
+    unbounded = TimeBound(None)
+    assert len(timed_calls(lambda: None, 5, unbounded)) == 5 and not unbounded.stopped_early
+
+
+def test_bench_gpu_switches_absent_are_not_available_and_cuda_ones_need_cuda():
+    import bench_gpu
+
+    args = bench_gpu.parse_args(["--smoke", "--device", "cpu"])
+    switches = {name: {"field": None, "on": None, "default_on": False} for name in bench_gpu.SWITCHES}
+    usable, reasons = bench_gpu.usable_switches(args, switches)
+    assert usable == [] and all(reason.startswith("not available") for reason in reasons.values())
+
+    switches = {name: {"field": name, "on": True, "default_on": False} for name in bench_gpu.SWITCHES}
+    usable, reasons = bench_gpu.usable_switches(args, switches)
+    assert usable == ["channels_last"]
+    assert reasons["cudnn_benchmark"] == reasons["tf32"] == reasons["cuda_graphs"] == "needs CUDA"
+    assert "--compile_on_cpu" in reasons["compile"]
+    settings = bench_gpu.switch_settings(switches, ("channels_last",))
+    assert settings == {"channels_last": True, "cudnn_benchmark": False, "tf32": False, "compile": False} | {
+        "cuda_graphs": False
+    }
+
+
+def test_bench_gpu_applies_channels_last_itself_where_the_library_did_not():
+    import bench_gpu
+
+    from pix2pix_hub.models import PatchDiscriminator, unet_128
+
+    class Parts:
+        generator, discriminator = unet_128(ngf=4), PatchDiscriminator(ndf=4)
+
+    parts = Parts()
+    batch = {"input": torch.rand(1, 3, 128, 128)}
+    assert bench_gpu.switch_effect("channels_last", parts) is False
+    parts, batch = bench_gpu.apply_switch("channels_last", parts, batch)
+    assert bench_gpu.switch_effect("channels_last", parts) is True
+    assert batch["input"].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU smoke run; a GPU runs the full check")
+def test_bench_gpu_smoke_runs_on_cpu_in_seconds(tmp_path):
+    """``bench_gpu.py --smoke``: every section runs on a CPU, the report names what ran, and the CUDA-marked test
+    of this file is selected and skipped (the marker is defined and honoured)."""
+    out = tmp_path / "gpu-check.json"
+    command = [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--smoke", "--json_out", str(out)]
+    command += ["--tests", "tests/test_benchmarks.py"]
+    started = time.monotonic()
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == report
+    assert report["complete"] and report["smoke"] and report["device"] == "cpu"
+    assert report["tests"]["ok"] and report["tests"]["skipped"] == 1 == report["tests"]["tests"]
+    cases = report["train"]["cases"]
+    assert all("error" not in case for case in cases.values()), cases
+    assert cases["fp32-baseline-b1"]["step_s"] > 0 and cases["fp32-plain_eager-b1"]["step_s"] > 0
+    assert ("bf16-baseline-b1" in cases) == (report["machine"]["native_bf16"])
+    not_measured = report["train"]["switches_not_measured"]
+    for name in ("channels_last", "cudnn_benchmark", "tf32", "compile", "cuda_graphs"):
+        assert name in not_measured or any(name in case["switches"] for case in cases.values()), name
+    assert report["projection"]["minutes"]["fp32-baseline-b1"] > 0
+    assert report["inference"]["sizes"]["fp32"]["128"]["image_ms"] > 0
+    assert time.monotonic() - started < 60
