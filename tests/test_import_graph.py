@@ -34,7 +34,16 @@ ALLOWED = {
     f"{P}.inference": tuple(m for m in PIPELINE if m != f"{P}.inference")
     + tuple(
         f"{P}.inference.{m}"
-        for m in ("calibration", "export", "onnx_rewrite", "onnx_engine", "quantize", "precision", "processor")
+        for m in (
+            "calibration",
+            "export",
+            "onnx_rewrite",
+            "onnx_engine",
+            "quantize",
+            "speed_choice",
+            "precision",
+            "processor",
+        )
     ),
     f"{P}.inference.pipeline": PIPELINE,
     # Jobs over many files and datasets: the pipeline plus data.

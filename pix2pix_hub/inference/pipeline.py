@@ -76,8 +76,9 @@ class Pix2Pix:
     that turns inputs into batches and outputs back; ``onnx_engine``, the ``OnnxEngine`` that knows which graph
     runs on onnxruntime (``engine`` names it).
 
-    int8: ``from_pretrained(..., precision=...)`` runs a shipped ``model.int8.onnx`` where the CPU makes it faster,
-    and ``quantize(calibration)`` builds one; ``engine`` then names it, with its PSNR from fp32 and its speed-up.
+    int8: ``from_pretrained(..., precision=...)`` runs a shipped ``model.int8.onnx`` where it measures faster than
+    fp32 on this machine, and ``quantize(calibration)`` builds one; ``engine`` then names it, with its PSNR from
+    fp32 and its speed-up here.
 
     Label-map models (pix2pixHD; ``info.label_nc`` classes, ``info.instance``): the input is a class-index map, a
     PIL image of mode ``L``, ``P`` (its indices, not its colours) or ``I;16``, or an ``(H, W)`` integer array,
@@ -116,7 +117,7 @@ class Pix2Pix:
             label_nc=self.info.label_nc or 0,
             instance=bool(self.info.instance),
         )
-        self.onnx_engine = OnnxEngine(generator, backend)
+        self.onnx_engine = OnnxEngine(generator, backend, resolution=self.info.resolution)
 
     # ----- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -143,8 +144,10 @@ class Pix2Pix:
             device: where the networks go.
             load_discriminator: load ``discriminator/`` when the folder has one (to fine-tune).
             precision: the generator's on onnxruntime (CPU). ``"auto"``: the folder's ``model.int8.onnx`` when its
-                stored quality report passed its gate and this CPU has VNNI or AMX (else fp32; ``precision_note``
-                says why, also logged). ``"int8"`` insists (with a note where int8 is not faster) and, when the
+                stored quality report passed its gate, it records these weights and it ran faster than fp32 here
+                (timed once per machine at the model's resolution, then remembered in the ONNX cache; else fp32;
+                ``precision_note`` says why, also logged). ``"int8"`` insists (with a note where an earlier
+                measurement here found it slower) and, when the
                 folder has none, builds one from ``calibration`` into the folder if it is a writable local one,
                 else into the ONNX cache; it raises without either. ``"fp32"`` never uses int8.
             calibration: a folder of typical input images or a list of them (see ``quantize``).
@@ -274,8 +277,8 @@ class Pix2Pix:
         num_calibration: int = DEFAULT_NUM_CALIBRATION,
         min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     ) -> dict[str, Any]:
-        """Build the int8 graph of the generator's current weights; from then on it runs where the CPU makes int8
-        faster (else ``precision_note`` says why not), and ``save_pretrained(..., onnx=True)`` ships it.
+        """Build the int8 graph of the generator's current weights; from then on it runs if it measures faster
+        than fp32 here (else ``precision_note`` says why not), and ``save_pretrained(..., onnx=True)`` ships it.
 
         Args:
             calibration: a folder of typical input images or a list of them (``calibration.calibration_inputs``).
@@ -298,13 +301,14 @@ class Pix2Pix:
 
     @property
     def precision_note(self) -> str | None:
-        """Why int8 is not used, or is used although slow (one line, also logged); None otherwise."""
+        """Why int8 is not used, or is used although slower here (one line, also logged); None otherwise."""
         return self.onnx_engine.note
 
     @property
     def engine(self) -> str:
         """What the next (deterministic) call runs on: ``"torch"``, ``"onnxruntime"`` (fp32), or with an int8 graph
-        ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x)"`` (the worst held-out image's PSNR from fp32)."""
+        ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed on this CPU)"`` (the worst held-out
+        image's PSNR from fp32; the speed-up measured here)."""
         return self.onnx_engine.describe()
 
     @property

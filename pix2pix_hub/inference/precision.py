@@ -1,22 +1,25 @@
 """Which graph ``Pix2Pix`` runs on onnxruntime, and why: int8 or fp32.
 
 ``OnnxEngine`` holds that choice for one generator: an int8 graph (a model folder's ``model.int8.onnx``, or one
-built from calibration images), else fp32 (the folder's ``model.onnx`` when it was made from these weights, else an
-export on first use); ``note`` says in one line why int8 is not used (or is used although slow), also logged.
+built from calibration images), else fp32 (the folder's ``model.onnx`` when it is an fp32 graph made from these
+weights, else an export on first use); ``note`` says in one line why int8 is not used (or is used although slower
+here), also logged.
 
-    engine = OnnxEngine(generator, backend="auto")
+    engine = OnnxEngine(generator, backend="auto", resolution=256)
     engine.choose(folder, "auto", calibration=None, build_into=None, max_pixels=4096 * 4096)
     engine.runner        # the OnnxGenerator a call runs (None: torch)
-    engine.describe()    # "onnxruntime int8 (<PSNR> dB vs fp32, <speedup>x)"
+    engine.speed         # the int8-vs-fp32 measurement on this machine (speed_choice.SpeedMeasurement) or None
+    engine.describe()    # "onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed on this CPU)"
 
-An int8 graph is used only when its stored quality report passed its gate, it was made from these weights
-(``weights_fingerprint``) and, under ``"auto"``, this CPU has VNNI or AMX (``quantize.int8_speed_problem``) and the
-report says int8 ran more than ``MIN_INT8_SPEEDUP`` times as fast as fp32 where it was quantized
-(``quantize.int8_measured_speed_problem``; reports without that figure pass).
+An int8 graph is used only when it is one (``quantize.graph_facts``), its stored quality report passed its gate and
+it records these weights' fingerprint (``quantize.int8_origin_problem``); under ``"auto"`` also only where it ran
+faster than fp32 on this machine, at the model's own input size (``speed_choice``: timed once per machine, weights
+and onnxruntime version, then read back). The CPU's flags and the speed-up stored in the file play no part.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,25 +47,22 @@ from .quantize import (
     REPORT_KEY,
     QuantizationQualityError,
     graph_facts,
-    int8_measured_speed_problem,
     int8_origin_problem,
     int8_report,
-    int8_speed_problem,
     quantize_generator,
 )
+from .speed_choice import SpeedMeasurement, choice_key, measure_shape, measure_speed, recall
 
 logger = logging.getLogger(__name__)
 
 
 def onnx_patterns(backend: str, device: str | torch.device, precision: str, calibration: Any) -> list[str]:
     """The ONNX graphs worth fetching from a Hub repo: none unless they may run (onnxruntime on the CPU);
-    ``model.onnx``, and ``model.int8.onnx`` unless ``precision`` rules it out (fp32, or "auto" on a CPU where
-    int8 is not faster and no calibration asks for it)."""
+    ``model.onnx``, and ``model.int8.onnx`` unless ``precision="fp32"`` rules it out. Under ``"auto"`` only a
+    measurement here says whether int8 pays, so it is fetched on every CPU; ``calibration`` does not change that."""
     if backend == "torch" or torch.device(device).type != "cpu":
         return []
-    if precision == "int8" or (precision == "auto" and (calibration is not None or int8_speed_problem() is None)):
-        return [ONNX_NAME, INT8_ONNX_NAME]
-    return [ONNX_NAME]
+    return [ONNX_NAME] if precision == "fp32" else [ONNX_NAME, INT8_ONNX_NAME]
 
 
 def inputs_digest(inputs: list[np.ndarray], min_psnr_db: float) -> str:
@@ -78,7 +78,7 @@ class OnnxEngine:
     """What ``generator`` runs as on onnxruntime (``runner``; None: torch), its int8 graph (``int8``, in use or
     not) and why int8 is not used (``note``). ``backend`` as ``Pix2Pix`` takes it."""
 
-    def __init__(self, generator: nn.Module, backend: str) -> None:
+    def __init__(self, generator: nn.Module, backend: str, resolution: int | None = None) -> None:
         if backend == "onnxruntime" and not onnxruntime_available():
             raise ImportError("backend='onnxruntime' needs onnx and onnxruntime: pip install 'pix2pix-hub[onnx]'.")
         self.generator = generator
@@ -87,6 +87,8 @@ class OnnxEngine:
         self.runner: OnnxGenerator | None = OnnxGenerator(generator) if use_onnx else None
         self.int8: PrebuiltGraph | None = None
         self.note: str | None = None
+        self.resolution = resolution  # the side int8 and fp32 are timed at (None: speed_choice's default)
+        self.speed: SpeedMeasurement | None = None
         self._fingerprint_memo: tuple[tuple[int, ...], str] = ((), "")
 
     # ----- what runs now ----------------------------------------------------------------------------------------
@@ -100,7 +102,8 @@ class OnnxEngine:
         return self.runner is not None and self.device.type == "cpu"
 
     def describe(self) -> str:
-        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speedup>x)"``."""
+        """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed
+        on this CPU)"`` (``PrebuiltGraph.describe``)."""
         return self.runner.describe() if self.active else "torch"
 
     @property
@@ -134,30 +137,29 @@ class OnnxEngine:
         max_pixels: int,
     ) -> None:
         """Pick the graph (``Pix2Pix.from_pretrained``'s ``precision``): the folder's int8 graph, one built from
-        ``calibration`` into ``build_into`` (None: the cache), or fp32 (the folder's ``model.onnx`` when it was
-        made from these weights, else an export)."""
-        shipped = folder / INT8_ONNX_NAME
-        if precision != "fp32" and self._int8_possible(precision):
-            if shipped.is_file():
-                self._load_int8(shipped, precision)
-            elif calibration is not None and (precision == "int8" or int8_speed_problem() is None):
-                path = build_into / INT8_ONNX_NAME if build_into is not None else None
-                try:
-                    self.build_int8(calibration, path, max_pixels=max_pixels, precision=precision)
-                except QuantizationQualityError as error:
-                    if precision == "int8":
-                        raise
-                    self._say(f"no int8 graph: {error}; using fp32", logging.WARNING)
-            elif calibration is not None:
-                self._say(f"{int8_speed_problem()}; using fp32 (no int8 graph built)", logging.INFO)
-            elif precision == "int8":
-                raise FileNotFoundError(
-                    f"precision='int8': {folder} has no {INT8_ONNX_NAME} and no calibration images were given to "
-                    "build one. Pass calibration=<folder of typical inputs>, or make the file with `pix2pix-hub "
-                    "export-onnx MODEL model.int8.onnx --int8 --calibration DIR` (or train with --export_int8)."
-                )
-        if self.precision == "fp32":
+        ``calibration`` into ``build_into`` (None: the cache), or fp32 (the folder's ``model.onnx`` when it is an
+        fp32 graph made from these weights, else an export). Under ``"auto"`` int8 runs where it measured faster."""
+        if precision != "int8":  # first: timing int8 against fp32 needs no export where the folder ships fp32
             self._use_shipped_fp32(folder / ONNX_NAME, precision)
+        if precision == "fp32" or not self._int8_possible(precision):
+            return
+        shipped = folder / INT8_ONNX_NAME
+        if shipped.is_file():
+            self._load_int8(shipped, precision)
+        elif calibration is not None:
+            path = build_into / INT8_ONNX_NAME if build_into is not None else None
+            try:
+                self.build_int8(calibration, path, max_pixels=max_pixels, precision=precision)
+            except QuantizationQualityError as error:
+                if precision == "int8":
+                    raise
+                self._say(f"no int8 graph: {error}; using fp32", logging.WARNING)
+        elif precision == "int8":
+            raise FileNotFoundError(
+                f"precision='int8': {folder} has no {INT8_ONNX_NAME} and no calibration images were given to "
+                "build one. Pass calibration=<folder of typical inputs>, or make the file with `pix2pix-hub "
+                "export-onnx MODEL model.int8.onnx --int8 --calibration DIR` (or train with --export_int8)."
+            )
 
     def _int8_possible(self, precision: str) -> bool:
         """Whether an int8 graph could run here (onnxruntime on the CPU); ``precision="int8"`` raises if not."""
@@ -239,18 +241,45 @@ class OnnxEngine:
         return {**graph.report, "path": str(path), "bytes": path.stat().st_size}
 
     def _adopt_int8(self, graph: PrebuiltGraph, precision: str) -> None:
-        """Keep ``graph`` as the int8 graph and run it, unless ``precision`` is ``"auto"`` and int8 is not faster:
-        a CPU without VNNI or AMX, or a report that measured it no faster (then fp32, with a note); ``"int8"`` runs
-        it anyway, with a note."""
-        self.int8 = graph
-        slow = int8_speed_problem() or int8_measured_speed_problem(graph.report)
-        if slow is not None and precision == "auto":
-            self._say(f"{slow}; using fp32", logging.INFO)
+        """Keep ``graph`` as the int8 graph and run it, unless ``precision`` is ``"auto"`` and it was not faster than
+        fp32 on this machine (``speed_choice``; then fp32, with a note). ``"int8"`` runs it without timing, with a
+        note where an earlier measurement here found it slower."""
+        self.int8, self.note, self.speed = graph, None, None
+        if self.runner is None or self.device.type != "cpu":  # kept for save_pretrained to ship
             return
-        if slow is not None:
-            self._say(f"{slow}; using int8 as asked", logging.WARNING)
-        if self.runner is not None:
-            self.runner = OnnxGenerator(self.generator, graph)
+        int8_runner = OnnxGenerator(self.generator, graph)
+        speed = self._measure(int8_runner, graph, time_now=precision == "auto")
+        if speed is None and precision == "auto":
+            return
+        if speed is not None:
+            self.speed = speed
+            self.int8 = int8_runner.graph = dataclasses.replace(graph, speedup_here=speed.speedup)
+            if speed.chosen == "fp32" and precision == "auto":
+                self._say(f"{speed.describe()}; using fp32", logging.INFO)
+                return
+            if speed.chosen == "fp32":
+                self._say(f"{speed.describe()}; using int8 as asked", logging.WARNING)
+            else:
+                logger.info("%s; using int8", speed.describe())
+        self.runner = int8_runner
+
+    def _measure(self, int8_runner: OnnxGenerator, graph: PrebuiltGraph, time_now: bool) -> SpeedMeasurement | None:
+        """int8 against fp32 on this machine: read back (``speed_choice``), else timed now when ``time_now``. A
+        failure to time is a note (fp32 stays) under ``backend="auto"`` and raised under ``"onnxruntime"``."""
+        generator = self.generator
+        shape = measure_shape(generator.in_channels, self.resolution, generator.size_multiple, generator.min_size)
+        key = choice_key(self.fingerprint(), graph.report, shape, torch.get_num_threads())
+        if not time_now:
+            return recall(key)
+        fp32 = self.runner if self.runner is not None and self.runner.precision == "fp32" else None
+        fp32 = fp32 or OnnxGenerator(generator)
+        try:
+            return measure_speed(fp32.open_session(), int8_runner.open_session(), shape, key)
+        except (RuntimeError, OSError, ValueError) as error:
+            if self.backend == "onnxruntime":
+                raise
+            self._say(f"could not time int8 against fp32 on this CPU ({error}); using fp32", logging.WARNING)
+            return None
 
     def _say(self, message: str, level: int) -> None:
         self.note = message

@@ -9,9 +9,10 @@ then refuses the int8 model (and writes nothing) when its outputs are further fr
 ``min_psnr_db`` on held-back inputs; the measured figure is stored in the file's metadata (``int8_report``) with
 how fast int8 ran next to fp32 there (``speedup_vs_fp32``). ``onnx`` and ``onnxruntime`` are imported on use only.
 
-Whether a model uses its int8 graph (``Pix2Pix.from_pretrained(precision=...)``) follows ``int8_quality_problem``
-(the stored report passed its gate), ``int8_speed_problem`` (this CPU has the instructions that make int8 fast) and
-``int8_measured_speed_problem`` (int8 was measurably faster than fp32 when it was made: not so for thin models).
+Whether a model may use an int8 file follows ``int8_origin_problem``: it is an int8 graph (``graph_facts``), its
+stored report passed its gate (``int8_quality_problem``) and it records these weights' fingerprint. Whether it is
+worth running is measured on the machine that runs it (``speed_choice``), not read from the CPU's flags
+(``int8_is_fast`` is a hint for reports only) nor from the file's ``speedup_vs_fp32`` (measured where it was made).
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
 
 REPORT_KEY = "int8_report"  # metadata_props key of the quantization report (JSON)
 DEFAULT_MIN_PSNR_DB = 40.0
-# "auto" runs an int8 graph only if it ran more than this many times as fast as fp32 when it was made: on thin
-# models the quantize/dequantize steps cost more than the int8 convs save (docs/performance.md).
-MIN_INT8_SPEEDUP = 1.1
 # The speed check after the gate: untimed runs of each engine, then the median of timed runs, each right after an
 # untimed run of the same engine; few runs, as quantizing should not take much longer than calibrating.
 SPEED_WARMUP_RUNS = 2
@@ -261,23 +259,6 @@ def int8_origin_problem(kind: str, report: dict[str, Any] | None, recorded: str 
     return problem
 
 
-def int8_measured_speed_problem(report: dict[str, Any] | None) -> str | None:
-    """Why an int8 graph with this stored report is not worth running under "auto" (one clause): int8 ran at most
-    ``MIN_INT8_SPEEDUP`` times as fast as fp32 when it was quantized. None otherwise, and for reports that hold
-    no measurement (files made before the speed check)."""
-    speedup = (report or {}).get("speedup_vs_fp32")
-    if speedup is None or speedup > MIN_INT8_SPEEDUP:
-        return None
-    return f"int8 measured {round(speedup, 2):g}x the speed of fp32 on the CPU that quantized it"
-
-
-def int8_speed_problem(capabilities: dict[str, Any] | None = None) -> str | None:
-    """Why int8 would not be faster than fp32 on this CPU (one clause), or None when it has VNNI or AMX."""
-    if int8_is_fast(capabilities):
-        return None
-    return "no AVX-512 VNNI / AVX-VNNI / AMX on this CPU: int8 would not be faster than fp32"
-
-
 def _quantize_static(model: onnx.ModelProto, scratch: Path, out_path: Path, calibration: list[np.ndarray]) -> None:
     """onnxruntime's static quantization of ``model``, calibrated on ``calibration`` (float32 NCHW inputs)."""
     import onnx
@@ -371,7 +352,8 @@ def _time_sessions(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray
 
 
 def int8_is_fast(capabilities: dict[str, Any] | None = None) -> bool:
-    """Whether int8 inference beats fp32 here: it needs VNNI (or AMX) dot products. Without them onnxruntime's
-    int8 convolutions are no faster than fp32 (docs/performance.md), so fp32 is the better default."""
+    """Whether the CPU has int8 dot-product instructions (VNNI or AMX), for reports. A hint only: int8 also wins
+    without them on wide models, and loses with them on thin ones (docs/performance.md), so ``precision="auto"``
+    decides by timing both engines here (``speed_choice``), never by this."""
     capabilities = cpu_capabilities() if capabilities is None else capabilities
     return bool(capabilities["avx512_vnni"] or capabilities["avx_vnni"] or capabilities["amx_int8"])
