@@ -137,6 +137,15 @@ def replace_directory(source: Path, destination: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_directory(path: Path) -> None:
+    """Delete the folder ``path`` so that its name goes at once: renamed to a temporary name first, then deleted,
+    so a process killed midway leaves a temporary folder (``remove_temporaries`` clears it), never a half-deleted
+    folder under the old name."""
+    doomed = temporary_sibling(path)
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def move_entries(source: Path, destination: Path, last: tuple[str, ...] = ()) -> None:
     """Move every entry of the folder ``source`` into ``destination`` (each move atomic), leaving the
     destination's other entries alone; names in ``last`` are moved after the rest."""

@@ -99,6 +99,51 @@ def test_total_limit_keeps_the_newest(data, tmp_path):
     assert {p.suffix for p in folder.rglob("*") if p.is_file()} <= {".safetensors", ".json", ".md"}
 
 
+# A checkpoint's files, by what each holds (the model folder, then what resuming needs).
+CHECKPOINT_FILES = (
+    "config.json", "model.safetensors", "discriminator/model.safetensors", *ckpt.OPTIMIZER_FILES, ckpt.SCHEDULES_FILE,
+    "rng_state_0.safetensors", ckpt.CONFIG_FILE, ckpt.STATE_FILE,
+)  # fmt: skip
+
+
+def test_a_kill_while_rotating_out_the_oldest_never_leaves_a_partial_checkpoint(data, tmp_path, monkeypatch):
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):
+        path = Path(path)
+        if (path / "model.safetensors").is_file() and (path / ckpt.STATE_FILE).is_file():
+            for name in CHECKPOINT_FILES[:-2]:  # as rmtree goes: some files gone, the JSON ones not yet
+                (path / name).unlink()
+            raise Killed(f"killed while deleting {path.name}")
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_midway)
+    with pytest.raises(Killed):
+        run(tiny_config(data, tmp_path, max_train_steps=3, checkpointing_steps=1, checkpoints_total_limit=2))
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    folder = ckpt.checkpoints_dir(tmp_path)
+    named = [p for p in folder.iterdir() if ckpt.checkpoint_step(p) is not None]
+    assert sorted(p.name for p in named) == ["checkpoint-2", "checkpoint-3"]
+    for path in named:
+        assert [name for name in CHECKPOINT_FILES if not (path / name).is_file()] == [], path.name
+    # The half-deleted one is under a temporary name, which the next start clears.
+    resumed = run(tiny_config(data, tmp_path, max_train_steps=4, checkpointing_steps=1, checkpoints_total_limit=2,
+                              resume_from_checkpoint="latest"))  # fmt: skip
+    assert resumed.global_step == 4
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-3", "checkpoint-4"]
+
+
+def test_resuming_an_incomplete_checkpoint_names_the_missing_files(data, tmp_path):
+    run(tiny_config(data, tmp_path, max_train_steps=2, checkpointing_steps=2))
+    partial = ckpt.checkpoints_dir(tmp_path) / "checkpoint-2"
+    for name in ("model.safetensors", ckpt.OPTIMIZER_FILES[1]):
+        (partial / name).unlink()
+    with pytest.raises(ValueError, match=r"checkpoint-2 is not a complete checkpoint: model\.safetensors, "
+                       r"optimizer_discriminator\.safetensors are missing") as raised:  # fmt: skip
+        run(tiny_config(data, tmp_path, max_train_steps=3, resume_from_checkpoint=str(partial)))
+    assert raised.value.exit_code == 1 and "\n" not in str(raised.value)
+
+
 def test_resume_refuses_another_architecture(data, tmp_path):
     run(tiny_config(data, tmp_path, max_train_steps=2))
     shutil.rmtree(tmp_path / "samples")

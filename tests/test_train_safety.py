@@ -123,6 +123,78 @@ def test_a_folder_with_unrelated_files_is_fine(data, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+# ----- issue 25 item 0: a failing run replaces nothing ----------------------------------------------------------------
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "mistake, error",
+    [
+        ({"dataset": "/no/such/dataset"}, FileNotFoundError),
+        ({"init_from": "/no/such/model"}, ValueError),
+        ({"lambda_vgg": 10.0, "vgg_weights": "/no/such/vgg19.safetensors"}, ValueError),
+    ],
+    ids=["dataset", "init_from", "vgg_weights"],
+)
+def test_a_run_that_fails_before_training_leaves_an_overwritten_folder_untouched(data, run_copy, mistake, error):
+    before = snapshot(run_copy)
+    with pytest.raises(error):
+        run(tiny_config(data, run_copy, max_train_steps=1, overwrite_output_dir=True, **mistake))
+    assert snapshot(run_copy) == before
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_keeps_the_old_one(data, run_copy, monkeypatch):
+    from pix2pix_hub.training import trainer
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("out of memory in the first step")
+
+    monkeypatch.setattr(trainer, "train_step", fails)
+    before = snapshot(run_copy)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run(tiny_config(data, run_copy, max_train_steps=1, overwrite_output_dir=True))
+    assert snapshot(run_copy) == before
+
+
+def test_a_first_checkpoint_that_cannot_be_written_puts_the_old_ones_back(data, run_copy, monkeypatch):
+    def disk_full(folder, *args, **kwargs):
+        (Path(folder) / ckpt.OPTIMIZER_FILES[0]).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_training_state", disk_full)
+    before = snapshot(run_copy)
+    with pytest.raises(OSError, match="No space left"):
+        run(tiny_config(data, run_copy, max_train_steps=1, overwrite_output_dir=True))
+    assert snapshot(run_copy) == before
+
+
+def test_quick_with_a_typo_in_the_dataset_exits_1_and_keeps_the_folder(run_copy, capsys):
+    from pix2pix_hub.commands.train import main
+
+    before = snapshot(run_copy)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--quick", "--dataset", "/no/such/dataset", "--output_dir", str(run_copy), "--report_to", "none"])
+    assert stopped.value.code == 1 and "/no/such/dataset" in capsys.readouterr().err
+    assert snapshot(run_copy) == before
+
+
+def test_a_good_run_with_overwrite_replaces_the_old_checkpoints(data, run_copy):
+    old = (ckpt.checkpoints_dir(run_copy) / "checkpoint-2" / "model.safetensors").read_bytes()
+    run(tiny_config(data, run_copy, max_train_steps=1, seed=1, checkpointing_steps=1, overwrite_output_dir=True))
+    assert [p.name for p in ckpt.checkpoints_dir(run_copy).iterdir()] == ["checkpoint-1"]
+    assert not [p for p in run_copy.iterdir() if p.name.startswith(".tmp-")]
+    assert (run_copy / "model.safetensors").read_bytes() != old
+
+
+def test_init_from_inside_the_checkpoints_an_overwrite_would_delete_is_refused(data, run_copy):
+    source = ckpt.checkpoints_dir(run_copy) / "checkpoint-2"
+    before = snapshot(run_copy)
+    with pytest.raises(ValueError, match=rf"--init_from {source} .*--overwrite_output_dir would delete"):
+        run(tiny_config(data, run_copy, max_train_steps=1, init_from=str(source), overwrite_output_dir=True))
+    assert snapshot(run_copy) == before
+
+
 # ----- issue 13 item 5: SIGTERM and Ctrl-C ---------------------------------------------------------------------------
 def test_first_signal_is_recorded_and_a_second_ctrl_c_exits_at_once(monkeypatch):
     exits = []

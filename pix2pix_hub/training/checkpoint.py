@@ -11,8 +11,10 @@ what resuming needs, in formats that cannot run code when read (``safe_state``):
     trainer_state.json                                                     step, epoch, data position (last)
 
 It is assembled in ``.tmp-checkpoint-<step>`` and renamed into place only when complete, so a run killed mid-write
-leaves the previous checkpoints untouched and the partial one is ignored (and removed later). A checkpoint holding
-a pickle (``.pkl``, ``.bin``, ...: e.g. one written by Accelerate's ``save_state``) is refused, never read.
+leaves the previous checkpoints untouched and the partial one is ignored (and removed later). An old checkpoint
+rotated out (``--checkpoints_total_limit``) is renamed to a temporary name before it is deleted, so a folder named
+``checkpoint-<step>`` is always whole; resuming one that is not names the files it lacks. A checkpoint holding a
+pickle (``.pkl``, ``.bin``, ...: e.g. one written by Accelerate's ``save_state``) is refused, never read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import fileio
-from ..constants import PICKLE_SUFFIXES
+from ..constants import CONFIG_NAME, DISCRIMINATOR_DIR, PICKLE_SUFFIXES, WEIGHTS_NAME
 from ..inference.pipeline import Pix2Pix
 from . import safe_state
 from .config import ARCHITECTURE_FIELDS, TrainingConfig
@@ -42,6 +44,11 @@ STATE_FILE = "trainer_state.json"  # written last: its presence marks a complete
 OPTIMIZER_FILES = ("optimizer_generator.safetensors", "optimizer_discriminator.safetensors")
 SCHEDULES_FILE = "schedules.json"
 RNG_FILE = "rng_state_{process}.safetensors"
+# Every file resuming reads, in the order they are listed when missing (process 0's RNG state: every run has one).
+REQUIRED_FILES = (
+    CONFIG_NAME, WEIGHTS_NAME, f"{DISCRIMINATOR_DIR}/{CONFIG_NAME}", f"{DISCRIMINATOR_DIR}/{WEIGHTS_NAME}",
+    *OPTIMIZER_FILES, SCHEDULES_FILE, RNG_FILE.format(process=0), CONFIG_FILE, STATE_FILE,
+)  # fmt: skip
 
 
 def checkpoints_dir(output_dir: str | os.PathLike) -> Path:
@@ -54,7 +61,13 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def is_complete(path: Path) -> bool:
+    """Whether writing ``path`` was finished (its last files are there); ``missing_files`` checks every file."""
     return (path / STATE_FILE).is_file() and (path / CONFIG_FILE).is_file()
+
+
+def missing_files(path: Path) -> list[str]:
+    """The files of ``REQUIRED_FILES`` that the checkpoint folder ``path`` lacks."""
+    return [name for name in REQUIRED_FILES if not (path / name).is_file()]
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -68,7 +81,7 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
 
 def resolve_resume(output_dir: str | os.PathLike, value: str | None) -> Path | None:
     """``--resume_from_checkpoint``: ``None``; ``"latest"`` (newest complete one, or ``None`` if there is none);
-    or a checkpoint folder, which must be complete and free of pickles."""
+    or a checkpoint folder, which must be free of pickles and hold every file resuming reads."""
     if value is None:
         return None
     if value == "latest":
@@ -81,14 +94,21 @@ def resolve_resume(output_dir: str | os.PathLike, value: str | None) -> Path | N
                 f"--resume_from_checkpoint {value}: no such folder. Pass 'latest' or one of "
                 f"{checkpoints_dir(output_dir)}/{PREFIX}<step>."
             )
-        if not is_complete(path):
-            raise ConfigError(
-                f"--resume_from_checkpoint {value} is not a complete checkpoint (no {STATE_FILE} or {CONFIG_FILE}); "
-                "it was probably interrupted while being written. Use an earlier one or 'latest'."
-            )
     if path is not None:
         refuse_pickles(path)
+        refuse_incomplete(path)
     return path
+
+
+def refuse_incomplete(checkpoint: Path) -> None:
+    """Refuse a checkpoint folder that lacks a file resuming reads, naming them all."""
+    missing = missing_files(checkpoint)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise CheckpointError(
+            f"{checkpoint} is not a complete checkpoint: {', '.join(missing)} {verb} missing (it was interrupted "
+            "while being written or deleted, or files were removed). Resume from another checkpoint or 'latest'."
+        )
 
 
 def refuse_pickles(checkpoint: Path) -> None:
@@ -156,11 +176,59 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     config: TrainingConfig,
     total_limit: int | None,
+    replace_old: bool = False,
 ) -> Path:
     """Write ``checkpoint-<step>`` (the main process all but the RNG states, each process its own), then commit it
     by renaming. Keeps the newest ``total_limit`` complete checkpoints; older ones are deleted only after the new
-    one is in place."""
+    one is in place (renamed away first: ``fileio.remove_directory``).
+
+    ``replace_old``: the first checkpoint of a new run, which takes the folder over: whatever ``checkpoints/``
+    held (an overwritten run's) is moved aside first, deleted once this checkpoint is in place, and put back if
+    writing it fails. Until then an overwritten run's checkpoints stay as they were.
+    """
     folder = checkpoints_dir(output_dir)
+    aside = set_aside(folder) if replace_old and accelerator.is_main_process else None
+    try:
+        final = write_checkpoint(
+            accelerator, folder, step, model=model, card=card, optimizers=optimizers, schedulers=schedulers,
+            trainer_state=trainer_state, config=config,
+        )  # fmt: skip
+    except BaseException:
+        if aside is not None:  # the new run wrote no checkpoint: the old one's are back as they were
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(aside, folder)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    if accelerator.is_main_process and total_limit is not None:
+        for old in list_checkpoints(output_dir)[:-total_limit]:
+            fileio.remove_directory(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def set_aside(folder: Path) -> Path | None:
+    """Rename ``folder`` to a temporary name beside it (the start-up cleanup's kind); None when there is none."""
+    if not folder.exists():
+        return None
+    aside = fileio.temporary_sibling(folder)
+    os.replace(folder, aside)
+    return aside
+
+
+def write_checkpoint(
+    accelerator: Accelerator,
+    folder: Path,
+    step: int,
+    *,
+    model: Pix2Pix,
+    card: str,
+    optimizers: tuple,
+    schedulers: tuple,
+    trainer_state: dict[str, Any],
+    config: TrainingConfig,
+) -> Path:
+    """``folder/checkpoint-<step>``, assembled under its temporary name and renamed into place when complete."""
     tmp = folder / f"{TMP_PREFIX}{step}"
     final = folder / f"{PREFIX}{step}"
     if accelerator.is_main_process:
@@ -174,10 +242,6 @@ def save_checkpoint(
         fileio.write_json(tmp / CONFIG_FILE, json.loads(config.to_json()))
         fileio.write_json(tmp / STATE_FILE, trainer_state)  # last: it marks the checkpoint complete
         fileio.replace_directory(tmp, final)
-        if total_limit is not None:
-            for old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
     return final
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -242,7 +241,11 @@ def check_output_dir(path: Path) -> None:
 def prepare_output_dir(config: TrainingConfig, resuming: bool) -> None:
     """Main process, before anything is built: a writable ``output_dir`` that a new run (not ``resuming`` from
     one of its checkpoints) will not mix with another run's checkpoints or silently replace another run's model
-    files in, without what a killed run left half-written."""
+    files in, without what a killed run left half-written.
+
+    Nothing of another run is deleted here: with ``--overwrite_output_dir`` its checkpoints are replaced when the
+    new run saves its first one (``checkpoint.save_checkpoint(replace_old=True)``), its model files at the end.
+    """
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir)
     if not resuming:
@@ -252,12 +255,25 @@ def prepare_output_dir(config: TrainingConfig, resuming: bool) -> None:
             held = f"checkpoints ({existing[-1].name})" if existing else f"another model ({', '.join(model_files)})"
             raise OutputDirError(
                 f"--output_dir {output_dir} already holds {held}; pass --resume_from_checkpoint latest to "
-                "continue that run, --overwrite_output_dir to start afresh (deleting its checkpoints, replacing "
-                "its model files at the end), or another --output_dir."
+                "continue that run, --overwrite_output_dir to start afresh (replacing its checkpoints when this run "
+                "saves its first, its model files at the end), or another --output_dir."
             )
-        shutil.rmtree(checkpoint.checkpoints_dir(output_dir), ignore_errors=True)
+        check_inputs_outside(config, checkpoint.checkpoints_dir(output_dir))
     checkpoint.remove_stale(output_dir)
     fileio.remove_temporaries(output_dir)
+
+
+def check_inputs_outside(config: TrainingConfig, replaced: Path) -> None:
+    """Refuse a local ``--init_from`` or ``--dataset`` inside ``replaced``, the ``checkpoints/`` folder a new run
+    takes over (deleting what it held)."""
+    for flag in ("init_from", "dataset"):
+        value = getattr(config, flag)
+        if value and Path(value).expanduser().exists():
+            if fileio.overlap(fileio.resolved(value), fileio.resolved(replaced)) in ("is", "lies inside"):
+                raise ConfigError(
+                    f"--{flag} {value} is inside {replaced}, which a new run replaces at its first checkpoint "
+                    "(--overwrite_output_dir would delete it): copy it elsewhere first, or choose another --output_dir."
+                )
 
 
 def on_main_then_everywhere(accelerator: Accelerator, check: Callable[[], None]) -> None:

@@ -130,6 +130,9 @@ class Trainer:
         self._build(base)
         self.step = self._resume(resume)
         self.last_saved = self.step if resume is not None else -1
+        # A new run takes checkpoints/ over at its first checkpoint, not before: a run that fails first leaves an
+        # overwritten run's checkpoints as they were.
+        self.taking_over = resume is None
         self._announce()
         self.progress = tqdm(
             total=self.total_steps, initial=self.step, disable=not self.main, desc="pix2pix", dynamic_ncols=True
@@ -334,8 +337,9 @@ class Trainer:
             self.accelerator, self.output_dir, self.step, model=model, card=card,
             optimizers=(self.parts.optimizer_g, self.parts.optimizer_d), schedulers=self.schedulers,
             trainer_state=trainer_state, config=self.config, total_limit=self.config.checkpoints_total_limit,
+            replace_old=self.taking_over,
         )  # fmt: skip
-        self.last_saved = self.step
+        self.last_saved, self.taking_over = self.step, False
         self.say(f"step {self.step}: saved {path}")
 
     def validate(self) -> dict[str, float]:
