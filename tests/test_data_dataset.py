@@ -357,3 +357,31 @@ def test_data_command_names_each_bad_label_and_instance_map_by_its_file(tmp_path
     fine = label_folders(tmp_path / "good", [good, good])
     assert data_main([str(fine), "--label_nc", "8", "--instance"]) == 0
     assert "bad pairs" not in capsys.readouterr().out
+
+
+# ----- every pair bad in the same way ------------------------------------------------------------------------------
+def test_pairs_that_all_fail_alike_get_the_likely_fix_not_skipping(tmp_path):
+    labels = PairedTransform(preprocess="none", label_nc=3)
+    pairs = load_pairs(folder_pairs(tmp_path / "rgb", count=4))  # RGB photos given as class-index maps
+    with pytest.raises(BadSampleError) as refused:
+        check_pairs(pairs, transform=labels)
+    message = str(refused.value)
+    assert "all 4 pairs fail the same way" in message and "the label map is a RGB image" in message
+    assert "not class-index maps" in message and "without --label_nc" in message
+    assert "--skip_bad_samples" not in message and "\n" not in message
+    # Some good, some bad: skipping them is a way forward, and it is offered.
+    (tmp_path / "rgb" / "A" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(BadSampleError, match="--skip_bad_samples"):
+        check_pairs(load_pairs(tmp_path / "rgb"), transform=SMALL)
+
+
+def test_skipping_every_pair_ends_in_one_line_saying_so(tmp_path):
+    pairs = load_pairs(folder_pairs(tmp_path / "rgb", count=4))
+    dataset = PairedDataset(pairs, PairedTransform(preprocess="none", label_nc=3), skip_bad_samples=True)
+    with pytest.raises(BadSampleError) as refused:
+        dataset.first_good_item()
+    message = str(refused.value)
+    assert "--skip_bad_samples skipped all 4 pairs" in message and "not class-index maps" in message
+    assert "\n" not in message
+    fine = PairedDataset(load_pairs(tmp_path / "rgb"), SMALL, skip_bad_samples=True)
+    assert fine.first_good_item()["index"] == 0

@@ -136,3 +136,14 @@ def test_a_three_pair_dataset_trains_and_validates_on_its_training_pairs(tmp_pat
     assert "3 training and 3 validation pairs" in out
     card = (tmp_path / "out" / "README.md").read_text()
     assert "| val_size | `0` |" in card  # what was held out, not "None"
+
+
+def test_rgb_inputs_as_label_maps_say_so_and_skipping_them_all_is_one_line(data, tmp_path, capsys):
+    code, err = exit_of(tiny_argv(data, tmp_path / "out", "--label_nc", "3"), capsys)
+    assert code == 1 and err.startswith("error: ") and "\n" not in err
+    assert "all 10 pairs fail the same way" in err and "not class-index maps" in err
+    assert "--skip_bad_samples" not in err  # skipping every pair is no way forward
+    code, err = exit_of(tiny_argv(data, tmp_path / "out", "--label_nc", "3", "--skip_bad_samples"), capsys)
+    assert code == 1 and err.startswith("error: ") and "\n" not in err
+    assert "--skip_bad_samples skipped all" in err and "not class-index maps" in err
+    assert "RuntimeError" not in err

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..images.labels import LabelMapError
+from ..images.labels import INDEX_MODES, LabelMapError
 from ..images.reading import DECODE_ERRORS, image_file, open_image
 
 MAX_LISTED = 10
@@ -90,15 +90,28 @@ def raw_rows(pairs: Any) -> Any:
     return pairs
 
 
+def failure_reason(error: Exception) -> str:
+    """What went wrong with a pair, without where (row, file): equal for pairs that fail the same way."""
+    if isinstance(error, BadSampleError) and error.__cause__ is not None:
+        return str(error.__cause__)
+    return str(error)
+
+
 @dataclass
 class PairsReport:
-    """What ``scan_pairs`` found: row count, problems (``"row 3 (a.jpg): reason"``), size and mode counts."""
+    """What ``scan_pairs`` found: row count, problems (``"row 3 (a.jpg): reason"``) and, for each, its reason
+    alone (``reasons``), size and mode counts."""
 
     rows: int = 0
     bad: list[str] = field(default_factory=list)
     input_sizes: Counter = field(default_factory=Counter)
     target_sizes: Counter = field(default_factory=Counter)
     modes: Counter = field(default_factory=Counter)
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, message: str, reason: str) -> None:
+        self.bad.append(message)
+        self.reasons.append(reason)
 
 
 def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> PairsReport:
@@ -124,38 +137,72 @@ def scan_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None
         try:
             source, target = open_pair(index, row)
         except BadSampleError as error:
-            report.bad.append(str(error))
+            report.add(str(error), failure_reason(error))
             continue
         report.input_sizes[source.size] += 1
         report.target_sizes[target.size] += 1
         report.modes[(source.mode, target.mode)] += 1
         where = describe_row(index, row)
         if source.size != target.size:
-            report.bad.append(
-                f"{where}: input is {source.width}x{source.height} but target is {target.width}x{target.height}; "
+            reason = (
+                f"input is {source.width}x{source.height} but target is {target.width}x{target.height}; "
                 "the two images of a pair must have the same size"
             )
+            report.add(f"{where}: {reason}", reason)
         elif transform is not None:
             problem = transform_problem(transform, index, row, source)
             if problem is not None:
-                report.bad.append(problem)
+                report.add(*problem)
     return report
 
 
-def transform_problem(transform: Any, index: int, row: dict[str, Any], source: Image.Image) -> str | None:
-    """The line saying why ``transform`` would refuse this row (its size, its label or instance map), or None; a
-    map's problem names the map's own file (``label_map_problem``)."""
+def transform_problem(transform: Any, index: int, row: dict[str, Any], source: Image.Image) -> tuple[str, str] | None:
+    """The line saying why ``transform`` would refuse this row (its size, its label or instance map), and the
+    reason alone; None when it would not. A map's problem names the map's own file (``label_map_problem``)."""
     try:
         transform.check_size(source.size)
         if getattr(transform, "label_nc", 0) or getattr(transform, "instance", False):
             transform.check_maps(source, open_instance(index, row) if transform.instance else None)
     except LabelMapError as error:
-        return label_map_problem(index, row, error)
+        return label_map_problem(index, row, error), str(error)
     except BadSampleError as error:  # an instance map that does not decode; the message names row and file
-        return str(error)
+        return str(error), failure_reason(error)
     except ValueError as error:
-        return f"{describe_row(index, row)}: {error}"
+        return f"{describe_row(index, row)}: {error}", str(error)
     return None
+
+
+def likely_fix(transform: Any, input_modes: set[str]) -> str:
+    """What to change when every pair fails alike: colour inputs read as label maps are most likely photos (or
+    colour-coded maps) given ``--label_nc`` by mistake. Empty when there is nothing more to say than the reason."""
+    if getattr(transform, "label_nc", 0) and input_modes and not input_modes & set(INDEX_MODES):
+        return (
+            f" These inputs are {'/'.join(sorted(input_modes))} images, photos most likely, not class-index maps: "
+            "train without --label_nc to read them as images."
+        )
+    return ""
+
+
+def all_alike(messages: list[str], reasons: list[str], transform: Any, input_modes: set[str]) -> str | None:
+    """For pairs that all fail for one reason (skipping them would leave nothing): "the same way as" the first
+    pair, its reason and ``likely_fix``, in one line; None when the reasons differ."""
+    if not reasons or len(set(reasons)) != 1:
+        return None
+    where = messages[0].removesuffix(reasons[0]).rstrip(": ")
+    first = "the same way as" if len(messages) > 1 else "as"
+    return f"{first} {where}: {reasons[0].rstrip('.')}.{likely_fix(transform, input_modes)}"
+
+
+def nothing_left(messages: list[str], reasons: list[str], transform: Any, input_modes: set[str]) -> BadSampleError:
+    """The error for ``--skip_bad_samples`` skipping every pair: one line, why they fail and what to change."""
+    count = f"all {len(messages)} pairs" if len(messages) > 1 else "the only pair"
+    head = f"--skip_bad_samples skipped {count}, so nothing is left to train on"
+    alike = all_alike(messages, reasons, transform, input_modes)
+    if alike is not None:
+        return BadSampleError(f"{head}; {'they all fail' if len(messages) > 1 else 'it fails'} {alike}")
+    return BadSampleError(
+        f"{head}; the first: {messages[0].rstrip('.')}. `python -m pix2pix_hub.data SOURCE` lists every bad pair."
+    )
 
 
 def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = None) -> None:
@@ -168,6 +215,10 @@ def check_pairs(pairs: Any, *, transform: Any = None, max_rows: int | None = Non
     report = scan_pairs(pairs, transform=transform, max_rows=max_rows)
     if report.rows == 0:
         raise BadSampleError("the dataset has no pairs.")
+    alike = all_alike(report.bad, report.reasons, transform, {mode for mode, _ in report.modes})
+    if len(report.bad) == report.rows and alike is not None:  # skipping them would leave nothing: not offered
+        what = f"all {report.rows} pairs fail" if report.rows > 1 else "its only pair fails"
+        raise BadSampleError(f"{what} {alike}")
     if report.bad:
         listed = "\n  ".join(report.bad[:MAX_LISTED])
         more = f"\n  ... and {len(report.bad) - MAX_LISTED} more" if len(report.bad) > MAX_LISTED else ""

@@ -2,8 +2,9 @@
 
 A sample's randomness comes from ``(seed, epoch, index)`` only, so the same sample gets the same crop and flip
 whatever the DataLoader worker or process that draws it. Bad samples raise with the row and file named, or,
-with ``skip_bad_samples``, come back as ``None`` (dropped by ``collate_pairs``) and are counted. A label map with a
-class outside ``label_nc`` is named by its file and the bad values.
+with ``skip_bad_samples``, come back as ``None`` (dropped by ``collate_pairs``) and are counted; when no pair is
+left, ``first_good_item`` says so in one line (and why, when they all fail alike). A label map with a class outside
+``label_nc`` is named by its file and the bad values.
 
 Pairs may carry a third image column, ``instance`` (``load_pairs(column_instance=...)``, an ``I/`` folder beside
 ``A/`` and ``B/``): with a ``PairedTransform(instance=True)`` each sample's instance map is decoded and passed to it.
@@ -19,7 +20,16 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ..images.labels import LabelMapError
-from .checks import BadSampleError, describe_row, label_map_problem, open_instance, open_pair, raw_rows
+from .checks import (
+    BadSampleError,
+    describe_row,
+    failure_reason,
+    label_map_problem,
+    nothing_left,
+    open_instance,
+    open_pair,
+    raw_rows,
+)
 from .transforms import PairedTransform
 
 logger = logging.getLogger(__name__)
@@ -72,6 +82,12 @@ class _PairsBase:
         return self.skipped.count
 
     def _make(self, index: int, row: dict[str, Any], seed: int) -> dict[str, Any] | None:
+        item, failure = self._attempt(index, row, seed)
+        return item if failure is None else self._bad(failure.message, failure.error)
+
+    def _attempt(self, index: int, row: dict[str, Any], seed: int) -> tuple[dict[str, Any] | None, Failure | None]:
+        """``(item, None)``, or ``(None, why)`` for a pair that cannot be decoded or transformed."""
+        source = None
         try:
             source, target = open_pair(index, row)
             if getattr(self.transform, "instance", False):
@@ -79,12 +95,12 @@ class _PairsBase:
             else:
                 x, y = self.transform(source, target, seed=seed)
         except BadSampleError as error:
-            return self._bad(str(error), error)
+            return None, Failure(str(error), error, source)
         except LabelMapError as error:
-            return self._bad(label_map_problem(index, row, error), error)
+            return None, Failure(label_map_problem(index, row, error), error, source)
         except ValueError as error:
-            return self._bad(f"{describe_row(index, row)}: {error}", error)
-        return {"input": x, "target": y, "index": index}
+            return None, Failure(f"{describe_row(index, row)}: {error}", error, source)
+        return {"input": x, "target": y, "index": index}, None
 
     def _bad(self, message: str, error: Exception) -> None:
         if not self.skip_bad_samples:
@@ -95,6 +111,14 @@ class _PairsBase:
         self.skipped.add(message)
         logger.warning("skipping bad sample: %s", message)
         return None
+
+
+class Failure:
+    """Why one pair cannot be used: the line naming it, the error, and its input image when that decoded."""
+
+    def __init__(self, message: str, error: Exception, source: Any) -> None:
+        self.message, self.error = message, error
+        self.input_mode = None if source is None else source.mode
 
 
 class PairedDataset(_PairsBase, torch.utils.data.Dataset):
@@ -126,6 +150,29 @@ class PairedDataset(_PairsBase, torch.utils.data.Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} pairs")
         index %= len(self)
         return self._make(index, self.rows[index], sample_seed(self.seed, self.epoch, index))
+
+    def first_good_item(self) -> dict[str, Any]:
+        """The first pair that decodes and transforms, as ``dataset[i]`` gives it (the pairs before it are
+        neither counted nor logged again).
+
+        Returns:
+            The item.
+
+        Raises:
+            BadSampleError: one line when no pair can be used (with ``skip_bad_samples``: nothing to train on),
+                saying why, and what to change when they all fail the same way.
+        """
+        failures = []
+        for index in range(len(self)):
+            item, failure = self._attempt(index, self.rows[index], sample_seed(self.seed, self.epoch, index))
+            if failure is None:
+                return item
+            failures.append(failure)
+        if not failures:
+            raise BadSampleError("the dataset has no pairs.")
+        modes = {failure.input_mode for failure in failures if failure.input_mode is not None}
+        reasons = [failure_reason(failure.error) for failure in failures]
+        raise nothing_left([failure.message for failure in failures], reasons, self.transform, modes)
 
 
 class PairedIterableDataset(_PairsBase, torch.utils.data.IterableDataset):

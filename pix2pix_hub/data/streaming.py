@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from .checks import raw_rows
+from .checks import BadSampleError, raw_rows
 from .dataset import _PairsBase, collate_pairs
 from .errors import PairsSourceError
 from .transforms import PairedTransform
@@ -229,7 +229,10 @@ class StreamingPairs(_PairsBase, torch.utils.data.IterableDataset):
         for item in itertools.islice(self.items(0, None), 100_000):
             if "input" in item:
                 return collate_pairs([without_position(item)])
-        raise RuntimeError("No readable training pair among the first 100000 rows of the stream; check the dataset.")
+        raise BadSampleError(
+            "--skip_bad_samples skipped every pair of the stream (up to its first 100000 rows), so nothing is left "
+            "to train on; `python -m pix2pix_hub.data SOURCE` says why each pair fails."
+        )
 
 
 def without_position(item: dict[str, Any]) -> dict[str, Any] | None:

@@ -120,11 +120,7 @@ class MapData(TrainingData):
                 yield epoch, batch
 
     def first_good_batch(self) -> Batch:
-        for index in range(len(self.train_set)):
-            item = self.train_set[index]
-            if item is not None:
-                return collate_pairs([item])
-        raise RuntimeError("Every training pair was skipped as unreadable; check the dataset.")
+        return collate_pairs([self.train_set.first_good_item()])  # a one-line BadSampleError when none is good
 
 
 class StreamData(TrainingData):
@@ -259,6 +255,8 @@ def load_datasets(
         check_pairs(val_pairs, transform=val_transform)
     train = PairedDataset(train_pairs, train_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
     val = PairedDataset(val_pairs, val_transform, seed=config.seed, skip_bad_samples=config.skip_bad_samples)
+    if config.skip_bad_samples:
+        train.first_good_item()  # skipping every pair leaves nothing to train on: say so now, in one line
     return train, val
 
 
