@@ -4,7 +4,8 @@ The int8 graph's stored ``speedup_vs_fp32`` was measured on the machine that qua
 differ both ways (VNNI is not needed for int8 to win, nor enough: thin models lose). So once a usable int8 graph is
 at hand (past its quality gate, made from these weights), ``measure_speed`` times the fp32 and int8 onnxruntime
 sessions on the model's own input size, batch 1: one warm-up call each, then a few timed calls each, alternating,
-within ``MEASURE_BUDGET_S`` (on a model whose warm-up calls alone exceed it, those calls are the measurement).
+each after an untimed call of the same engine, within ``MEASURE_BUDGET_S`` (on a model whose warm-up calls alone
+exceed it, those calls are the measurement).
 
 The answer is kept in the ONNX cache (``onnx_engine.default_cache_dir()``, file ``CHOICES_NAME``), keyed by the CPU's
 model name (``performance.cpu_name``), the onnxruntime version, the weights' fingerprint, the int8 graph's report,
@@ -109,20 +110,24 @@ def time_sessions(
 ) -> tuple[float, float, int]:
     """Median milliseconds per call of each session on ``array`` and the timed calls each made.
 
-    One untimed call each first (memory arenas, kernel choice); then rounds of one timed call each, alternating so
-    both see the same load, while a round fits in what is left of ``budget_s`` (at most ``MEASURE_CALLS``). When
-    not even one round fits (a huge model), the warm-up calls are the measurement.
+    One untimed call each first (memory arenas, kernel choice); then rounds in which each engine makes an untimed
+    call and a timed one, so that a timed call never competes with the other engine's worker threads still
+    spinning after its run; the engines alternate, so both see the same load. Rounds go on while one fits in what
+    is left of ``budget_s`` (at most ``MEASURE_CALLS``); when not even one fits (a huge model), the first calls
+    are the measurement.
     """
     start = time.perf_counter()
-    warmup = [_timed(session, array) for session in (fp32_session, int8_session)]
+    sessions = (fp32_session, int8_session)
+    first = [_timed(session, array) for session in sessions]
     times: list[list[float]] = [[], []]
     rounds = 0
-    while rounds < MEASURE_CALLS and time.perf_counter() - start + sum(warmup) <= budget_s:
-        for index, session in enumerate((fp32_session, int8_session)):
+    while rounds < MEASURE_CALLS and time.perf_counter() - start + 2 * sum(first) <= budget_s:
+        for index, session in enumerate(sessions):
+            _timed(session, array)
             times[index].append(_timed(session, array))
         rounds += 1
     if rounds == 0:
-        times = [[warmup[0]], [warmup[1]]]
+        times = [[first[0]], [first[1]]]
     fp32_s, int8_s = (statistics.median(values) for values in times)
     return 1000 * fp32_s, 1000 * int8_s, max(rounds, 1)
 
