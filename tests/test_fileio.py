@@ -119,3 +119,35 @@ def test_move_entries_keeps_the_destinations_other_entries(tmp_path):
     assert (destination / "a.txt").read_text() == "new a"
     assert sorted(p.name for p in (destination / "sub").iterdir()) == ["b.txt"]  # a folder is replaced whole
     assert (destination / "keep.txt").read_text() == "keep"
+
+
+def test_remove_directory_never_leaves_a_half_deleted_folder_under_its_name(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoint-15"
+    folder.mkdir()
+    for name in ("model.safetensors", "trainer_state.json"):
+        (folder / name).write_text(name)
+    real_rmtree = fileio.shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):
+        (Path(path) / "model.safetensors").unlink()
+        raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(fileio.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.remove_directory(folder)
+    monkeypatch.setattr(fileio.shutil, "rmtree", real_rmtree)
+    left = list(tmp_path.iterdir())
+    assert not folder.exists() and len(left) == 1 and left[0].name.startswith(fileio.TEMP_MARK)
+    fileio.remove_temporaries(tmp_path)  # what the next start does
+    assert not list(tmp_path.iterdir())
+
+
+def test_check_replaceable_asks_for_overwrite_and_refuses_a_file(tmp_path):
+    fileio.check_replaceable(tmp_path / "new", overwrite=False)
+    fileio.check_replaceable(tmp_path, overwrite=False)  # empty
+    (tmp_path / "a.txt").write_text("a")
+    with pytest.raises(FileExistsError, match=rf"^OUT {tmp_path} exists and is not empty; .*--overwrite"):
+        fileio.check_replaceable(tmp_path, overwrite=False)
+    fileio.check_replaceable(tmp_path, overwrite=True)
+    with pytest.raises(FileExistsError, match=r"a\.txt is a file, not a folder"):
+        fileio.check_replaceable(tmp_path / "a.txt", overwrite=True, what="out")

@@ -4,7 +4,6 @@ empty current folder) is a valid output."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,8 @@ import pytest
 from PIL import Image
 from test_authors import authors_checkpoint, randomize
 
-from pix2pix_hub import PatchDiscriminator, Pix2Pix, UNetGenerator
+from pix2pix_hub import PatchDiscriminator, Pix2Pix, UNetGenerator, fileio
 from pix2pix_hub.cli import main
-from pix2pix_hub import fileio
 
 
 @pytest.fixture(autouse=True)
