@@ -95,9 +95,14 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary folder to fill; on a clean exit it replaces ``path`` whole (an existing folder is swapped out
     with as short a gap as two renames). On an exception it is deleted and ``path`` is left as it was.
 
-    ``.`` and other relative names are made absolute first. The current folder cannot be swapped out (the shell
-    would be left in a deleted folder): when it is ``path`` and empty, the entries are moved into it instead;
-    when it is not empty, or lies inside ``path``, this is a ``FileExistsError`` before anything is written.
+    Args:
+        path: the folder to write. ``.`` and other relative names are made absolute first. The current folder
+            cannot be swapped out (the shell would be left in a deleted folder): when it is ``path`` and empty,
+            the entries are moved into it instead; when it is not empty, or lies inside ``path``, this is a
+            ``FileExistsError`` before anything is written.
+
+    Returns:
+        (yields) the temporary folder to fill.
     """
     path = Path(os.path.abspath(os.path.expanduser(path)))
     if holds_working_folder(path):

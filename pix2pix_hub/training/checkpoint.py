@@ -182,9 +182,17 @@ def save_checkpoint(
     by renaming. Keeps the newest ``total_limit`` complete checkpoints; older ones are deleted only after the new
     one is in place (renamed away first: ``fileio.remove_directory``).
 
-    ``replace_old``: the first checkpoint of a new run, which takes the folder over: whatever ``checkpoints/``
-    held (an overwritten run's) is moved aside first, deleted once this checkpoint is in place, and put back if
-    writing it fails. Until then an overwritten run's checkpoints stay as they were.
+    Args:
+        accelerator, output_dir, step: the run, its folder and the step saved.
+        model, card: the networks as a model folder, and its card (main process).
+        optimizers, schedulers, trainer_state, config: what resuming restores.
+        total_limit: how many checkpoints to keep (None: all).
+        replace_old: the first checkpoint of a new run, which takes the folder over: whatever ``checkpoints/``
+            held (an overwritten run's) is moved aside first, deleted once this checkpoint is in place, and put
+            back if writing it fails. Until then an overwritten run's checkpoints stay as they were.
+
+    Returns:
+        The checkpoint's folder.
     """
     folder = checkpoints_dir(output_dir)
     aside = set_aside(folder) if replace_old and accelerator.is_main_process else None

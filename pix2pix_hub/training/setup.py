@@ -245,6 +245,10 @@ def prepare_output_dir(config: TrainingConfig, resuming: bool) -> None:
 
     Nothing of another run is deleted here: with ``--overwrite_output_dir`` its checkpoints are replaced when the
     new run saves its first one (``checkpoint.save_checkpoint(replace_old=True)``), its model files at the end.
+
+    Args:
+        config: the run's arguments (``output_dir``, ``overwrite_output_dir``, ``init_from``, ``dataset``).
+        resuming: whether the run continues one of ``output_dir``'s checkpoints.
     """
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir)
