@@ -120,6 +120,23 @@ def test_evaluate_cli_with_unusable_inception_weights_is_an_error(model_dir, tmp
     assert "is not a file" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_an_output_folder_inside_the_data_or_the_model(model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "A").mkdir(parents=True)
+    (data / "B").mkdir()
+    Image.new("RGB", (128, 128)).save(data / "A" / "x.png")
+    Image.new("RGB", (128, 128)).save(data / "B" / "x.png")
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    model_files = sorted(path.name for path in model_dir.iterdir())
+    for output, named in ((data / "results", "--dataset"), (data, "--dataset"), (model_dir, "MODEL")):
+        code = main(["evaluate", str(model_dir), "--dataset", str(data), "--output_dir", str(output)])
+        error = capsys.readouterr().err.strip()
+        assert code == 2 and len(error.splitlines()) == 1
+        assert named in error and str(output) in error
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before  # nothing written
+    assert sorted(path.name for path in model_dir.iterdir()) == model_files
+
+
 def test_dataset_images_are_size_checked_from_the_header_before_decoding(pix2pix, tmp_path):
     huge = io.BytesIO()
     Image.new("1", (7072, 7072)).save(huge, format="PNG")  # 50 megapixels in a few KB

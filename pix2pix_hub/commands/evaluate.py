@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..fileio import check_output_apart
 from ..inference.evaluation import FID_WEIGHTS_NAME, FidUnavailable, evaluate, fid_metric
 from ..inference.pipeline import Pix2Pix
 from .options import (
@@ -63,6 +64,11 @@ def check(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Results are written into --output_dir: never into (or around) the data or the model being evaluated.
+    local_inputs = {"--dataset": args.dataset, "MODEL": args.model}
+    check_output_apart(
+        args.output_dir, {name: path for name, path in local_inputs.items() if Path(path).exists()}, what="--output_dir"
+    )
     pix2pix = open_model(args)
     say_engine(pix2pix, args)
     fid, fid_note = None, None
