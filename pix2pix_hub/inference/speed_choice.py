@@ -32,7 +32,7 @@ from .onnx_engine import default_cache_dir
 
 CHOICES_NAME = "precision-choices.json"  # in the ONNX cache folder
 CHOICES_KEEP = 64  # the most recently measured choices kept
-MEASURE_BUDGET_S = 1.5  # timed calls stop when the next round would pass it
+MEASURE_BUDGET_S = 2.0  # no round of timed calls starts that would end past it
 MEASURE_CALLS = 3  # timed calls of each engine at most
 DEFAULT_MEASURE_SIDE = 256  # the input side when the model records no resolution
 # int8 runs only where it measured more than this many times as fast as fp32: a few calls cannot tell apart
@@ -120,12 +120,13 @@ def time_sessions(
     sessions = (fp32_session, int8_session)
     first = [_timed(session, array) for session in sessions]
     times: list[list[float]] = [[], []]
-    rounds = 0
-    while rounds < MEASURE_CALLS and time.perf_counter() - start + 2 * sum(first) <= budget_s:
+    rounds, round_s = 0, 2 * sum(first)  # a round's cost: first guessed from the first calls, then measured
+    while rounds < MEASURE_CALLS and time.perf_counter() - start + round_s <= budget_s:
+        round_start = time.perf_counter()
         for index, session in enumerate(sessions):
             _timed(session, array)
             times[index].append(_timed(session, array))
-        rounds += 1
+        rounds, round_s = rounds + 1, time.perf_counter() - round_start
     if rounds == 0:
         times = [[first[0]], [first[1]]]
     fp32_s, int8_s = (statistics.median(values) for values in times)
