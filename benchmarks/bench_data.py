@@ -16,6 +16,9 @@ Measured:
                                    resident memory of the main process and of its workers sampled as it runs (flat:
                                    ``rss_growth_mb`` near 0)
 
+``--max_seconds`` (default 60) bounds each timing: the epochs of a worker count, the pairs of a stream case and
+the training steps stop once it has passed (at least one of each; the report says how many ran).
+
 Prints progress on stderr; the last line on stdout is one JSON object.
 
     python benchmarks/bench_data.py [--source ../shared/data/facades/train] [--workers 0 2] [--train_steps 3]
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import json
 import os
 import platform
 import resource
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -101,9 +104,9 @@ def worker_rss_mb() -> float:
     return total * resource.getpagesize() / 2**20
 
 
-def timed_pairs(batches, limit: int, warmup: int) -> dict:
-    """Pairs/s over ``limit`` pairs of ``batches`` after ``warmup`` pairs, with resident memory sampled about
-    once a second: ``[[seconds, main MB, workers MB], ...]``."""
+def timed_pairs(batches, limit: int, warmup: int, max_seconds: float | None = None) -> dict:
+    """Pairs/s over ``limit`` pairs of ``batches`` (fewer once ``max_seconds`` have passed) after ``warmup``
+    pairs, with resident memory sampled about once a second: ``[[seconds, main MB, workers MB], ...]``."""
     from pix2pix_hub.performance import rss_mb
 
     counted, started, samples, last = -warmup, None, [], 0.0
@@ -116,7 +119,7 @@ def timed_pairs(batches, limit: int, warmup: int) -> dict:
             if now - last >= 1.0 or not samples:
                 samples.append([round(now, 1), round(rss_mb() or 0.0, 1), round(worker_rss_mb(), 1)])
                 last = now
-            if counted >= limit:
+            if counted >= limit or (max_seconds is not None and counted > 0 and now >= max_seconds):
                 break
     seconds = time.perf_counter() - started
     growth = round((samples[-1][1] + samples[-1][2]) - (samples[0][1] + samples[0][2]), 1)
@@ -135,7 +138,7 @@ def stream_case(files: str, kind: str, workers: int, transform: PairedTransform,
             generator=torch.Generator().manual_seed(0),
         )  # fmt: skip
         batches = itertools.chain.from_iterable(itertools.repeat(loader))
-    result = timed_pairs(batches, args.stream_limit, warmup=args.stream_warmup)
+    result = timed_pairs(batches, args.stream_limit, warmup=args.stream_warmup, max_seconds=args.max_seconds)
     del batches  # stops the workers
     log(f"{kind}, {workers} workers: {result['pairs_per_s']} pairs/s, memory growth {result['rss_growth_mb']} MB")
     return result
@@ -172,16 +175,18 @@ def streaming_benchmark(args) -> dict:
     }
 
 
-def train_step_seconds(steps: int) -> float:
-    """Seconds per step of the paper model on random 256x256 pairs, the default training path (one warm-up step)."""
+def train_step_seconds(steps: int, max_seconds: float | None = None) -> float:
+    """Seconds per step of the paper model on random 256x256 pairs, the default training path (one warm-up step;
+    fewer than ``steps`` timed once ``max_seconds`` have passed)."""
     from bench_train import default_step  # this folder is on sys.path when the script runs
 
     step = default_step(1)
     step()
-    start = time.perf_counter()
-    for _ in range(steps):
+    start, done = time.perf_counter(), 0
+    for _ in TimeBound(max_seconds).loop(steps):
         step()
-    return (time.perf_counter() - start) / steps
+        done += 1
+    return (time.perf_counter() - start) / done
 
 
 def facades_benchmark(args) -> dict:
@@ -202,7 +207,8 @@ def facades_benchmark(args) -> dict:
         dataset = PairedDataset(pairs, PairedTransform(args.load_size, args.crop_size), seed=0)
         rates = {}
         for workers in args.workers:
-            best = max(epoch_rate(dataset, workers, args.batch_size, epoch) for epoch in range(args.epochs))
+            epochs = TimeBound(args.max_seconds).loop(args.epochs)
+            best = max(epoch_rate(dataset, workers, args.batch_size, epoch) for epoch in epochs)
             rates[str(workers)] = round(best, 1)
             log(f"{workers} workers: {best:.1f} pairs/s")
     return {
@@ -231,6 +237,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stream_warmup", type=int, default=50, help="pairs read before the clock starts")
     parser.add_argument("--shuffle_buffer", type=int, default=1000, help="the streaming case's --shuffle_buffer")
     parser.add_argument("--stream_only", action="store_true", help="skip the facades folder")
+    parser.add_argument("--max_seconds", type=float, default=60.0, help="time bound of each timing")
+    parser.add_argument("--json_out", help="also write the report to this file")
     return parser.parse_args()
 
 
@@ -245,7 +253,7 @@ def main() -> None:
     result.update(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__)
     result.update(python=platform.python_version(), load_average=round(os.getloadavg()[0], 1))
     if args.train_steps:
-        seconds = train_step_seconds(args.train_steps)
+        seconds = train_step_seconds(args.train_steps, args.max_seconds)
         log(f"paper train step: {seconds:.2f} s")
         result["train_step_s"] = round(seconds, 3)
         rates = dict(result.get("pairs_per_s", {}))
@@ -253,7 +261,8 @@ def main() -> None:
         result["data_vs_train_speed"] = {
             name: round(rate * seconds / args.batch_size, 1) for name, rate in rates.items()
         }
-    print(json.dumps(result))
+    result["max_seconds"] = args.max_seconds
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ networks and data exist) and ``step_peak_mb`` (their difference: what training a
 ``peak_cuda_mb``. ``checkpointing`` compares each case with its ``-ckpt`` twin (memory and time ratios).
 
     python benchmarks/bench_hd.py [--steps 3] [--warmup 1] [--ngf 16] [--ndf 16] [--only hd-1024x512-D2 ...]
+                                  [--max_seconds 120] [--json_out FILE]
+
+``--max_seconds`` bounds each case: its updates stop once it has passed (at least one timed; ``time_bound`` in the
+case says whether it cut the count short), and a case process still running at 2 x ``--max_seconds`` + 300 s is
+stopped and listed in ``cases_skipped``.
 
 Progress goes to stderr; the last line on stdout is one JSON object. On a shared CPU the times are noisy; the memory
 figures are not.
@@ -42,6 +47,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 
 from pix2pix_hub.performance import cpu_capabilities, peak_rss_mb, rss_mb, tune_allocator
 from pix2pix_hub.training import StepParts, TrainingConfig, train_step
@@ -112,8 +118,9 @@ def run_case(case: Case, args: argparse.Namespace) -> dict:
     shape = (config.batch_size, 3, case.height, case.width)
     batch = {key: torch.rand(shape, device=accelerator.device) * 2 - 1 for key in ("input", "target")}
     before = rss_mb()
+    bound = TimeBound(args.max_seconds)
     times = []
-    for index in range(args.warmup + args.steps):
+    for index in bound.loop(args.warmup + args.steps, minimum=args.warmup + 1):
         start = time.perf_counter()
         train_step(batch, parts, accelerator)
         if accelerator.device.type == "cuda":
@@ -129,12 +136,17 @@ def run_case(case: Case, args: argparse.Namespace) -> dict:
     result["step_peak_mb"] = None if before is None else round(peak - before, 1)
     if accelerator.device.type == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    result["time_bound"] = bound.report()
     return result
 
 
-def run_in_fresh_process(case: Case, argv: list[str]) -> dict:
+def run_in_fresh_process(case: Case, argv: list[str], timeout: float | None) -> dict | None:
+    """The case's figures from a fresh process; None when it ran past ``timeout`` seconds (it is stopped)."""
     command = [sys.executable, __file__, *argv, "--worker", case.name]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    try:
+        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -175,10 +187,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: peak_cuda_mb reported too")
     parser.add_argument("--only", nargs="*", default=None, help="case names to run (default: all)")
+    parser.add_argument("--max_seconds", type=float, default=120.0, help="time bound of each case's updates")
+    parser.add_argument("--json_out", help="also write the report to this file")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 1:
         parser.error("--steps must be at least 1")
+    if args.max_seconds <= 0:
+        parser.error("--max_seconds must be positive")
     cases = {case.name: case for case in all_cases()}
     if args.worker:
         if args.threads:
@@ -188,15 +204,21 @@ def main() -> None:
     unknown = sorted(set(args.only or []) - set(cases))
     if unknown:
         parser.error(f"unknown cases {', '.join(unknown)}; choose from {', '.join(cases)}")
-    settings = {key: getattr(args, key) for key in ("steps", "warmup", "ngf", "ndf", "threads", "device")}
+    keys = ("steps", "warmup", "ngf", "ndf", "threads", "device", "max_seconds")
+    settings = {key: getattr(args, key) for key in keys}
     argv = [text for key, value in settings.items() for text in (f"--{key}", str(value))]
-    results = []
+    results, skipped = [], {}
     for name in args.only or cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        results.append(run_in_fresh_process(cases[name], argv))
+        result = run_in_fresh_process(cases[name], argv, timeout=2 * args.max_seconds + 300)
+        if result is None:
+            skipped[name] = f"stopped after 2 x --max_seconds + 300 s ({2 * args.max_seconds + 300:.0f} s)"
+            print(f"  {skipped[name]}", file=sys.stderr)
+            continue
+        results.append(result)
         print(f"  {results[-1]['step_s']} s/step, peak RSS {results[-1]['peak_rss_mb']} MB", file=sys.stderr)
-    report = {"machine": machine(args.threads), "settings": settings, "cases": results}
-    print(json.dumps(report | {"checkpointing": savings(results)}))
+    report = {"machine": machine(args.threads), "settings": settings, "cases": results, "cases_skipped": skipped}
+    write_report(report | {"checkpointing": savings(results)}, args.json_out)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ last line on stdout is one JSON object.
     python benchmarks/bench_infer.py --repeats 5 --num_calibration 32 --threads 2       # the figures to quote
     python benchmarks/bench_infer.py --model outputs/facades-quick --calibration_dataset ../shared/data/facades/train
 
+``--max_seconds`` (default 60) bounds the timed rounds of each size and batch: they stop once it has passed (at
+least one round; ``rounds`` in the report says how many ran where fewer than ``--repeats``).
+
 With random weights the PSNR says nothing about quality (calibrate a trained model for that). Figures are only
 meaningful on a quiet machine: on shared cores every engine slows down, unevenly.
 """
@@ -43,6 +46,7 @@ import numpy as np
 import onnxruntime
 import torch
 import torch.nn.functional as F
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 
 from pix2pix_hub import Pix2Pix, unet_256
 from pix2pix_hub.constants import INT8_ONNX_NAME
@@ -128,10 +132,11 @@ def build_engines(folder: Path, args: argparse.Namespace) -> tuple[dict[str, Pix
     return engines, costs, report
 
 
-def speed(engines: dict[str, Pix2Pix], args: argparse.Namespace) -> tuple[dict, dict]:
-    """ms per image (median of the rounds) of each engine at each size and batch size, and the PSNR of the int8
-    outputs from the fp32 outputs on those inputs."""
-    results, psnr = {}, {}
+def speed(engines: dict[str, Pix2Pix], args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """ms per image (median of the rounds) of each engine at each size and batch size, the PSNR of the int8
+    outputs from the fp32 outputs on those inputs, and the rounds timed (fewer than ``--repeats`` where the time
+    bound ended them)."""
+    results, psnr, rounds = {}, {}, {}
     for side in args.sizes:
         for batch_size in args.batch_sizes:
             batch = smooth_images(batch_size, side, seed=side + batch_size, channels=engines["torch_eager"].in_channels)
@@ -144,7 +149,8 @@ def speed(engines: dict[str, Pix2Pix], args: argparse.Namespace) -> tuple[dict, 
                 for name in engines:
                     run(name)
             times: dict[str, list[float]] = {name: [] for name in engines}
-            for _ in range(args.repeats):
+            bound = TimeBound(args.max_seconds)
+            for _ in bound.loop(args.repeats):
                 for name in engines:
                     run(name)  # untimed: the engine's own threads awake, the last engine's ones gone quiet
                     times[name].append(timed(lambda name=name: run(name))[1])
@@ -153,9 +159,10 @@ def speed(engines: dict[str, Pix2Pix], args: argparse.Namespace) -> tuple[dict, 
             row["int8_speedup_vs_torch"] = round(row["torch_eager"] / row["onnxruntime_int8"], 2)
             key = f"{side}x{side}_batch{batch_size}"
             results[key] = row
+            rounds[key] = len(times["torch_eager"])
             psnr[key] = round(float(psnr_per_image(outputs["onnxruntime_int8"], outputs["onnxruntime_fp32"]).min()), 2)
             print(f"{key}: {row} (int8 vs fp32 {psnr[key]} dB)", file=sys.stderr)
-    return results, psnr
+    return results, psnr, rounds
 
 
 def peak_memory(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -207,6 +214,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calibration_dataset", help="or a dataset (folder of pairs, Hub id): its input side")
     parser.add_argument("--split", default="train", help="split of --calibration_dataset")
     parser.add_argument("--no_memory", action="store_true", help="skip the memory processes")
+    parser.add_argument("--max_seconds", type=float, default=60.0, help="time bound of each size/batch's rounds")
+    parser.add_argument("--json_out", help="also write the report to this file")
     parser.add_argument("--probe", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--probe_folder", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -224,7 +233,7 @@ def main() -> None:
         os.environ["PIX2PIX_HUB_CACHE"] = str(Path(scratch) / "onnx-cache")  # a cold cache: the export is timed
         folder = prepare_folder(args, Path(scratch))
         engines, first_call, report = build_engines(folder, args)
-        results, psnr = speed(engines, args)
+        results, psnr, rounds = speed(engines, args)
         memory = None if args.no_memory else peak_memory(folder, args)
         sizes = {name: (folder / name).stat().st_size for name in ("model.safetensors", INT8_ONNX_NAME)}
     gate = {key: report[key] for key in ("psnr_db", "psnr_db_mean", "max_abs_diff_levels", "held_out_inputs")}
@@ -245,12 +254,14 @@ def main() -> None:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "warmup": args.warmup,
         "repeats": args.repeats,
+        "rounds": rounds,
+        "max_seconds": args.max_seconds,
         "num_calibration": args.num_calibration,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
     }
-    print(json.dumps(summary))
+    write_report(summary, args.json_out)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ object.
     python benchmarks/bench_int8.py [--quick] [--threads 2] [--model outputs/facades-quick \\
         --calibration ../shared/data/facades/train --aligned_half right]
 
+``--max_seconds`` (default 60) bounds each size/batch's rounds and, apart, the tiny model's training: each stops
+once it has passed (at least one round; the report's ``rounds`` and ``quality_vs_fp32.model`` say how many ran).
+
 Figures are only meaningful on a quiet machine: on shared cores every path slows down, unevenly.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,22 +32,26 @@ import numpy as np
 import onnxruntime
 import torch
 import torch.nn.functional as F
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, UNetGenerator, unet_256
 from pix2pix_hub.images.arrays import model_to_uint8
 from pix2pix_hub.inference.export import export_onnx, onnx_session
-from pix2pix_hub.inference.quantize import int8_is_fast
-from pix2pix_hub.performance import cpu_capabilities, cpu_name, quantize_int8
+from pix2pix_hub.inference.quantize import int8_is_fast, quantize_int8
+from pix2pix_hub.performance import cpu_capabilities, cpu_name
 
 
-def measure(runs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each run: ``repeats`` rounds through all runs in turn, after ``warmup`` untimed ones."""
+def measure(
+    runs: dict[str, Callable[[], object]], warmup: int, repeats: int, max_seconds: float | None = None
+) -> dict[str, list[float]]:
+    """Seconds per call of each run: ``repeats`` rounds through all runs in turn (fewer once ``max_seconds`` have
+    passed, at least one), after ``warmup`` untimed ones."""
     for run in runs.values():
         for _ in range(warmup):
             run()
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
+    for _ in TimeBound(max_seconds).loop(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
@@ -115,24 +121,30 @@ def speed(generator: torch.nn.Module, sessions: dict, args: argparse.Namespace) 
                 "onnxruntime_fp32": lambda feed=feed: sessions["fp32"].run(None, feed),
                 "onnxruntime_int8": lambda feed=feed: sessions["int8"].run(None, feed),
             }
-            times = measure(runs, args.warmup, args.repeats)
+            times = measure(runs, args.warmup, args.repeats, args.max_seconds)
             row = {name: round(statistics.median(seconds) / batch_size * 1000, 1) for name, seconds in times.items()}
             row["int8_speedup_vs_fp32"] = round(row["onnxruntime_fp32"] / row["onnxruntime_int8"], 2)
             row["int8_speedup_vs_torch"] = round(row["torch_eager"] / row["onnxruntime_int8"], 2)
+            row["rounds"] = len(times["torch_eager"])
             results[f"{side}x{side}_batch{batch_size}"] = row
             print(f"{side}x{side} batch {batch_size}: {row}", file=sys.stderr)
     return results
 
 
-def trained_tiny_generator(steps: int, count: int) -> tuple[torch.nn.Module, list[np.ndarray], str]:
-    """A 5-level U-Net (ngf 8, 32x32) trained to mix colours, curve and blur them; calibration images for it."""
+def trained_tiny_generator(
+    steps: int, count: int, max_seconds: float | None = None
+) -> tuple[torch.nn.Module, list[np.ndarray], str]:
+    """A 5-level U-Net (ngf 8, 32x32) trained to mix colours, curve and blur them (``steps``, fewer once
+    ``max_seconds`` have passed); calibration images for it."""
     mix = torch.tensor([[0.2, 0.7, 0.1], [0.6, -0.3, 0.4], [-0.5, 0.2, 0.8]])
     torch.manual_seed(0)
     generator = UNetGenerator(num_downs=5, ngf=8)
     optimizer = torch.optim.Adam(generator.parameters(), 2e-3, betas=(0.5, 0.999))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small only waits on a second thread
-    for step in range(steps):
+    done = 0
+    for step in TimeBound(max_seconds).loop(steps):
+        done = step + 1
         images = smooth_images(4, 32, seed=step)
         target = F.avg_pool2d(torch.tanh(1.5 * torch.einsum("oc,nchw->nohw", mix, images)), 5, 1, 2)
         loss = (generator(images) - target).abs().mean()
@@ -141,7 +153,7 @@ def trained_tiny_generator(steps: int, count: int) -> tuple[torch.nn.Module, lis
         optimizer.step()
     torch.set_num_threads(threads)
     calibration = [model_to_uint8(image) for image in smooth_images(count, 32, seed=10_000).numpy()]
-    return generator.eval(), calibration, f"synthetic: UNet 5 downs, ngf 8, {steps} steps, L1 {loss.item():.3f}"
+    return generator.eval(), calibration, f"synthetic: UNet 5 downs, ngf 8, {done} steps, L1 {loss.item():.3f}"
 
 
 def folder_images(folder: Path, count: int, side: int, half: str) -> list[np.ndarray]:
@@ -167,7 +179,9 @@ def quality(args: argparse.Namespace, folder: Path) -> dict:
         calibration = folder_images(Path(args.calibration), args.num_calibration, args.psnr_size, args.aligned_half)
         described = f"{args.model}, {len(calibration)} images of {args.calibration} at {args.psnr_size}px"
     else:
-        generator, calibration, described = trained_tiny_generator(args.train_steps, args.num_calibration)
+        generator, calibration, described = trained_tiny_generator(
+            args.train_steps, args.num_calibration, args.max_seconds
+        )
     export_onnx(generator, folder / "trained.onnx", check=False)
     report = quantize_int8(folder / "trained.onnx", folder / "trained.int8.onnx", calibration, min_psnr_db=0)
     print(f"quality ({described}): {report['psnr_db']} dB worst, {report['psnr_db_mean']} dB mean", file=sys.stderr)
@@ -190,6 +204,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--psnr_size", type=int, default=256, help="side of the --calibration images")
     parser.add_argument("--train_steps", type=int, default=300, help="steps of the default tiny trained model")
     parser.add_argument("--quick", action="store_true", help="check it runs: ngf 16, 256 only, batch 1, 2 repeats")
+    parser.add_argument("--max_seconds", type=float, default=60.0, help="time bound of each timing loop")
+    parser.add_argument("--json_out", help="also write the report to this file")
     args = parser.parse_args()
     if args.model and not args.calibration:
         parser.error("--model needs --calibration (a folder of its input images)")
@@ -224,11 +240,12 @@ def main() -> None:
         "threads": args.threads or torch.get_num_threads(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "repeats": args.repeats,
+        "max_seconds": args.max_seconds,
         "quick": args.quick,
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
-    print(json.dumps(summary))
+    write_report(summary, args.json_out)
 
 
 if __name__ == "__main__":

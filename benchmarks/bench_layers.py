@@ -8,7 +8,10 @@ discriminator runs three times per step (real and fake pairs in its own update, 
 and its figures add the three up. ``forward_gflops`` = forward FLOPs per second; the machine's fp32 matrix peak
 is the ceiling (~150 GFLOP/s on the 2-core machine of docs/performance.md).
 
-    python benchmarks/bench_layers.py --steps 8
+    python benchmarks/bench_layers.py --steps 8 [--max_seconds 120]
+
+``--max_seconds`` bounds the updates: they stop once it has passed (the warm-up and at least one timed update run;
+``steps`` in the report is the number timed).
 
 A table sorted by time goes to stderr; the last line on stdout is one JSON object: ``step_s`` (median, hooks
 included), ``layers`` (per layer: ``name``, ``kind``, ``input_shape``, ``calls`` per step, ``forward_ms``,
@@ -19,7 +22,6 @@ included), ``layers`` (per layer: ``name``, ``kind``, ``input_shape``, ``calls``
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -27,7 +29,8 @@ import warnings
 from collections import defaultdict
 
 import torch
-from bench_train import default_parts, machine  # this folder is on sys.path when the script runs
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
+from bench_train import default_parts, machine
 from torch import nn
 
 
@@ -108,6 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed updates (medians over them)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed updates first")
+    parser.add_argument("--max_seconds", type=float, default=120.0, help="time bound of the updates")
+    parser.add_argument("--json_out", help="also write the report to this file")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
@@ -122,7 +127,7 @@ def main() -> None:
     clock.attach("generator", accelerator.unwrap_model(parts.generator))
     clock.attach("discriminator", accelerator.unwrap_model(parts.discriminator))
     step_times, per_step = [], []
-    for index in range(args.warmup + args.steps):
+    for index in TimeBound(args.max_seconds).loop(args.warmup + args.steps, minimum=args.warmup + 1):
         started = time.perf_counter()
         train_step(batch, parts, accelerator)
         elapsed = time.perf_counter() - started
@@ -156,13 +161,14 @@ def main() -> None:
     print(f"step {step_ms:.0f} ms; outside convolutions {totals['rest_ms']:.0f} ms", file=sys.stderr)
     report = {
         "config": "unet_256 + 70x70 PatchGAN, batch norm, fp32, 256x256, batch 1, default train_step",
-        "steps": args.steps,
+        "steps": len(step_times),
+        "max_seconds": args.max_seconds,
         "machine": machine(),
         "step_s": round(step_ms / 1000, 4),
         "totals": totals,
         "layers": layers,
     }
-    print(json.dumps(report))
+    write_report(report, args.json_out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Before the server starts, the in-process latency of ``Pix2Pix`` on one image is 
 costs without HTTP and queueing).
 
 Prints progress on stderr; the last line on stdout is one JSON object with p50/p95 latency and the error count.
+``--max_seconds`` (default 600) bounds the load test: requests not answered by then count as errors.
 
     python benchmarks/bench_space_load.py [--model paper|tiny] [--requests 50] [--size 256] [--concurrency_limit 1]
 """
@@ -13,7 +14,6 @@ Prints progress on stderr; the last line on stdout is one JSON object with p50/p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import write_report  # this folder is on sys.path when the script runs
 from PIL import Image
 
 from pix2pix_hub import Pix2Pix, unet_128, unet_256
@@ -60,8 +61,11 @@ def in_process_latency(model_dir: Path, image: Image.Image, repeats: int = 20) -
     return times, params
 
 
-def load_test(url: str, image_path: str, requests: int) -> tuple[list[float], list[str], float]:
-    """Submit ``requests`` jobs at once; returns per-request latencies (s), error messages and the wall time."""
+def load_test(
+    url: str, image_path: str, requests: int, max_seconds: float = 600
+) -> tuple[list[float], list[str], float]:
+    """Submit ``requests`` jobs at once and wait for them up to ``max_seconds`` in all; returns per-request
+    latencies (s), error messages and the wall time."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, max_workers=requests)
@@ -89,9 +93,10 @@ def load_test(url: str, image_path: str, requests: int) -> tuple[list[float], li
         job = client.submit(handle_file(image_path), api_name="/translate")
         job.add_done_callback(lambda job, submitted=submitted: finished(job, submitted))
         jobs.append(job)
+    deadline = time.monotonic() + max_seconds
     for job in jobs:
         try:
-            job.result(timeout=600)
+            job.result(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001, S110 - recorded by the callback
             pass
     deadline = time.monotonic() + 30
@@ -107,6 +112,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--size", type=int, default=256, help="side of the square test image")
     parser.add_argument("--concurrency_limit", type=int, default=1, help="the app's CONCURRENCY_LIMIT")
+    parser.add_argument("--max_seconds", type=float, default=600.0, help="time bound of the load test")
+    parser.add_argument("--json_out", help="also write the report to this file")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -129,7 +136,7 @@ def main() -> None:
         env["QUEUE_SIZE"] = str(max(100, args.requests * 2))
         with running_app(env) as url:
             log(f"  {url}; {args.requests} concurrent requests ...")
-            latencies, errors, wall = load_test(url, image_path, args.requests)
+            latencies, errors, wall = load_test(url, image_path, args.requests, args.max_seconds)
     for error in sorted(set(errors)):
         log(f"  error: {error}")
     result = {
@@ -155,7 +162,7 @@ def main() -> None:
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(result))
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

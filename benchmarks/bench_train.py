@@ -247,6 +247,7 @@ def machine() -> dict:
         "cpu_model": cpu_name(),
         "threads": torch.get_num_threads(),
         "capabilities": cpu_capabilities(),
+        "native_bf16": cpu_bf16_emulated() is None,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }

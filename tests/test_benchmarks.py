@@ -142,3 +142,13 @@ def test_bench_gpu_smoke_runs_on_cpu_in_seconds(tmp_path):
     assert report["projection"]["minutes"]["fp32-baseline-b1"] > 0
     assert report["inference"]["sizes"]["fp32"]["128"]["image_ms"] > 0
     assert time.monotonic() - started < 60
+
+
+def test_every_benchmark_has_a_time_bound_and_a_json_file_option():
+    """A new benchmark script gets the bound too (``bench_common.TimeBound``): none may loop without one."""
+    scripts = sorted(path for path in BENCHMARKS.glob("bench_*.py") if path.name != "bench_common.py")
+    assert len(scripts) >= 8
+    for script in scripts:
+        text = script.read_text()
+        assert "--max_seconds" in text or "--budget_s" in text, f"{script.name} has no time bound option"
+        assert "--json_out" in text, f"{script.name} cannot write its report to a file"
