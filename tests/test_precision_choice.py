@@ -18,7 +18,15 @@ from test_int8_pipeline import fake_int8_speed
 from pix2pix_hub import ModelInfo, Pix2Pix, UNetGenerator
 from pix2pix_hub.constants import INT8_ONNX_NAME
 from pix2pix_hub.inference import speed_choice
-from pix2pix_hub.inference.speed_choice import MEASURE_BUDGET_S, MEASURE_CALLS, measure_speed, time_sessions
+from pix2pix_hub.inference.speed_choice import (
+    DEFAULT_MEASURE_SIDE,
+    MAX_MEASURE_SIDE,
+    MEASURE_BUDGET_S,
+    MEASURE_CALLS,
+    measure_shape,
+    measure_speed,
+    time_sessions,
+)
 
 REAL_CHOICES_PATH = speed_choice.choices_path  # the ONNX cache's file, before any test points it elsewhere
 
@@ -78,6 +86,14 @@ def test_the_timing_stays_within_its_budget_and_a_huge_model_uses_its_warm_up_ca
     fp32_ms, int8_ms, calls = time_sessions(fp32, int8, array, budget_s=0.5)
     assert calls == 1 and fp32.runs == int8.runs == 1  # warm-ups alone exceed the budget: they are the measurement
     assert fp32_ms > int8_ms and time.perf_counter() - start < 0.5 + 0.3
+
+
+def test_the_timing_input_is_the_model_s_resolution_fitted_to_the_generator_and_bounded():
+    assert measure_shape(3, 256, 256, 256) == (1, 3, 256, 256)
+    assert measure_shape(1, None, 32, 32) == (1, 1, DEFAULT_MEASURE_SIDE, DEFAULT_MEASURE_SIDE)
+    assert measure_shape(3, 100, 32, 32) == (1, 3, 128, 128)  # up to the multiple
+    assert measure_shape(3, 64, 16, 128) == (1, 3, 128, 128)  # at least min_size
+    assert measure_shape(36, 2048, 64, 64) == (1, 36, MAX_MEASURE_SIDE, MAX_MEASURE_SIDE)  # a huge model: bounded
 
 
 def test_a_real_model_is_timed_at_its_own_resolution_within_the_budget(int8_folder, tmp_path, monkeypatch):

@@ -3,9 +3,9 @@
 The int8 graph's stored ``speedup_vs_fp32`` was measured on the machine that quantized it; the CPU that runs it may
 differ both ways (VNNI is not needed for int8 to win, nor enough: thin models lose). So once a usable int8 graph is
 at hand (past its quality gate, made from these weights), ``measure_speed`` times the fp32 and int8 onnxruntime
-sessions on the model's own input size, batch 1: one warm-up call each, then a few timed calls each, alternating,
-each after an untimed call of the same engine, within ``MEASURE_BUDGET_S`` (on a model whose warm-up calls alone
-exceed it, those calls are the measurement).
+sessions on the model's own input size (at most ``MAX_MEASURE_SIDE``), batch 1: one warm-up call each, then a few
+timed calls each, alternating, each after an untimed call of the same engine, within ``MEASURE_BUDGET_S`` (on a
+model whose warm-up calls alone exceed it, those calls are the measurement).
 
 The answer is kept in the ONNX cache (``onnx_engine.default_cache_dir()``, file ``CHOICES_NAME``), keyed by the CPU's
 model name (``performance.cpu_name``), the onnxruntime version, the weights' fingerprint, the int8 graph's report,
@@ -35,6 +35,9 @@ CHOICES_KEEP = 64  # the most recently measured choices kept
 MEASURE_BUDGET_S = 2.0  # no round of timed calls starts that would end past it
 MEASURE_CALLS = 3  # timed calls of each engine at most
 DEFAULT_MEASURE_SIDE = 256  # the input side when the model records no resolution
+# Larger models are timed at this side: one fp32 call of a 1024-pixel model takes seconds on a few cores, and int8's
+# ratio to fp32 changes little with the size (docs/performance.md).
+MAX_MEASURE_SIDE = 512
 # int8 runs only where it measured more than this many times as fast as fp32: a few calls cannot tell apart
 # engines closer than that, and then fp32 (exact) is the better pick.
 MIN_INT8_SPEEDUP = 1.1
@@ -75,9 +78,9 @@ class SpeedMeasurement:
 
 
 def measure_shape(in_channels: int, side: int | None, size_multiple: int, min_size: int) -> tuple[int, ...]:
-    """The timing input: batch 1, ``side`` (the model's resolution; ``DEFAULT_MEASURE_SIDE`` when None) rounded
-    up to the generator's size multiple and at least its ``min_size``."""
-    side = max(int(side or DEFAULT_MEASURE_SIDE), int(min_size))
+    """The timing input: batch 1, ``side`` (the model's resolution; ``DEFAULT_MEASURE_SIDE`` when None; at most
+    ``MAX_MEASURE_SIDE``) rounded up to the generator's size multiple and at least its ``min_size``."""
+    side = max(min(int(side or DEFAULT_MEASURE_SIDE), MAX_MEASURE_SIDE), int(min_size))
     side = size_multiple * -(-side // size_multiple)
     return (1, in_channels, side, side)
 
