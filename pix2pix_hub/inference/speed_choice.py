@@ -111,13 +111,21 @@ def measure_speed(fp32_session: Any, int8_session: Any, shape: tuple[int, ...], 
 def time_sessions(
     fp32_session: Any, int8_session: Any, array: np.ndarray, budget_s: float = MEASURE_BUDGET_S
 ) -> tuple[float, float, int]:
-    """Median milliseconds per call of each session on ``array`` and the timed calls each made.
+    """Time both sessions on ``array``.
 
     One untimed call each first (memory arenas, kernel choice); then rounds in which each engine makes an untimed
     call and a timed one, so that a timed call never competes with the other engine's worker threads still
     spinning after its run; the engines alternate, so both see the same load. Rounds go on while one fits in what
     is left of ``budget_s`` (at most ``MEASURE_CALLS``); when not even one fits (a huge model), the first calls
     are the measurement.
+
+    Args:
+        fp32_session, int8_session: onnxruntime sessions (``get_inputs``, ``run``).
+        array: the input, float32 NCHW.
+        budget_s: no round starts that would end past this many seconds from the start.
+
+    Returns:
+        fp32's and int8's median milliseconds per timed call, and the timed calls each made (at least 1).
     """
     start = time.perf_counter()
     sessions = (fp32_session, int8_session)
