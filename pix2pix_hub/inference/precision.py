@@ -76,7 +76,8 @@ def inputs_digest(inputs: list[np.ndarray], min_psnr_db: float) -> str:
 
 class OnnxEngine:
     """What ``generator`` runs as on onnxruntime (``runner``; None: torch), its int8 graph (``int8``, in use or
-    not) and why int8 is not used (``note``). ``backend`` as ``Pix2Pix`` takes it."""
+    not), int8 against fp32 as measured here (``speed``) and why int8 is not used (``note``). ``backend`` as
+    ``Pix2Pix`` takes it; ``resolution``: the side the two are timed at (the model's, from ``pix2pix.json``)."""
 
     def __init__(self, generator: nn.Module, backend: str, resolution: int | None = None) -> None:
         if backend == "onnxruntime" and not onnxruntime_available():
