@@ -13,18 +13,24 @@ them, and the report names each skipped variant with its reason.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from pix2pix_hub.fileio import write_json
-from pix2pix_hub.performance import cpu_capabilities, cpu_name, has_native_bf16
+if importlib.util.find_spec("pix2pix_hub") is None:  # a checkout where the package is not installed (a GPU box)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pix2pix_hub.fileio import write_json  # noqa: E402
+from pix2pix_hub.performance import cpu_capabilities, cpu_name, has_native_bf16  # noqa: E402
 
 INCLUDE_EMULATED_HELP = "also run variants this machine only emulates (bf16 without native support): slow"
 MAX_SECONDS_HELP = "time bound of {what}: loops stop early once it has passed (at least one timed call each)"

@@ -131,7 +131,8 @@ def test_bench_gpu_smoke_runs_on_cpu_in_seconds(tmp_path):
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert json.loads(out.read_text()) == report
     assert report["complete"] and report["smoke"] and report["device"] == "cpu"
-    assert report["tests"]["ok"] and report["tests"]["skipped"] == 1 == report["tests"]["tests"]
+    tests = report["tests"]
+    assert tests["ok"] and tests["skipped"] == 1 and tests["passed"] == 0 and tests["failed"] == []
     cases = report["train"]["cases"]
     assert all("error" not in case for case in cases.values()), cases
     assert cases["fp32-baseline-b1"]["step_s"] > 0 and cases["fp32-plain_eager-b1"]["step_s"] > 0
@@ -152,3 +153,16 @@ def test_every_benchmark_has_a_time_bound_and_a_json_file_option():
         text = script.read_text()
         assert "--max_seconds" in text or "--budget_s" in text, f"{script.name} has no time bound option"
         assert "--json_out" in text, f"{script.name} cannot write its report to a file"
+
+
+def test_bench_gpu_skips_what_its_budget_has_no_room_for(tmp_path):
+    """A spent budget: no case starts, each is listed with why, and the report is still whole."""
+    command = [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--smoke", "--tests", "--budget_s", "0.001"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["complete"] and report["train"]["cases"] == {}
+    skipped = report["train"]["cases_skipped"]
+    assert "fp32-baseline-b1" in skipped and all(reason.startswith("time budget") for reason in skipped.values())
+    assert report["inference"]["sizes"]["fp32"]["128"] == "skipped: time budget"
+    assert report["tests"] == {"skipped": "no --tests paths given"}
