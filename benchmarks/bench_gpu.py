@@ -106,20 +106,61 @@ def switch_settings(switches: dict[str, dict], wanted: tuple[str, ...]) -> dict[
     }
 
 
+def new_tf32_api() -> bool:
+    """Whether this torch sets TF32 through ``fp32_precision`` (torch 2.9 on). Reading a legacy flag
+    (``allow_tf32``, ``get_float32_matmul_precision``) after the new API has set TF32 raises, so the benchmark
+    reads and writes through the new API wherever it exists."""
+    try:
+        return isinstance(torch.backends.cuda.matmul.fp32_precision, str)
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def backend_flags() -> dict[str, Any]:
-    return {
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-    }
+    """The process-wide settings a switch may change: cuDNN autotuning and TF32 for matmuls and convolutions."""
+    flags: dict[str, Any] = {"cudnn_benchmark": torch.backends.cudnn.benchmark, "new_tf32_api": new_tf32_api()}
+    if flags["new_tf32_api"]:
+        readers = {
+            "matmul_fp32_precision": lambda: torch.backends.cuda.matmul.fp32_precision,
+            "cudnn_conv_fp32_precision": lambda: torch.backends.cudnn.conv.fp32_precision,
+        }
+    else:
+        readers = {
+            "matmul_allow_tf32": lambda: torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_allow_tf32": lambda: torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision,
+        }
+    for name, read in readers.items():
+        try:
+            flags[name] = read()
+        except (AttributeError, RuntimeError) as error:
+            flags[name] = f"unreadable: {str(error)[:120]}"
+    return flags
 
 
 def restore_flags(flags: dict[str, Any]) -> None:
+    """Put back what ``backend_flags`` read (through the same API)."""
     torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
-    torch.backends.cudnn.allow_tf32 = flags["cudnn_allow_tf32"]
-    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_allow_tf32"]
-    torch.set_float32_matmul_precision(flags["float32_matmul_precision"])
+    writers: dict[str, Callable[[Any], None]] = {
+        "matmul_fp32_precision": lambda v: setattr(torch.backends.cuda.matmul, "fp32_precision", v),
+        "cudnn_conv_fp32_precision": lambda v: setattr(torch.backends.cudnn.conv, "fp32_precision", v),
+        "matmul_allow_tf32": lambda v: setattr(torch.backends.cuda.matmul, "allow_tf32", v),
+        "cudnn_allow_tf32": lambda v: setattr(torch.backends.cudnn, "allow_tf32", v),
+        "float32_matmul_precision": torch.set_float32_matmul_precision,
+    }
+    for name, write in writers.items():
+        value = flags.get(name)
+        if value is not None and not (isinstance(value, str) and value.startswith("unreadable")):
+            write(value)
+
+
+def tf32_on() -> bool | None:
+    """Whether matmuls may run in TF32 (None: this torch will not say)."""
+    flags = backend_flags()
+    if flags["new_tf32_api"]:
+        return flags["matmul_fp32_precision"] == "tf32"
+    matmul = flags["matmul_allow_tf32"]
+    return None if isinstance(matmul, str) else bool(matmul) or flags["float32_matmul_precision"] != "highest"
 
 
 def is_channels_last(module: torch.nn.Module) -> bool:
@@ -147,7 +188,7 @@ def switch_effect(name: str, parts: Any) -> bool | None:
     if name == "cudnn_benchmark":
         return bool(torch.backends.cudnn.benchmark)
     if name == "tf32":
-        return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
+        return tf32_on()
     return None
 
 
@@ -163,6 +204,8 @@ def apply_switch(name: str, parts: Any, batch: dict[str, torch.Tensor]) -> tuple
         )
     elif name == "cudnn_benchmark":
         torch.backends.cudnn.benchmark = True
+    elif name == "tf32" and new_tf32_api():
+        torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
     elif name == "tf32":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     else:

@@ -166,3 +166,23 @@ def test_bench_gpu_skips_what_its_budget_has_no_room_for(tmp_path):
     assert "fp32-baseline-b1" in skipped and all(reason.startswith("time budget") for reason in skipped.values())
     assert report["inference"]["sizes"]["fp32"]["128"] == "skipped: time budget"
     assert report["tests"] == {"skipped": "no --tests paths given"}
+
+
+def test_bench_gpu_reads_and_restores_tf32_whichever_api_set_it():
+    """A library that sets TF32 through torch's new ``fp32_precision`` API must not make the benchmark's reading of
+    the flags raise (torch refuses a legacy read after a new-API write), and each case starts from the same flags."""
+    import bench_gpu
+
+    initial = bench_gpu.backend_flags()
+    try:
+        if bench_gpu.new_tf32_api():
+            torch.backends.cuda.matmul.fp32_precision = "tf32"
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        assert bench_gpu.tf32_on() is True
+        changed = bench_gpu.backend_flags()
+        assert not any(str(value).startswith("unreadable") for value in changed.values()), changed
+    finally:
+        bench_gpu.restore_flags(initial)
+    assert bench_gpu.backend_flags() == initial and bench_gpu.tf32_on() is False
