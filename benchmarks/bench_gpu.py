@@ -291,7 +291,6 @@ def run_case(case: Case, args: argparse.Namespace, switches: dict, flags: dict) 
             step, applied = plain_step(case, args), {}
         else:
             step, applied = library_step(case, args, switches)
-        bound = TimeBound(args.case_seconds)
         start = time.perf_counter()
         step()
         synchronize()
