@@ -370,3 +370,85 @@ def test_a_malformed_config_json_is_named_in_the_error(tmp_path, text):
     for load in (Pix2Pix.from_pretrained, UNetGenerator.from_pretrained):
         with pytest.raises(ValueError, match=re.escape(str(folder / "config.json"))):
             load(folder)
+
+
+# ----- devices and dtypes: off the CPU the networks run in torch ------------------------------------------------------
+def test_from_pretrained_moves_both_networks_to_the_device_it_is_given(tmp_path, monkeypatch):
+    """Loaded on the CPU, then moved: a recording ``Module.to`` shows the move without a GPU."""
+    from pix2pix_hub import PatchDiscriminator
+
+    torch.manual_seed(0)
+    folder = Pix2Pix(UNetGenerator(num_downs=5, ngf=8), PatchDiscriminator(ndf=4, n_layers=1)).save_pretrained(
+        tmp_path / "model", onnx=False
+    )
+    moves = []
+    real_to = torch.nn.Module.to
+
+    def recording_to(module, *args, **kwargs):
+        target = args[0] if args else kwargs.get("device")
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
+            moves.append((type(module).__name__, torch.device(target)))
+            return module  # no GPU here: the move is recorded, not made
+        return real_to(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", recording_to)
+    Pix2Pix.from_pretrained(folder, device="cuda:1", backend="torch")
+    assert moves == [("UNetGenerator", torch.device("cuda:1")), ("PatchDiscriminator", torch.device("cuda:1"))]
+    monkeypatch.undo()
+    on_cpu = Pix2Pix.from_pretrained(folder, device="cpu")
+    assert on_cpu.device.type == "cpu" and on_cpu.discriminator is not None
+
+
+def test_onnxruntime_and_int8_are_refused_off_the_cpu_and_in_half_precision(tmp_path):
+    from pix2pix_hub.inference.precision import check_device
+
+    with pytest.raises(ValueError, match=r"backend='onnxruntime' runs the generator on the CPU.*on cuda"):
+        check_device("onnxruntime", "auto", "cuda")
+    with pytest.raises(ValueError, match=r"precision='int8' runs the generator on onnxruntime on the CPU.*cuda:1"):
+        check_device("auto", "int8", torch.device("cuda:1"))
+    check_device("auto", "auto", "cuda")  # auto runs torch there
+    check_device("torch", "fp32", "cuda")
+    folder = Pix2Pix(UNetGenerator(num_downs=5, ngf=8)).save_pretrained(tmp_path / "model", onnx=False)
+    with pytest.raises(ValueError, match=r"precision='int8'.*the model is on cuda"):
+        Pix2Pix.from_pretrained(folder, device="cuda", precision="int8")  # refused before anything is loaded
+    with pytest.raises(ValueError, match=r"backend='onnxruntime'.*the model is on cuda"):
+        Pix2Pix.from_pretrained(folder, device="cuda", backend="onnxruntime")
+    half = UNetGenerator(num_downs=5, ngf=8).to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"backend='onnxruntime'.*weights are bfloat16, not float32"):
+        Pix2Pix(half, backend="onnxruntime")
+    later = Pix2Pix(UNetGenerator(num_downs=5, ngf=8), backend="onnxruntime")
+    later.to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"backend='onnxruntime'.*bfloat16"):
+        later(random_image(32, 32))  # not torch in its place
+
+
+def test_a_bfloat16_generator_takes_float_inputs_and_gives_float32_images():
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=5, ngf=8).eval()
+    image = random_image(40, 24)
+    reference = np.asarray(Pix2Pix(generator, backend="torch")(image), dtype=np.float32)
+    pix2pix = Pix2Pix(generator)
+    pix2pix.generator.to(torch.bfloat16)
+    output = pix2pix(image)
+    assert pix2pix.engine == "torch" and output.size == image.size and output.mode == "RGB"
+    difference = np.abs(np.asarray(output, dtype=np.float32) - reference)
+    assert difference.mean() < 3 and difference.max() < 40  # bf16 keeps ~3 significant digits
+    tensor = pix2pix.translate_tensor(uint8_to_tensor(np.asarray(image))[None])
+    assert tensor.dtype == torch.float32 and tensor.shape == (1, 3, 24, 40)
+
+
+@pytest.mark.cuda
+def test_on_cuda_the_model_runs_there_in_fp32_and_half_precision(tmp_path):
+    torch.manual_seed(0)
+    folder = Pix2Pix(UNetGenerator(num_downs=5, ngf=8)).save_pretrained(tmp_path / "model")
+    image = random_image(40, 24)
+    on_cpu = np.asarray(Pix2Pix.from_pretrained(folder, backend="torch")(image), dtype=np.float32)
+    on_gpu = Pix2Pix.from_pretrained(folder, device="cuda")
+    assert on_gpu.device.type == "cuda" and on_gpu.engine == "torch"
+    assert np.abs(np.asarray(on_gpu(image), dtype=np.float32) - on_cpu).max() <= 2
+    on_gpu.generator.to(torch.float16)
+    assert np.abs(np.asarray(on_gpu(image), dtype=np.float32) - on_cpu).mean() < 3
+    with pytest.raises(ValueError, match="precision='int8'"):
+        Pix2Pix.from_pretrained(folder, device="cuda", precision="int8")
+    with pytest.raises(ValueError, match="backend='onnxruntime'"):
+        Pix2Pix.from_pretrained(folder, device="cuda", backend="onnxruntime")

@@ -67,6 +67,8 @@ def generate(
         The output batch: a tensor, or an array where onnxruntime ran on an array.
     """
     chunks = [batch[start : start + batch_size] for start in range(0, len(batch), batch_size)]
+    if not dropout_at_test:
+        engine.check_runnable()
     if engine.active and not dropout_at_test:
         try:
             return concatenate([engine.runner(chunk) for chunk in chunks])
@@ -75,9 +77,16 @@ def generate(
                 raise
             warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=4)
             engine.fall_back()
-    device = next(generator.parameters()).device
+    return run_torch(generator, chunks, dropout_at_test)
+
+
+def run_torch(generator: nn.Module, chunks: list[Batch], dropout_at_test: bool = False) -> torch.Tensor:
+    """The generator's outputs for ``chunks`` in torch: each moved to its device and cast to its weights' dtype (a
+    half-precision model takes half-precision inputs), the outputs float32 (what images are made from)."""
+    weight = next(generator.parameters())
     with torch.inference_mode(), generator_mode(generator, dropout_at_test):
-        return concatenate([generator(torch.as_tensor(chunk).to(device)) for chunk in chunks])
+        outputs = [generator(torch.as_tensor(chunk).to(weight.device, weight.dtype)).float() for chunk in chunks]
+    return concatenate(outputs)
 
 
 def concatenate(outputs: list[Batch]) -> Batch:

@@ -57,12 +57,13 @@ def load_network(
     folder: Path, classes: dict[str, type], kind: str, default: str, device: str | torch.device
 ) -> nn.Module:
     """Rebuild the network ``folder/config.json`` describes (its ``_class_name``, ``default`` for older folders)
-    from the registry's ``classes``, with its weights on ``device``."""
+    from the registry's ``classes``, moved to ``device`` (the mixin's ``map_location`` only says where the weights
+    are read to before they are copied into the network, built on the CPU)."""
     config_path = folder / CONFIG_NAME
     class_name = read_config(config_path).get("_class_name", default)
     if class_name not in classes:
         raise ValueError(f"{config_path} describes a {class_name!r}; a {kind} is one of {', '.join(classes)}.")
-    return classes[class_name].from_pretrained(folder, map_location=str(device))
+    return classes[class_name].from_pretrained(folder, map_location="cpu").to(torch.device(device))
 
 
 def download_patterns(

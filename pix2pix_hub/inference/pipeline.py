@@ -48,7 +48,7 @@ from .model_folder import (
     writable_folder,
 )
 from .onnx_engine import PrebuiltGraph, cpu_generator, export_for_shipping
-from .precision import OnnxEngine
+from .precision import OnnxEngine, check_device
 from .processor import Batch, ImageLike, ImageProcessor
 from .quantize import DEFAULT_MIN_PSNR_DB
 
@@ -141,7 +141,8 @@ class Pix2Pix:
             model_id: a folder written by ``save_pretrained``, or a Hub repo id. The architecture comes from its
                 ``config.json`` (and ``discriminator/config.json``), the facts from ``pix2pix.json``.
             revision, cache_dir, token, local_files_only: as for ``huggingface_hub.snapshot_download``.
-            device: where the networks go.
+            device: where the networks go. Off the CPU they run in torch: ``backend="onnxruntime"`` and
+                ``precision="int8"`` (CPU paths) raise there.
             load_discriminator: load ``discriminator/`` when the folder has one (to fine-tune).
             precision: the generator's on onnxruntime (CPU). ``"auto"``: the folder's ``model.int8.onnx`` when its
                 stored quality report passed its gate, it records these weights and it ran faster than fp32 here
@@ -157,6 +158,7 @@ class Pix2Pix:
             The translator; a folder's ``model.onnx`` made from these weights runs instead of an export.
         """
         check_choice("precision", precision, PRECISIONS)
+        check_device(options.get("backend", "auto"), precision, device)  # before any download
         folder, local = Path(model_id), Path(model_id).is_dir()
         if not local:
             patterns = download_patterns(options.get("backend", "auto"), device, precision, calibration)

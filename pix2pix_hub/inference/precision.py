@@ -65,6 +65,32 @@ def onnx_patterns(backend: str, device: str | torch.device, precision: str, cali
     return [ONNX_NAME] if precision == "fp32" else [ONNX_NAME, INT8_ONNX_NAME]
 
 
+def onnxruntime_problem(device: str | torch.device, dtype: torch.dtype = torch.float32) -> str | None:
+    """Why onnxruntime cannot run a generator on ``device`` with weights of ``dtype`` (it runs float32 graphs on
+    the CPU), or None when it can."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return f"the model is on {device}"
+    if dtype != torch.float32:
+        return f"the model's weights are {str(dtype).removeprefix('torch.')}, not float32"
+    return None
+
+
+def check_device(backend: str, precision: str, device: str | torch.device, dtype: torch.dtype = torch.float32) -> None:
+    """Refuse what cannot run on ``device``: ``backend="onnxruntime"`` and ``precision="int8"`` are CPU float32
+    paths (``"auto"`` runs torch elsewhere)."""
+    problem = onnxruntime_problem(device, dtype)
+    if problem is None:
+        return
+    if precision == "int8":
+        raise ValueError(f"precision='int8' runs the generator on onnxruntime on the CPU, but {problem}.")
+    if backend == "onnxruntime":
+        raise ValueError(
+            f"backend='onnxruntime' runs the generator on the CPU in float32, but {problem}: use backend='torch' "
+            "(or 'auto') there, or move the model with .to('cpu').float()."
+        )
+
+
 def inputs_digest(inputs: list[np.ndarray], min_psnr_db: float) -> str:
     """A short hash of calibration inputs and the gate: the name of a cached int8 graph built from them."""
     digest = hashlib.sha256(repr(float(min_psnr_db)).encode())
@@ -91,6 +117,7 @@ class OnnxEngine:
         self.resolution = resolution  # the side int8 and fp32 are timed at (None: speed_choice's default)
         self.speed: SpeedMeasurement | None = None
         self._fingerprint_memo: tuple[tuple[int, ...], str] = ((), "")
+        self.check_runnable()
 
     # ----- what runs now ----------------------------------------------------------------------------------------
     @property
@@ -98,9 +125,19 @@ class OnnxEngine:
         return next(self.generator.parameters()).device
 
     @property
+    def dtype(self) -> torch.dtype:
+        return next(self.generator.parameters()).dtype
+
+    @property
     def active(self) -> bool:
-        """Whether a deterministic call runs on onnxruntime (a runner, and the generator on the CPU)."""
-        return self.runner is not None and self.device.type == "cpu"
+        """Whether a deterministic call runs on onnxruntime (a runner, and the generator on the CPU in float32)."""
+        return self.runner is not None and onnxruntime_problem(self.device, self.dtype) is None
+
+    def check_runnable(self) -> None:
+        """Raise where ``backend="onnxruntime"`` cannot run (the generator moved off the CPU, or to half precision)
+        rather than run torch in its place."""
+        if self.backend == "onnxruntime":
+            check_device(self.backend, "auto", self.device, self.dtype)
 
     def describe(self) -> str:
         """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed
@@ -167,8 +204,8 @@ class OnnxEngine:
         problem = None
         if self.runner is None:
             problem = "backend='torch' turns it off" if self.backend == "torch" else "onnxruntime is not installed"
-        elif self.device.type != "cpu":
-            problem = f"the model is on {self.device}"
+        else:
+            problem = onnxruntime_problem(self.device, self.dtype)
         if problem is not None and precision == "int8":
             raise ValueError(f"precision='int8' runs the generator on onnxruntime on the CPU, but {problem}.")
         return problem is None
@@ -193,7 +230,7 @@ class OnnxEngine:
     def _use_shipped_fp32(self, path: Path, precision: str) -> None:
         """Run the fp32 graph at ``path`` instead of exporting, if it is one and was made from these weights. An
         int8 graph under that name is refused under ``precision="fp32"`` and exported over (one line) otherwise."""
-        if self.runner is None or self.device.type != "cpu" or not path.is_file():
+        if self.runner is None or not self.active or not path.is_file():
             return
         metadata, kind = graph_facts(path)
         if kind != "fp32":
@@ -246,7 +283,7 @@ class OnnxEngine:
         fp32 on this machine (``speed_choice``; then fp32, with a note). ``"int8"`` runs it without timing, with a
         note where an earlier measurement here found it slower."""
         self.int8, self.note, self.speed = graph, None, None
-        if self.runner is None or self.device.type != "cpu":  # kept for save_pretrained to ship
+        if self.runner is None or not self.active:  # kept for save_pretrained to ship
             return
         int8_runner = OnnxGenerator(self.generator, graph)
         speed = self._measure(int8_runner, graph, time_now=precision == "auto")
