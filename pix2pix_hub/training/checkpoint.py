@@ -161,7 +161,14 @@ def save_training_state(folder: Path, optimizers: tuple, schedulers: tuple, scal
     """Both optimizers and the schedules (main process; every process holds the same)."""
     for name, optimizer in zip(OPTIMIZER_FILES, optimizers):
         safe_state.save_optimizer(optimizer, folder / name)
-    fileio.write_json(folder / SCHEDULES_FILE, safe_state.schedules_state(schedulers, scaler))
+    state = safe_state.schedules_state(schedulers, scaler, generator_scaler(optimizers, scaler))
+    fileio.write_json(folder / SCHEDULES_FILE, state)
+
+
+def generator_scaler(optimizers: tuple, scaler: Any | None) -> Any | None:
+    """G's own fp16 scaler (its prepared optimizer's, ``speed.give_generator_its_scaler``); None when shared."""
+    own = getattr(optimizers[0], "scaler", None)
+    return own if own is not scaler else None
 
 
 def save_checkpoint(
@@ -266,7 +273,8 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, optimizers: tupl
     state = read_json(checkpoint / STATE_FILE)
     for name, optimizer in zip(OPTIMIZER_FILES, optimizers):
         safe_state.load_optimizer(optimizer, checkpoint / name)
-    safe_state.load_schedules(schedulers, accelerator.scaler, checkpoint / SCHEDULES_FILE)
+    scaler_g = generator_scaler(optimizers, accelerator.scaler)
+    safe_state.load_schedules(schedulers, accelerator.scaler, checkpoint / SCHEDULES_FILE, scaler_g)
     process = accelerator.process_index
     if process >= int(state.get("num_processes", 1)):
         process = 0

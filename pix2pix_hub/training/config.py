@@ -205,6 +205,27 @@ class TrainingConfig:
             "high resolution for about one more forward pass per step; same results."
         ),
     )
+    # GPU speed switches, each off until measured (docs/performance.md)
+    channels_last: bool = field(
+        default=False, metadata=_arg("Networks and batches in channels_last memory format (GPU tensor cores).")
+    )
+    cudnn_benchmark: bool = field(
+        default=False, metadata=_arg("Let cuDNN time its convolution algorithms once for the run's fixed sizes.")
+    )
+    tf32: bool = field(
+        default=False, metadata=_arg("fp32 matmuls and convolutions on TF32 tensor cores (NVIDIA Ampere and later).")
+    )
+    compile: bool = field(
+        default=False,
+        metadata=_arg("torch.compile both networks (the compile time is printed after the first step)."),
+    )
+    ddp_timeout: int = field(
+        default=3600,
+        metadata=_arg(
+            "Seconds the processes of a multi-process run wait for each other (the main process alone loads the "
+            "data, writes checkpoints and publishes)."
+        ),
+    )
     # output, checkpoints, logging
     output_dir: str = field(
         default="outputs/pix2pix", metadata=_arg("Model folder; also holds checkpoints/ and logs/.")

@@ -27,6 +27,11 @@ def check_config(config: TrainingConfig) -> None:
     check_choices(config)
     check_counts(config)
     check_high_resolution(config)
+    if config.compile and config.gan_mode == "wgangp":
+        raise ConfigError(
+            "--compile with --gan_mode wgangp: torch.compile has no double backward, which the gradient penalty "
+            "needs. Drop --compile, or choose another --gan_mode."
+        )
     if not config.init_from:
         check_shapes(config)
 
@@ -63,7 +68,8 @@ def check_choices(config: TrainingConfig) -> None:
 def check_counts(config: TrainingConfig) -> None:
     """Sizes, steps, epochs and the learning rate are in range."""
     positive = ("load_size", "crop_size", "batch_size", "gradient_accumulation_steps", "checkpointing_steps")
-    for name in (*positive, "validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters"):
+    counts = ("validation_steps", "logging_steps", "num_validation_images", "lr_decay_iters", "ddp_timeout")
+    for name in (*positive, *counts):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name} must be at least 1; got {getattr(config, name)}.")
     if config.max_train_samples is not None and config.max_train_samples < 1:

@@ -118,16 +118,20 @@ def gradient_penalty(
     real_pairs: torch.Tensor,
     fake_pairs: torch.Tensor,
     generator: torch.Generator | None = None,
+    scaler: Any | None = None,
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): ``mean((||grad D(mix)|| - 1) ** 2)`` on random mixes of real and fake pairs.
 
-    D runs with direct convolutions here, so the penalty's own gradient (a double backward) is exact.
+    D runs with direct convolutions here, so the penalty's own gradient (a double backward) is exact. Under fp16
+    it follows PyTorch's AMP gradient-penalty recipe: the critic is scaled by ``scaler`` before ``autograd.grad``
+    (small gradients do not flush to zero in fp16), the gradients unscaled, and the norm taken in fp32.
 
     Args:
         discriminator: D (a multi-scale one's critic is the sum of its scales).
         real_pairs: ``(N, input_nc + output_nc, H, W)``.
         fake_pairs: the same shape, detached.
         generator: draws the mixing weights (None: the global RNG).
+        scaler: the fp16 run's ``GradScaler`` (None: no scaling).
 
     Returns:
         The penalty, a scalar (not yet weighted by ``lambda_gp``).
@@ -136,8 +140,14 @@ def gradient_penalty(
     mixed = (alpha * real_pairs + (1 - alpha) * fake_pairs).requires_grad_(True)
     with direct_convolutions(discriminator):
         critic = over_scales(torch.sum, discriminator(mixed))  # a multi-scale critic: the sum of its scales
+        if scaler is not None:
+            critic = scaler.scale(critic)
         (grads,) = torch.autograd.grad(critic, mixed, create_graph=True)
-    return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    grads = grads.float()
+    if scaler is not None:
+        grads = grads * (1.0 / scaler.get_scale())
+    with torch.autocast(grads.device.type, enabled=False):
+        return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 # pix2pixHD's weights for relu1_1 ... relu5_1: deeper, coarser features count more.

@@ -76,6 +76,9 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     save_file(tensors, str(path), metadata=metadata)
 
 
+KERNEL_KEYS = ("fused", "foreach")  # an optimizer's param-group entries that choose its kernel, not its maths
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     """Restore what ``save_optimizer`` wrote; torch moves each tensor to its parameter's device and dtype."""
     with reading(path):
@@ -90,7 +93,12 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
             {key: tuple(v) if isinstance(v, list) and key != "params" else v for key, v in group.items()}
             for group in json.loads(metadata["param_groups"])
         ]
+        # The kernel choice (fused, foreach) is this run's, not the checkpoint's: a fused Adam given a plain one's
+        # groups would take the scaler's fused arguments in the plain kernel, which refuses them.
+        built = [{key: group.get(key) for key in KERNEL_KEYS} for group in optimizer.param_groups]
         optimizer.load_state_dict({"state": state, "param_groups": groups})
+        for group, kernel in zip(optimizer.param_groups, built):
+            group.update(kernel)
 
 
 # ----- random number generators ------------------------------------------------------------------------------------
@@ -124,16 +132,19 @@ def load_rng(path: Path) -> None:
 
 
 # ----- schedules ---------------------------------------------------------------------------------------------------
-def schedules_state(schedulers: tuple, scaler: Any | None) -> dict[str, Any]:
-    """The LR schedulers' and the fp16 gradient scaler's ``state_dict``s (numbers and lists only) for JSON."""
+def schedules_state(schedulers: tuple, scaler: Any | None, scaler_g: Any | None = None) -> dict[str, Any]:
+    """The LR schedulers' and the fp16 gradient scalers' (D's, or the shared one; G's own) ``state_dict``s
+    (numbers and lists only) for JSON."""
     return {
         "lr_schedulers": [scheduler.state_dict() for scheduler in schedulers],
         "grad_scaler": None if scaler is None else scaler.state_dict(),
+        "grad_scaler_g": None if scaler_g is None else scaler_g.state_dict(),
     }
 
 
-def load_schedules(schedulers: tuple, scaler: Any | None, path: Path) -> None:
-    """Restore what ``schedules_state`` recorded (read from the JSON file ``path``)."""
+def load_schedules(schedulers: tuple, scaler: Any | None, path: Path, scaler_g: Any | None = None) -> None:
+    """Restore what ``schedules_state`` recorded (read from the JSON file ``path``); G's scaler from a checkpoint
+    without its own takes the shared one's state."""
     values = read_json_file(path)
     with reading(path):
         if len(values["lr_schedulers"]) != len(schedulers):
@@ -142,3 +153,6 @@ def load_schedules(schedulers: tuple, scaler: Any | None, path: Path) -> None:
             scheduler.load_state_dict(state)
         if scaler is not None and values["grad_scaler"]:
             scaler.load_state_dict(values["grad_scaler"])
+        own = values.get("grad_scaler_g") or values["grad_scaler"]
+        if scaler_g is not None and own:
+            scaler_g.load_state_dict(own)

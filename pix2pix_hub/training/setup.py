@@ -11,12 +11,13 @@ import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, broadcast_object_list
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, broadcast_object_list
 from torch import nn
 
 from .. import fileio
@@ -129,6 +130,23 @@ def make_step_parts(
     )  # fmt: skip
 
 
+def make_optimizers(
+    config: TrainingConfig, generator: nn.Module, discriminator: nn.Module, device: torch.device
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """G's and D's Adam, built once both networks are on ``device`` (in channels_last memory format with
+    ``--channels_last``): the fused kernel checks where its parameters are, and some torch versions refuse CPU
+    parameters for a CUDA run's fused Adam.
+
+    Returns:
+        ``(optimizer_g, optimizer_d)``, not yet prepared.
+    """
+    for network in (generator, discriminator):
+        network.to(device)
+        if config.channels_last:
+            network.to(memory_format=torch.channels_last)
+    return make_adam(generator.parameters(), config, device), make_adam(discriminator.parameters(), config, device)
+
+
 def make_adam(params: Any, config: TrainingConfig, device: torch.device) -> torch.optim.Adam:
     """Adam with the paper's betas; the fused kernel (same maths, one kernel for all tensors) where this torch has
     it for ``device``, unless ``config`` turns it off."""
@@ -178,9 +196,14 @@ def make_schedulers(config: TrainingConfig, optimizers: tuple, updates_per_epoch
 
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
-    """The ``Accelerator``. ``mixed_precision`` is passed only when given, so ``accelerate launch
-    --mixed_precision`` (or its config file) decides otherwise; on a CPU that default is fp32."""
-    kwargs: dict[str, Any] = {}
+    """The ``Accelerator``, its processes waiting ``--ddp_timeout`` seconds for each other. ``mixed_precision`` is
+    passed only when given, so ``accelerate launch --mixed_precision`` (or its config file) decides otherwise; on a
+    CPU that default is fp32."""
+    # The other processes wait at a barrier while the main one alone loads the data, checkpoints and publishes:
+    # longer than NCCL's default 10 minutes on a big dataset or a slow upload.
+    kwargs: dict[str, Any] = {
+        "kwargs_handlers": [InitProcessGroupKwargs(timeout=timedelta(seconds=config.ddp_timeout))]
+    }
     if config.mixed_precision is not None:
         kwargs["mixed_precision"] = config.mixed_precision
     output_dir = Path(config.output_dir)

@@ -10,6 +10,7 @@ operation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -40,6 +41,7 @@ class StepParts:
     vgg_loss: nn.Module | None = None
     lambda_vgg: float = 0.0
     fixed_parameters: tuple[nn.Parameter, ...] = ()
+    scaler_g: Any = None  # fp16: G's own GradScaler (``speed.give_generator_its_scaler``); None: Accelerate's
 
 
 def train_step(batch: dict[str, torch.Tensor], parts: StepParts, accelerator: Accelerator) -> Losses:
@@ -96,7 +98,7 @@ def backward_d(
         d_real, d_fake = parts.gan_loss.discriminator_terms(discriminator(real_pairs), discriminator(fake_pairs))
         loss_d = 0.5 * (d_real + d_fake)
         if parts.gan_loss.mode == "wgangp":
-            penalty = gradient_penalty(discriminator, real_pairs, fake_pairs)
+            penalty = gradient_penalty(discriminator, real_pairs, fake_pairs, scaler=accelerator.scaler)
             loss_d = loss_d + parts.lambda_gp * penalty
             losses["loss_D_gp"] = penalty.detach()
     accelerator.backward(loss_d)
@@ -135,6 +137,9 @@ def backward_g(
             g_vgg = parts.vgg_loss(fake_b, real_b)
             loss_g = loss_g + parts.lambda_vgg * g_vgg
             losses["loss_G_VGG"] = g_vgg.detach()
-    accelerator.backward(loss_g)
+    if parts.scaler_g is None:
+        accelerator.backward(loss_g)
+    else:  # Accelerate's backward would scale by D's scaler
+        parts.scaler_g.scale(loss_g / accelerator.gradient_accumulation_steps).backward()
     losses.update(loss_G_GAN=g_gan.detach(), loss_G_L1=g_l1.detach())
     return losses

@@ -2,7 +2,8 @@
 
 ``torch.nn.SyncBatchNorm`` only runs on GPUs ("SyncBatchNorm expected input tensor to be on GPU"), so several
 CPU processes (gloo) would each normalise by their own tiny batch. ``AllReduceBatchNorm2d`` computes the
-same global statistics with two autograd-aware all-reduces; on CUDA the faster torch layer is used instead.
+same global statistics with two autograd-aware all-reduces (twice differentiable); on CUDA the faster torch layer
+is used instead, except under a double backward.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ class AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        # Through the Function again, so the backward is itself differentiable (WGAN-GP's double backward).
+        return AllReduceSum.apply(grad)
 
 
 class AllReduceBatchNorm2d(nn.BatchNorm2d):
@@ -80,8 +80,10 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Batch norm statistics over all processes: torch's ``SyncBatchNorm`` on CUDA, ``AllReduceBatchNorm2d`` else."""
-    if device.type == "cuda":
+def sync_batchnorm(module: nn.Module, device: torch.device, double_backward: bool = False) -> nn.Module:
+    """Batch norm statistics over all processes: torch's ``SyncBatchNorm`` on CUDA, ``AllReduceBatchNorm2d``
+    elsewhere and wherever the graph is differentiated twice (``double_backward``: WGAN-GP's penalty), which
+    ``SyncBatchNorm`` does not support."""
+    if device.type == "cuda" and not double_backward:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return convert_batchnorm(module)

@@ -34,7 +34,7 @@ from .. import fileio
 from ..data import PairedDataset
 from ..inference.pipeline import Pix2Pix
 from ..performance import rss_mb
-from . import checkpoint
+from . import checkpoint, speed
 from .advice import config_warnings, cpu_precision_note, high_resolution_summary
 from .base_model import adopt_architecture, load_base_model
 from .config import TrainingConfig
@@ -47,7 +47,7 @@ from .setup import (
     check_int8_export,
     check_tracker,
     make_accelerator,
-    make_adam,
+    make_optimizers,
     make_schedulers,
     make_step_parts,
     on_main_then_everywhere,
@@ -149,15 +149,17 @@ class Trainer:
         with accelerator.main_process_first():
             self.data = load_training_data(config, generator.size_multiple, accelerator)
         if accelerator.num_processes > 1 and config.norm == "batch":
-            generator = sync_batchnorm(generator, accelerator.device)
-            discriminator = sync_batchnorm(discriminator, accelerator.device)
-        optimizer_g = make_adam(generator.parameters(), config, accelerator.device)
-        optimizer_d = make_adam(discriminator.parameters(), config, accelerator.device)
+            twice = config.gan_mode == "wgangp"  # the penalty differentiates D's gradient
+            generator = sync_batchnorm(generator, accelerator.device, double_backward=twice)
+            discriminator = sync_batchnorm(discriminator, accelerator.device, double_backward=twice)
+        optimizer_g, optimizer_d = make_optimizers(config, generator, discriminator, accelerator.device)
         generator, discriminator, optimizer_g, optimizer_d = self.data.prepare(
             accelerator, generator, discriminator, optimizer_g, optimizer_d
         )
         self.parts = make_step_parts(config, generator, discriminator, optimizer_g, optimizer_d, accelerator.device)
+        speed.give_generator_its_scaler(self.parts, accelerator)
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
+        speed.compile_networks(config, self.generator, accelerator.unwrap_model(discriminator))
         # --niter_fix_global: the local enhancer's global generator, held fixed for its first epochs (fix_global)
         self.global_parameters = tuple(self.generator.global_body.parameters()) if config.niter_fix_global else ()
         self.updates_per_epoch = self.data.updates_per_epoch
@@ -204,10 +206,13 @@ class Trainer:
     def fit(self) -> TrainingResult:
         """Train to ``total_steps``: a D-then-G step per batch; after each update, log, checkpoint, validate, and
         stop with a checkpoint if SIGTERM/SIGINT came (``TrainingInterrupted``)."""
-        with self.signals:
+        clock = speed.FirstStepClock(self.config.compile)
+        with self.signals, speed.backend_switches(self.config):
             for epoch, batch in self.batches():
                 self.fix_global(epoch)
+                clock.start()
                 losses = train_step(batch, self.parts, self.accelerator)
+                clock.stop(self.say)
                 self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
                 if self.accelerator.sync_gradients:  # an update (not a micro-batch of gradient accumulation)
                     self.after_update(epoch, losses)
@@ -220,7 +225,8 @@ class Trainer:
         """``(epoch, batch)`` from where the run stands (a resumed run continues where its checkpoint left the
         data) to ``total_steps``."""
         for epoch, batch in self.data.batches(lambda: self.step, self.total_steps):
-            yield epoch, self._stand_in_for_empty(batch)
+            batch = self._stand_in_for_empty(batch)
+            yield epoch, speed.channels_last(batch) if self.config.channels_last else batch
 
     def fix_global(self, epoch: int) -> None:
         """pix2pixHD's ``--niter_fix_global``: for the first N epochs G's step leaves the global generator of a
@@ -369,8 +375,10 @@ class Trainer:
         self.progress.close()
         if self.last_saved != self.step:
             self.save_checkpoint(self.step // self.updates_per_epoch)
+        # Trained: the networks leave Accelerate's autocast wrapper, so the model returned and published is fp32.
+        self.generator = speed.fp32_eager(self.accelerator, self.parts.generator)
+        discriminator = speed.fp32_eager(self.accelerator, self.parts.discriminator)
         metrics = self.validate()
-        discriminator = self.accelerator.unwrap_model(self.parts.discriminator)
         pix2pix = Pix2Pix(self.generator, discriminator, info=model_info(self.config))
         skipped = self.data.skipped_count
         if skipped:

@@ -37,11 +37,17 @@ def _batches(dataset: Any, indices: list[int]):
             yield torch.stack([item["input"] for item in items]), torch.stack([item["target"] for item in items])
 
 
+def fp32_forward(model: nn.Module) -> Any:
+    """``model``'s own forward, without the autocast wrapper Accelerate puts on a network it prepares under mixed
+    precision (kept by ``unwrap_model``): validation scores the fp32 model that is saved."""
+    return model.__dict__.get("_original_forward", model)
+
+
 @torch.no_grad()
 def translate(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """``(N, input_nc, H, W)`` -> ``(N, output_nc, H, W)`` in eval mode, restoring the previous mode after."""
+    """``(N, input_nc, H, W)`` -> ``(N, output_nc, H, W)`` in eval mode and fp32, restoring the previous mode after."""
     with generator_mode(generator):
-        return generator(inputs).float()
+        return fp32_forward(generator)(inputs).float()
 
 
 @torch.no_grad()
