@@ -268,3 +268,18 @@ def test_gpu_switches_train_on_cuda(data, tmp_path, capsys):
     result = run(tiny_config(data, tmp_path, max_train_steps=2, **switches))
     assert "torch.compile: the first step" in capsys.readouterr().out
     assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
+
+
+def test_checkpoint_exports_see_the_fp32_eager_forward_and_training_gets_its_wrapper_back():
+    from accelerate import Accelerator
+
+    reset_accelerate()
+    generator, _ = tiny_networks()
+    reference = copy.deepcopy(generator).eval()
+    prepared = Accelerator(cpu=True, mixed_precision="bf16").prepare(generator).eval()
+    wrapped = prepared.forward
+    inputs = torch.rand(1, 3, 32, 32)
+    with torch.no_grad(), speed.eager_fp32(prepared, None):
+        assert torch.equal(prepared(inputs), reference(inputs))
+    assert prepared.forward == wrapped
+    reset_accelerate()

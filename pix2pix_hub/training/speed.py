@@ -80,6 +80,29 @@ def fp32_eager(accelerator: Any, prepared: nn.Module) -> nn.Module:
     return network
 
 
+@contextlib.contextmanager
+def eager_fp32(*networks: nn.Module | None) -> Iterator[None]:
+    """Inside, each network runs its own forward, in fp32 and uncompiled (Accelerate's autocast wrapper and
+    ``--compile`` set aside, both put back after): what a checkpoint's model folder exports.
+
+    Returns:
+        A context manager.
+    """
+    held = [network for network in networks if network is not None]
+    saved = [(network.__dict__.get("forward"), getattr(network, "_compiled_call_impl", None)) for network in held]
+    try:
+        for network in held:
+            if "_original_forward" in network.__dict__:
+                network.forward = network._original_forward
+            network._compiled_call_impl = None
+        yield
+    finally:
+        for network, (forward, compiled) in zip(held, saved):
+            if forward is not None:
+                network.forward = forward
+            network._compiled_call_impl = compiled
+
+
 class FirstStepClock:
     """Times the first training step of a ``--compile`` run, where ``torch.compile`` compiles G and D, once."""
 

@@ -339,12 +339,13 @@ class Trainer:
         if self.main:
             held_out = self.data.val_pairs_held_out
             card = render_card(model, self.config, self.accelerator, val_size=held_out, command=self.command)
-        path = checkpoint.save_checkpoint(
-            self.accelerator, self.output_dir, self.step, model=model, card=card,
-            optimizers=(self.parts.optimizer_g, self.parts.optimizer_d), schedulers=self.schedulers,
-            trainer_state=trainer_state, config=self.config, total_limit=self.config.checkpoints_total_limit,
-            replace_old=self.taking_over,
-        )  # fmt: skip
+        with speed.eager_fp32(model.generator, model.discriminator):  # a model folder may hold an fp32 ONNX export
+            path = checkpoint.save_checkpoint(
+                self.accelerator, self.output_dir, self.step, model=model, card=card,
+                optimizers=(self.parts.optimizer_g, self.parts.optimizer_d), schedulers=self.schedulers,
+                trainer_state=trainer_state, config=self.config, total_limit=self.config.checkpoints_total_limit,
+                replace_old=self.taking_over,
+            )  # fmt: skip
         self.last_saved, self.taking_over = self.step, False
         self.say(f"step {self.step}: saved {path}")
 
