@@ -283,3 +283,36 @@ def test_checkpoint_exports_see_the_fp32_eager_forward_and_training_gets_its_wra
         assert torch.equal(prepared(inputs), reference(inputs))
     assert prepared.forward == wrapped
     reset_accelerate()
+
+
+# ----- g. the bf16 advice, from a timing -----------------------------------------------------------------------------
+def test_bf16_timing_is_real_and_bounded():
+    from pix2pix_hub.performance import time_bf16_autocast
+
+    before = torch.get_rng_state()
+    timing = time_bf16_autocast(budget_s=0.3)
+    assert timing["fp32_ms"] > 0 and timing["bf16_ms"] > 0
+    assert timing["speedup"] == pytest.approx(timing["fp32_ms"] / timing["bf16_ms"])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_bf16_advice_follows_the_measurement_cached_per_cpu(tmp_path, monkeypatch):
+    from pix2pix_hub.training import advice
+
+    calls = []
+
+    def fake(speedup):
+        return lambda: calls.append(speedup) or {"fp32_ms": 10.0, "bf16_ms": 10.0 / speedup, "speedup": speedup}
+
+    cache = tmp_path / "bf16.json"
+    assert advice.measured_bf16_speedup(cache, fake(2.0)) == 2.0
+    assert advice.measured_bf16_speedup(cache, fake(0.2)) == 2.0 and calls == [2.0]  # read back, not re-timed
+    monkeypatch.setattr(advice, "cpu_name", lambda: "another CPU")
+    assert advice.measured_bf16_speedup(cache, fake(0.2)) == 0.2 and calls == [2.0, 0.2]
+    no_flags = {"avx512_bf16": False, "amx_bf16": False}
+    assert "--mixed_precision bf16 would likely train faster (measured here" in advice.cpu_precision_note(
+        "no", no_flags, speedup=2.0
+    )
+    native = {"avx512_bf16": True, "amx_bf16": False}
+    assert advice.cpu_precision_note("bf16", native, speedup=0.3).startswith("Warning")
+    assert "a guess from the CPU flags; `make bench` measures" in advice.cpu_precision_note("no", native)

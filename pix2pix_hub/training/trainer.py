@@ -35,7 +35,7 @@ from ..data import PairedDataset
 from ..inference.pipeline import Pix2Pix
 from ..performance import rss_mb
 from . import checkpoint, speed
-from .advice import config_warnings, cpu_precision_note, high_resolution_summary
+from .advice import config_warnings, cpu_precision_note, high_resolution_summary, measured_bf16_speedup
 from .base_model import adopt_architecture, load_base_model
 from .config import TrainingConfig
 from .data import load_training_data
@@ -121,8 +121,9 @@ class Trainer:
         check_launch(os.environ, self.accelerator.num_processes)  # the `accelerate launch --cpu` trap
         self.main = self.accelerator.is_main_process
         on_main_then_everywhere(self.accelerator, lambda: prepare_output_dir(config, resuming=resume is not None))
-        if self.accelerator.device.type == "cpu":
-            self.accelerator.print(cpu_precision_note(self.accelerator.mixed_precision))
+        if self.accelerator.device.type == "cpu" and self.main:
+            precision = self.accelerator.mixed_precision  # measured once per CPU model (cached), under a second
+            print(cpu_precision_note(precision, speedup=measured_bf16_speedup() if precision != "fp16" else None))
         for warning in config_warnings(config):
             self.accelerator.print(f"Warning: {warning}")
 
