@@ -93,8 +93,8 @@ def load_model(settings: Settings) -> LoadedModel:
             "`MODEL_ID=user/repo` for a Hub repo (needs the network, or the repo in the local Hugging Face cache)."
         )
         return LoadedModel(model_id, None, status, describe_direction(settings.direction, ModelInfo()))
-    # The first call opens the onnxruntime session (and exports the generator unless the repo ships model.onnx:
-    # seconds for unet_256): pay it now, not the first visitor.
+    # A first call now: it runs torch and starts preparing the onnxruntime session in the background (opening the
+    # repo's model.onnx, or exporting), which then runs while the page starts, not on the first visitor's time.
     side = max(pix2pix.size_multiple, pix2pix.generator.min_size)
     pix2pix.translate_tensor(torch.zeros(1, pix2pix.in_channels, side, side))
     direction = describe_direction(settings.direction, pix2pix.info)

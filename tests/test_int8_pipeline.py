@@ -274,6 +274,7 @@ def test_an_int8_graph_named_model_onnx_is_refused_by_fp32_and_exported_over_by_
         Pix2Pix.from_pretrained(folder, precision="fp32")
     caplog.set_level(logging.INFO, logger="pix2pix_hub.inference.precision")
     auto = Pix2Pix.from_pretrained(folder)
+    assert auto.onnx_engine.wait_until_ready(timeout=120)  # the file is checked in the background (a fast first call)
     assert auto.precision == "fp32" and auto.onnx_engine.runner.graph is None  # the weights are exported instead
     assert any("model.onnx is an int8 graph" in message and "exporting" in message for message in caplog.messages)
     x = smooth_images(1, 32, seed=3)
@@ -419,8 +420,10 @@ def test_save_pretrained_onnx_without_an_int8_graph_ships_fp32_only_and_never_a_
         pix2pix.generator.decoders[-1][1].bias.add_(0.25)
     pix2pix.save_pretrained(tmp_path / "changed", onnx=True)
     assert (tmp_path / "changed" / ONNX_NAME).is_file() and not (tmp_path / "changed" / INT8_ONNX_NAME).exists()
-    pix2pix.save_pretrained(tmp_path / "plain")
-    assert not list((tmp_path / "plain").glob("*.onnx"))  # onnx=False (default): as before
+    pix2pix.save_pretrained(tmp_path / "plain")  # default: model.onnx where onnxruntime is installed, no int8
+    assert [path.name for path in (tmp_path / "plain").glob("*.onnx")] == ["model.onnx"]
+    pix2pix.save_pretrained(tmp_path / "bare", onnx=False)
+    assert not list((tmp_path / "bare").glob("*.onnx"))
 
 
 def test_push_to_hub_uploads_the_graphs_and_the_widget_images(trained, tmp_path, monkeypatch):
@@ -435,7 +438,7 @@ def test_push_to_hub_uploads_the_graphs_and_the_widget_images(trained, tmp_path,
     assert (remote / ONNX_NAME).is_file() and (remote / INT8_ONNX_NAME).is_file()
     assert (remote / "samples" / "input.png").read_bytes() == widget.read_bytes()
     assert Pix2Pix.from_pretrained(remote).engine == pix2pix.engine
-    pix2pix.push_to_hub("me/int8")  # a push without them deletes them: the repo mirrors the folder
+    pix2pix.push_to_hub("me/int8", onnx=False)  # a push without them deletes them: the repo mirrors the folder
     assert not list(remote.glob("*.onnx")) and not (remote / "samples").exists()
 
 

@@ -299,6 +299,7 @@ def test_painted_classes_are_read_back_as_the_nearest_class_and_erased_pixels_as
 
 def test_a_label_model_takes_class_index_uploads_and_refuses_photos(label_model_dir, tmp_path):
     model = load_model(Settings(model_id=str(label_model_dir)))
+    model.pix2pix.onnx_engine.wait_until_ready()  # exact comparisons below: one engine throughout
     assert model.label_nc == 8 and "**Input:** a class-index map, 8 classes" in model.status
     labels = draw_class_map(1, 77, 45, 8)
     class_map_image(labels, 8).save(tmp_path / "map.png")

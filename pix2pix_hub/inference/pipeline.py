@@ -47,7 +47,7 @@ from .model_folder import (
     upload,
     writable_folder,
 )
-from .onnx_engine import PrebuiltGraph, cpu_generator, export_for_shipping
+from .onnx_engine import PrebuiltGraph, cpu_generator, export_for_shipping, onnxruntime_available
 from .precision import OnnxEngine, check_device
 from .processor import Batch, ImageLike, ImageProcessor
 from .quantize import DEFAULT_MIN_PSNR_DB
@@ -66,10 +66,13 @@ class Pix2Pix:
     nearest multiple and back). Images above ``max_pixels`` are refused (``images.reading.ImageTooLarge``) rather
     than exhausting memory; a PIL image not yet decoded (``Image.open``) is refused from its header.
 
-    ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU, faster than eager torch on
-    most CPUs (figures in docs/performance.md) with outputs equal within 1e-4 (exported on first use and again
-    whenever the weights change), and through torch on other devices or if the export fails; ``"onnxruntime"``
-    insists on it (errors are raised); ``"torch"`` turns it off. ``dropout_at_test`` always runs in torch.
+    ``backend``: ``"auto"`` (default) runs the generator through onnxruntime on a CPU in float32, faster than eager
+    torch on most CPUs (figures in docs/performance.md) with outputs equal within 1e-4 (exported on first use and
+    again whenever the weights change), and through torch on other devices, in half precision or if the export
+    fails; ``"onnxruntime"`` insists on it (errors are raised, also off the CPU); ``"torch"`` turns it off.
+    ``dropout_at_test`` always runs in torch. A model loaded by ``from_pretrained`` answers its first calls in
+    torch while its onnxruntime session is prepared in the background (the folder's ``model.onnx`` opened, or the
+    weights exported), so the first image does not wait for it; ``onnx_engine.wait_until_ready()`` waits.
 
     Its parts: ``generator`` and ``discriminator``; ``info``, what the model does (direction, input and output,
     dataset: a ``ModelInfo``, saved as ``pix2pix.json``; empty when unknown); ``processor``, the ``ImageProcessor``
@@ -173,7 +176,7 @@ class Pix2Pix:
             )
         pix2pix = cls(generator, discriminator, info=ModelInfo.load(folder), **options)
         build_into = folder if local and writable_folder(folder) else None  # never into the Hugging Face cache
-        pix2pix.onnx_engine.choose(folder, precision, calibration, build_into, pix2pix.max_pixels)
+        pix2pix.onnx_engine.choose(folder, precision, calibration, build_into, pix2pix.max_pixels, defer=True)
         return pix2pix
 
     def save_pretrained(
@@ -183,7 +186,7 @@ class Pix2Pix:
         card: str | None = None,
         sample_grid: Image.Image | None = None,
         info: ModelInfo | None = None,
-        onnx: bool = False,
+        onnx: bool | None = None,
         extra_files: Mapping[str, str | os.PathLike] | None = None,
     ) -> Path:
         """Write the model folder (``model_folder.py`` shows its layout).
@@ -195,8 +198,9 @@ class Pix2Pix:
             sample_grid: saved as ``samples.png``.
             info: written as ``pix2pix.json`` (default: this model's ``info``).
             onnx: add the generator's ONNX graphs, so that ``from_pretrained`` (a Space) runs them instead of
-                exporting at start: ``model.onnx`` (fp32, exported now and checked against torch), and
-                ``model.int8.onnx`` when this model has an int8 graph of its current weights.
+                exporting: ``model.onnx`` (fp32, exported now and checked against torch), and ``model.int8.onnx``
+                when this model has an int8 graph of its current weights. None (default): where onnx and
+                onnxruntime are installed.
             extra_files: more files, ``{path in the folder: local file}`` (e.g. the widget images a card names,
                 ``samples/input.png``); a path one of the folder's own files takes is refused.
 
@@ -204,6 +208,7 @@ class Pix2Pix:
             The folder.
         """
         info = self.info if info is None else info
+        onnx = onnxruntime_available() if onnx is None else onnx
         destination = Path(save_directory)
         extras = checked_extra_files(extra_files, onnx=onnx, sample_grid=sample_grid is not None)
         int8 = self.onnx_engine.current_int8() if onnx else None
@@ -241,7 +246,7 @@ class Pix2Pix:
         card: str | None = None,
         sample_grid: Image.Image | None = None,
         info: ModelInfo | None = None,
-        onnx: bool = False,
+        onnx: bool | None = None,
         extra_files: Mapping[str, str | os.PathLike] | None = None,
     ) -> str:
         """Write the model folder once, into a temporary folder, and upload it to ``repo_id`` (``push_folder``).

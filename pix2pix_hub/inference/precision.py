@@ -24,6 +24,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,11 @@ class OnnxEngine:
         self.speed: SpeedMeasurement | None = None
         self._fingerprint_memo: tuple[tuple[int, ...], str] = ((), "")
         self.check_runnable()
+        # Set by ``defer``: the fp32 session is prepared in a background thread while torch answers calls.
+        self.deferred = False
+        self._shipped: Path | None = None
+        self._job: threading.Thread | None = None
+        self._job_error: Exception | None = None
 
     # ----- what runs now ----------------------------------------------------------------------------------------
     @property
@@ -173,10 +180,17 @@ class OnnxEngine:
         calibration: CalibrationSource | None,
         build_into: Path | None,
         max_pixels: int,
+        defer: bool = False,
     ) -> None:
         """Pick the graph (``Pix2Pix.from_pretrained``'s ``precision``): the folder's int8 graph, one built from
         ``calibration`` into ``build_into`` (None: the cache), or fp32 (the folder's ``model.onnx`` when it is an
-        fp32 graph made from these weights, else an export). Under ``"auto"`` int8 runs where it measured faster."""
+        fp32 graph made from these weights, else an export). Under ``"auto"`` int8 runs where it measured faster.
+        ``defer``: where fp32 is the only candidate (``"auto"``, no int8 file, no calibration), check and open it
+        in the background instead (``defer``)."""
+        fp32_only = not (folder / INT8_ONNX_NAME).is_file() and calibration is None
+        if defer and precision == "auto" and self.backend == "auto" and fp32_only and self.active:
+            self.defer(folder / ONNX_NAME if (folder / ONNX_NAME).is_file() else None)
+            return
         if precision != "int8":  # first: timing int8 against fp32 needs no export where the folder ships fp32
             self._use_shipped_fp32(folder / ONNX_NAME, precision)
         if precision == "fp32" or not self._int8_possible(precision):
@@ -198,6 +212,46 @@ class OnnxEngine:
                 "build one. Pass calibration=<folder of typical inputs>, or make the file with `pix2pix-hub "
                 "export-onnx MODEL model.int8.onnx --int8 --calibration DIR` (or train with --export_int8)."
             )
+
+    # ----- a fast first call: torch answers while onnxruntime is prepared ---------------------------------------
+    def defer(self, shipped: Path | None) -> None:
+        """Run calls in torch until the fp32 session is ready: the first call starts preparing it in a background
+        thread once it has answered (checking ``shipped``, a folder's ``model.onnx``, then opening it, or
+        exporting), so that neither the check, the export nor onnxruntime's start delays the first image."""
+        self.deferred, self._shipped, self._job, self._job_error = True, shipped, None, None
+
+    def ready(self) -> bool:
+        """Whether a deterministic call may run on onnxruntime now: always, unless its session is still being
+        prepared (``defer``). A preparation that failed is a warning, and torch from then on."""
+        if not self.deferred or self._job is None or self._job.is_alive():
+            return not self.deferred
+        self.deferred = False
+        if self._job_error is not None:
+            warnings.warn(f"onnxruntime could not run this generator ({self._job_error}); using torch.", stacklevel=4)
+            self.fall_back()
+            return False
+        return True
+
+    def start_preparing(self) -> None:
+        """Start the background preparation ``defer`` set up, once."""
+        if self.deferred and self._job is None and self.runner is not None:
+            self._job = threading.Thread(target=self._prepare, name="pix2pix-hub-onnx", daemon=True)
+            self._job.start()
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the background preparation (if any); returns ``ready()``."""
+        self.start_preparing()
+        if self._job is not None:
+            self._job.join(timeout)
+        return self.ready()
+
+    def _prepare(self) -> None:
+        try:
+            if self._shipped is not None:
+                self._use_shipped_fp32(self._shipped, "auto")
+            self.runner.open_session()
+        except Exception as error:  # noqa: BLE001 - reported by ready() in the calling thread
+            self._job_error = error
 
     def _int8_possible(self, precision: str) -> bool:
         """Whether an int8 graph could run here (onnxruntime on the CPU); ``precision="int8"`` raises if not."""

@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from PIL import Image
 
 from .. import fileio
-from ..constants import INT8_ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
+from ..constants import INT8_ONNX_NAME, ONNX_NAME, SAMPLES_NAME, WEIGHTS_NAME
 from ..hub.model_card import render_model_card, save_widget_images
 from ..hub.model_info import ModelInfo
 from ..inference.calibration import DEFAULT_NUM_CALIBRATION, spread_indices
@@ -181,8 +181,11 @@ def publish(
         pix2pix, config, accelerator, published.metrics, published.val_size, published.command, widget_images
     )
     entries = save_model_folder(pix2pix, output_dir, card, published.grid)
-    # An int8 file from an earlier run belongs to other weights.
+    # An int8 file from an earlier run belongs to other weights; so does its model.onnx where none was written
+    # now (``save_pretrained`` ships one where onnxruntime is installed: a fast first call).
     (output_dir / INT8_ONNX_NAME).unlink(missing_ok=True)
+    if ONNX_NAME not in entries:
+        (output_dir / ONNX_NAME).unlink(missing_ok=True)
     say(f"Saved the model to {output_dir} (load it with Pix2Pix.from_pretrained({str(output_dir)!r})).")
     if config.export_int8:
         export_int8(pix2pix, output_dir / INT8_ONNX_NAME, training_inputs(calibration), config.int8_min_psnr, say)

@@ -1,0 +1,92 @@
+"""A fast first call: a saved model folder ships model.onnx, and a folder without one answers in torch while
+onnxruntime is prepared in the background."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_hub import Pix2Pix, UNetGenerator
+from pix2pix_hub.inference import export
+
+
+def image(seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIX2PIX_HUB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def saved(folder, onnx=None):
+    torch.manual_seed(0)
+    return Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval()).save_pretrained(folder, onnx=onnx)
+
+
+def test_save_pretrained_ships_model_onnx_by_default_and_from_pretrained_never_exports(tmp_path, cache, monkeypatch):
+    folder = saved(tmp_path / "model")
+    assert (folder / "model.onnx").is_file()
+    assert not (saved(tmp_path / "bare", onnx=False) / "model.onnx").exists()
+    monkeypatch.setattr(export, "export_onnx", lambda *args, **kwargs: pytest.fail("exported although shipped"))
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    reference = np.asarray(Pix2Pix.from_pretrained(folder, backend="torch")(image()), dtype=np.int16)
+    first = np.asarray(pix2pix(image()), dtype=np.int16)
+    assert pix2pix.onnx_engine.wait_until_ready(timeout=60)
+    assert pix2pix.onnx_engine.runner.graph.path == folder / "model.onnx"  # the shipped file, not an export
+    later = np.asarray(pix2pix(image()), dtype=np.int16)
+    assert np.abs(first - reference).max() == 0 and np.abs(later - reference).max() <= 1
+    assert not cache.exists() or not list(cache.glob("*.onnx"))
+
+
+def test_a_folder_without_model_onnx_answers_before_its_export_finishes(tmp_path, cache, monkeypatch):
+    folder = saved(tmp_path / "model", onnx=False)
+    release, started = threading.Event(), threading.Event()
+    real_export = export.export_onnx
+
+    def slow_export(*args, **kwargs):
+        started.set()
+        assert release.wait(60), "the test never released the export"
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(export, "export_onnx", slow_export)
+    reference = Pix2Pix.from_pretrained(folder, backend="torch")
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    assert pix2pix.engine == "onnxruntime" and not started.is_set()  # nothing exported at load
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    expected = reference.translate_tensor(x)
+    assert torch.allclose(pix2pix.translate_tensor(x), expected, atol=1e-6)  # answered in torch, export held
+    assert started.wait(30) and not pix2pix.onnx_engine.ready()  # the export started after the answer
+    assert torch.allclose(pix2pix.translate_tensor(x), expected, atol=1e-6)  # still torch while it runs
+    release.set()
+    assert pix2pix.onnx_engine.wait_until_ready(timeout=60)
+    assert pix2pix.onnx_engine.runner.session is not None
+    assert torch.allclose(pix2pix.translate_tensor(x), expected, atol=1e-4)  # onnxruntime now, same outputs
+    assert len(list(cache.glob("*.onnx"))) == 1  # exported once, into the cache: the next process skips it
+
+
+def test_a_failed_background_export_is_a_warning_and_torch_goes_on(tmp_path, cache, monkeypatch):
+    folder = saved(tmp_path / "model", onnx=False)
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(export, "export_onnx", broken_export)
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    first = np.asarray(pix2pix(image()))
+    with pytest.warns(UserWarning, match="exporter broke"):
+        assert not pix2pix.onnx_engine.wait_until_ready(timeout=60)
+    assert pix2pix.engine == "torch" and np.array_equal(np.asarray(pix2pix(image())), first)
+
+
+def test_explicit_onnxruntime_and_fp32_load_their_graph_at_once(tmp_path, cache):
+    folder = saved(tmp_path / "model", onnx=False)
+    for options in ({"backend": "onnxruntime"}, {"precision": "fp32"}):
+        pix2pix = Pix2Pix.from_pretrained(folder, **options)
+        assert not pix2pix.onnx_engine.deferred
+        pix2pix(image())
+        assert pix2pix.onnx_engine.runner.session is not None  # the first call ran onnxruntime
