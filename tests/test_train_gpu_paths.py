@@ -309,6 +309,8 @@ def test_bf16_advice_follows_the_measurement_cached_per_cpu(tmp_path, monkeypatc
     assert advice.measured_bf16_speedup(cache, fake(0.2)) == 2.0 and calls == [2.0]  # read back, not re-timed
     monkeypatch.setattr(advice, "cpu_name", lambda: "another CPU")
     assert advice.measured_bf16_speedup(cache, fake(0.2)) == 0.2 and calls == [2.0, 0.2]
+    monkeypatch.setattr(advice, "cpu_capabilities", lambda: {"avx2": True, "avx512f": False})  # same name, other flags
+    assert advice.measured_bf16_speedup(cache, fake(0.5)) == 0.5 and calls == [2.0, 0.2, 0.5]
     no_flags = {"avx512_bf16": False, "amx_bf16": False}
     assert "--mixed_precision bf16 would likely train faster (measured here" in advice.cpu_precision_note(
         "no", no_flags, speedup=2.0

@@ -19,7 +19,7 @@ import torch
 
 from .. import fileio
 from ..inference.onnx_engine import default_cache_dir
-from ..performance import cpu_name, has_native_bf16, time_bf16_autocast
+from ..performance import cpu_capabilities, cpu_name, has_native_bf16, time_bf16_autocast
 from .config import TrainingConfig, default_gan_mode
 
 BF16_TIMINGS_NAME = "bf16-timings.json"  # in the package's cache folder, next to the ONNX graphs
@@ -57,7 +57,8 @@ def measured_bf16_speedup(
     cache_file: Path | None = None, measure: Callable[[], dict[str, float]] = time_bf16_autocast
 ) -> float | None:
     """fp32's time over bf16 autocast's for a small conv step on this CPU (``performance.time_bf16_autocast``, under
-    a second), measured once per CPU model and torch version and kept in ``cache_file``.
+    a second), measured once per CPU model (its name and instruction-set flags) and torch version and kept in
+    ``cache_file``.
 
     Args:
         cache_file: the JSON file of measurements (default ``BF16_TIMINGS_NAME`` in the package's cache folder).
@@ -68,7 +69,8 @@ def measured_bf16_speedup(
         is measured around, never an error.
     """
     path = cache_file or default_cache_dir() / BF16_TIMINGS_NAME
-    key = f"{cpu_name()} | torch {torch.__version__}"
+    flags = sorted(name for name, value in cpu_capabilities().items() if value is True)  # "AMD EPYC" names many CPUs
+    key = f"{cpu_name()} | {' '.join(flags)} | torch {torch.__version__}"
     try:
         known = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
