@@ -70,6 +70,51 @@ def test_wgangp_batch_norm_across_gpus_uses_the_all_reduce_norm_not_sync_batchno
     assert nn.SyncBatchNorm in {type(m) for m in once.modules()}
 
 
+def critic_net() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3))
+
+
+def penalty_weight_grads(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """D's weight gradients of a summed WGAN-GP-style penalty: a double backward through batch norm."""
+    x = x.clone().requires_grad_(True)
+    (grads,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    ((grads.flatten(1).norm(dim=1) - 1) ** 2).sum().backward()
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+
+def penalty_worker(rank: int, port: int, batch: torch.Tensor, results: dict) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        net = sync_batchnorm(critic_net(), torch.device("cuda"), double_backward=True)  # as on GPUs under WGAN-GP
+        grads = penalty_weight_grads(net, batch[:2] if rank == 0 else batch[2:])
+        for grad in grads:
+            dist.all_reduce(grad)  # as DDP sums them
+        results[rank] = grads
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_the_penalty_through_all_reduce_batch_norm_in_two_processes_matches_one_process():
+    import torch.multiprocessing as mp
+    from test_train_sync_norm import free_port
+
+    batch = torch.randn(4, 3, 6, 6)
+    expected = penalty_weight_grads(critic_net(), batch)
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(penalty_worker, args=(free_port(), batch, results), nprocs=2, join=True)
+        got = list(results[0])
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 # ----- b. the process-group timeout --------------------------------------------------------------------------------
 def test_ddp_timeout_reaches_the_accelerator(monkeypatch, tmp_path):
     seen = {}
