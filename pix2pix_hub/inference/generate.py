@@ -70,9 +70,7 @@ def generate(
     if not dropout_at_test:
         engine.check_runnable()
     if engine.active and not dropout_at_test and not engine.ready():  # its session is being prepared: torch now
-        outputs = run_torch(generator, chunks)
-        engine.start_preparing()  # after the answer, so that the first image does not share the CPU with it
-        return outputs
+        return run_torch(generator, chunks)
     if engine.active and not dropout_at_test:
         try:
             return concatenate([engine.runner(chunk) for chunk in chunks])

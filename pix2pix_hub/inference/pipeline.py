@@ -394,6 +394,7 @@ class Pix2Pix:
         prepared = self.processor.preprocess(inputs, instances, size_mode=self._size_mode(size_mode), numpy=numpy)
         outputs = [group.restore(self._generate(group.batch, dropout_at_test)) for group in prepared.groups]
         results = self.processor.postprocess(outputs, prepared)
+        self.onnx_engine.start_preparing()  # once the answer is made: the first image shares no CPU (or GIL) with it
         return results if many else results[0]
 
     def translate_tensor(
@@ -401,7 +402,9 @@ class Pix2Pix:
     ) -> torch.Tensor:
         """``(N, in_channels, H, W)`` in [-1, 1], any H and W -> ``(N, out_channels, H, W)`` in [-1, 1]."""
         group = self.processor.fit_batch(batch.to(self.device), self._size_mode(size_mode))
-        return torch.as_tensor(group.restore(self._generate(group.batch, dropout_at_test)))
+        output = torch.as_tensor(group.restore(self._generate(group.batch, dropout_at_test)))
+        self.onnx_engine.start_preparing()
+        return output
 
     def _size_mode(self, size_mode: str | None) -> str:
         mode = size_mode or self.size_mode

@@ -215,9 +215,10 @@ class OnnxEngine:
 
     # ----- a fast first call: torch answers while onnxruntime is prepared ---------------------------------------
     def defer(self, shipped: Path | None) -> None:
-        """Run calls in torch until the fp32 session is ready: the first call starts preparing it in a background
-        thread once it has answered (checking ``shipped``, a folder's ``model.onnx``, then opening it, or
-        exporting), so that neither the check, the export nor onnxruntime's start delays the first image."""
+        """Run calls in torch until the fp32 session is ready: the first ``Pix2Pix`` call, once it has answered,
+        starts preparing it in a background thread (``start_preparing``: checking ``shipped``, a folder's
+        ``model.onnx``, then opening it, or exporting), so that neither the check, the export nor onnxruntime's
+        start delays the first image."""
         self.deferred, self._shipped, self._job, self._job_error = True, shipped, None, None
 
     def ready(self) -> bool:
