@@ -248,7 +248,9 @@ def write_checkpoint(
     final = folder / f"{PREFIX}{step}"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, card=card)  # creates tmp, so the other processes only add their RNG state
+        # creates tmp, so the other processes only add their RNG state; no ONNX graph: a checkpoint is for resuming
+        # (the final model folder ships one), and an export at every checkpoint would cost training time
+        model.save_pretrained(tmp, card=card, onnx=False)
         save_training_state(tmp, optimizers, schedulers, accelerator.scaler)
     accelerator.wait_for_everyone()
     fileio.write_bytes(tmp / RNG_FILE.format(process=accelerator.process_index), safe_state.rng_bytes())
