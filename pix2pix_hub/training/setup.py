@@ -137,6 +137,12 @@ def make_optimizers(
     ``--channels_last``): the fused kernel checks where its parameters are, and some torch versions refuse CPU
     parameters for a CUDA run's fused Adam.
 
+    Args:
+        config: the run's arguments (``channels_last``, the Adam settings, ``fused_adam``).
+        generator: G, moved to ``device`` here.
+        discriminator: D, moved to ``device`` here.
+        device: the accelerator's device.
+
     Returns:
         ``(optimizer_g, optimizer_d)``, not yet prepared.
     """
