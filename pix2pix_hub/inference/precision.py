@@ -3,7 +3,8 @@
 ``OnnxEngine`` holds that choice for one generator: an int8 graph (a model folder's ``model.int8.onnx``, or one
 built from calibration images), else fp32 (the folder's ``model.onnx`` when it is an fp32 graph made from these
 weights, else an export on first use); ``note`` says in one line why int8 is not used (or is used although slower
-here), also logged.
+here), also logged. Where fp32 is the only candidate, ``from_pretrained`` defers it (``defer``): calls run torch
+until a background thread has checked and opened the graph (or exported the weights), then onnxruntime.
 
     engine = OnnxEngine(generator, backend="auto", resolution=256)
     engine.choose(folder, "auto", calibration=None, build_into=None, max_pixels=4096 * 4096)
@@ -185,8 +186,12 @@ class OnnxEngine:
         """Pick the graph (``Pix2Pix.from_pretrained``'s ``precision``): the folder's int8 graph, one built from
         ``calibration`` into ``build_into`` (None: the cache), or fp32 (the folder's ``model.onnx`` when it is an
         fp32 graph made from these weights, else an export). Under ``"auto"`` int8 runs where it measured faster.
-        ``defer``: where fp32 is the only candidate (``"auto"``, no int8 file, no calibration), check and open it
-        in the background instead (``defer``)."""
+
+        Args:
+            folder, precision, calibration, build_into, max_pixels: as above (``from_pretrained``'s).
+            defer: where fp32 is the only candidate (``"auto"``, no int8 file, no calibration), check and open it
+                in the background instead (``defer``).
+        """
         fp32_only = not (folder / INT8_ONNX_NAME).is_file() and calibration is None
         if defer and precision == "auto" and self.backend == "auto" and fp32_only and self.active:
             self.defer(folder / ONNX_NAME if (folder / ONNX_NAME).is_file() else None)
@@ -216,9 +221,13 @@ class OnnxEngine:
     # ----- a fast first call: torch answers while onnxruntime is prepared ---------------------------------------
     def defer(self, shipped: Path | None) -> None:
         """Run calls in torch until the fp32 session is ready: the first ``Pix2Pix`` call, once it has answered,
-        starts preparing it in a background thread (``start_preparing``: checking ``shipped``, a folder's
-        ``model.onnx``, then opening it, or exporting), so that neither the check, the export nor onnxruntime's
-        start delays the first image."""
+        starts preparing it in a background thread (``start_preparing``), so that neither the check, the export
+        nor onnxruntime's start delays the first image.
+
+        Args:
+            shipped: a folder's ``model.onnx``, checked there and opened if made from these weights; None (or a
+                graph of other weights): the weights are exported (or read from the cache).
+        """
         self.deferred, self._shipped, self._job, self._job_error = True, shipped, None, None
 
     def ready(self) -> bool:
@@ -235,7 +244,7 @@ class OnnxEngine:
 
     def start_preparing(self) -> None:
         """Start the background preparation ``defer`` set up, once."""
-        if self.deferred and self._job is None and self.runner is not None:
+        if self.deferred and self._job is None and self.active:  # not for a model moved off the CPU since
             self._job = threading.Thread(target=self._prepare, name="pix2pix-hub-onnx", daemon=True)
             self._job.start()
 
