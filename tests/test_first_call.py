@@ -90,3 +90,14 @@ def test_explicit_onnxruntime_and_fp32_load_their_graph_at_once(tmp_path, cache)
         assert not pix2pix.onnx_engine.deferred
         pix2pix(image())
         assert pix2pix.onnx_engine.runner.session is not None  # the first call ran onnxruntime
+
+
+def test_a_training_run_s_model_folder_ships_model_onnx(tmp_path, cache):
+    from pix2pix_hub.training.publish import save_model_folder
+
+    torch.manual_seed(0)
+    pix2pix = Pix2Pix(UNetGenerator(num_downs=5, ngf=8).eval())
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    entries = save_model_folder(pix2pix, tmp_path / "run", "card", Image.new("RGB", (8, 8)))
+    assert "model.onnx" in entries and (tmp_path / "run" / "model.onnx").is_file()
+    assert (tmp_path / "run" / "checkpoints").is_dir()  # the run's own folders stay
