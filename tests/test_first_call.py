@@ -101,3 +101,35 @@ def test_a_training_run_s_model_folder_ships_model_onnx(tmp_path, cache):
     entries = save_model_folder(pix2pix, tmp_path / "run", "card", Image.new("RGB", (8, 8)))
     assert "model.onnx" in entries and (tmp_path / "run" / "model.onnx").is_file()
     assert (tmp_path / "run" / "checkpoints").is_dir()  # the run's own folders stay
+
+
+EXIT_AFTER_ONE_CALL = """
+import sys, time
+import torch
+from pix2pix_hub import Pix2Pix
+from pix2pix_hub.inference import export
+real_export = export.export_onnx
+def slow_export(*args, **kwargs):
+    time.sleep(1.0)
+    return real_export(*args, **kwargs)
+export.export_onnx = slow_export
+pix2pix = Pix2Pix.from_pretrained(sys.argv[1])
+pix2pix.translate_tensor(torch.zeros(1, 3, 32, 32))
+print("answered", pix2pix.onnx_engine.deferred)
+"""
+
+
+def test_a_process_ending_during_the_background_export_waits_for_it_and_exits_cleanly(tmp_path, cache):
+    """A process that exits right after its first answer (a one-image CLI call) neither aborts inside torch nor
+    loses the export: it is in the cache for the next process."""
+    import os
+    import subprocess
+    import sys
+
+    folder = saved(tmp_path / "model", onnx=False)
+    env = {**os.environ, "PIX2PIX_HUB_CACHE": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_AFTER_ONE_CALL, str(folder)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "answered True" in result.stdout and len(list(cache.glob("*.onnx"))) == 1

@@ -245,7 +245,8 @@ class OnnxEngine:
     def start_preparing(self) -> None:
         """Start the background preparation ``defer`` set up, once."""
         if self.deferred and self._job is None and self.active:  # not for a model moved off the CPU since
-            self._job = threading.Thread(target=self._prepare, name="pix2pix-hub-onnx", daemon=True)
+            # Not a daemon: a process ending mid-export aborts inside torch; this one waits for it (then cached).
+            self._job = threading.Thread(target=self._prepare, name="pix2pix-hub-onnx", daemon=False)
             self._job.start()
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
