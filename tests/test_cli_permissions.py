@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -55,7 +56,10 @@ def test_translate_outputs_and_the_onnx_cache_follow_the_umask(model_dir, tmp_pa
     for name in ("a.png", "nested/b.jpg"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (20, 12), (10, 20, 30)).save(tmp_path / "in" / name)
-    argv = ["translate", str(model_dir), str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"]
+    # A folder without model.onnx (saved ones ship it), so the export goes to the cache.
+    model = shutil.copytree(model_dir, tmp_path / "model")
+    (model / "model.onnx").unlink(missing_ok=True)
+    argv = ["translate", str(model), str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"]
     assert main([*argv, "--backend", "onnxruntime"]) == 0
     assert file_modes(tmp_path / "out") == {"a.png": file_mode, "nested/b.jpg": file_mode}
     assert mode(tmp_path / "out") == dir_mode and mode(tmp_path / "out" / "nested") == dir_mode
