@@ -11,10 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..images.reading import image_extensions
+from ..images.reading import describe_image_extensions, image_extensions
 from .errors import PairsSourceError
-
-IMAGE_EXTENSIONS = tuple(sorted(image_extensions()))  # one rule for what an image file is: images.reading
 
 
 def natural_key(name: str) -> list[Any]:
@@ -27,7 +25,7 @@ def image_files(folder: Path) -> list[Path]:
     files = [
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in image_extensions() and not p.name.startswith(".") and p.is_file()
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
@@ -60,7 +58,7 @@ def match_by_stem(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
                 )
             stems[file.stem] = file
         if not stems:
-            raise PairsSourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}.")
+            raise PairsSourceError(f"no images ({describe_image_extensions()}) in {folder}.")
         by_stem.append(stems)
     only_a = sorted(set(by_stem[0]) - set(by_stem[1]), key=natural_key)
     only_b = sorted(set(by_stem[1]) - set(by_stem[0]), key=natural_key)

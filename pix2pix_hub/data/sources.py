@@ -32,9 +32,10 @@ from typing import Any
 
 from ..constants import DIRECTIONS, check_choice
 from ..hub.ids import is_hub_id
+from ..images.reading import describe_image_extensions, image_extensions
 from .aligned import aligned_pairs
 from .errors import DatasetUnavailableError, PairsSourceError
-from .folders import IMAGE_EXTENSIONS, folder_pairs, image_files
+from .folders import folder_pairs, image_files
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, 
             raise PairsSourceError(
                 f"split {split!r} not found under {a} and {b}; available: {', '.join(available)}. Pass --split NAME."
             )
-        raise PairsSourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {a} or {b}.")
+        raise PairsSourceError(f"no images ({describe_image_extensions()}) in {a} or {b}.")
     if a.is_dir() != b.is_dir():
         present, absent = (a, b) if a.is_dir() else (b, a)
         raise PairsSourceError(f"{root} has {present.name}/ but no {absent.name}/: A/ and B/ folders go together.")
@@ -286,7 +287,7 @@ def _resolve_folder(root: Path, split: str, descend: bool = True) -> tuple[str, 
             f"split {split!r} not found in {root}; available subfolders: {', '.join(subfolders)}. Pass --split NAME."
         )
     raise PairsSourceError(
-        f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}. Expected side-by-side A|B images (optionally in "
+        f"no images ({describe_image_extensions()}) in {root}. Expected side-by-side A|B images (optionally in "
         "train/ val/ test/ subfolders), A/ and B/ folders, a save_to_disk folder or parquet files."
     )
 
@@ -387,4 +388,4 @@ def _holds_text(dataset: Any, name: str) -> bool:
     if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
         return False
     first = next(iter(dataset.select_columns([name]).take(1)), {}).get(name) or ""
-    return not first.lower().endswith(IMAGE_EXTENSIONS)
+    return not first.lower().endswith(tuple(image_extensions()))
