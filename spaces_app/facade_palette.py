@@ -1,8 +1,8 @@
 """The CMP facade label palette of the pix2pix facades images, and label maps drawn by code; for label-map models
 (pix2pixHD: ``info.label_nc`` classes), class maps painted in ``labels.label_palette`` colours.
 
-The colours were sampled from the label halves (B, right) of ``facades/train/*.jpg``: for each class, the median of
-the pixels nearest to it (JPEG noise removed), so a drawn map looks like what the model was trained on. Facade
+The colours (``pix2pix_hub.images.palettes.FACADE_CLASSES``, their one home) were sampled from the label halves (B,
+right) of ``facades/train/*.jpg``, so a drawn map looks like what the model was trained on. Facade
 label maps are ``(H, W, 3)`` uint8 RGB arrays; class maps are ``(H, W)`` integer arrays of class indices.
 """
 
@@ -12,24 +12,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pix2pix_hub.images.labels import colors_to_labels, label_palette
+from pix2pix_hub.images.palettes import FACADE_CLASSES  # name -> RGB, in the order the brush offers them
 
 OPAQUE = 128  # canvas pixels at least this opaque keep their painted class; the rest (erased) are class 0
 
-# Name -> RGB, in the order the brush offers them. "background" is what surrounds the building (sky, street).
-FACADE_CLASSES: dict[str, tuple[int, int, int]] = {
-    "wall": (0, 48, 254),
-    "window": (5, 125, 255),
-    "door": (174, 0, 1),
-    "balcony": (192, 254, 65),
-    "window sill": (113, 250, 156),
-    "window head": (39, 251, 228),
-    "shutter": (251, 239, 17),
-    "cornice": (252, 81, 3),
-    "trim": (254, 159, 7),
-    "column": (239, 5, 9),
-    "entrance / shop": (3, 206, 255),
-    "background": (0, 0, 222),
-}
 PALETTE = np.array(list(FACADE_CLASSES.values()), dtype=np.uint8)  # (12, 3)
 
 

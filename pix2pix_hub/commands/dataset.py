@@ -3,6 +3,7 @@
     pix2pix-hub dataset check ../shared/data/facades/train --direction BtoA --preview preview.png
     pix2pix-hub dataset check cityscapes/ --label_nc 35 --instance   # A/ class maps, I/ instances: bad maps named
     pix2pix-hub dataset prepare facades/ facades-pairs --direction BtoA [--push_to_hub --hub_model_id me/facades]
+    pix2pix-hub dataset prepare facades/ facades-classes --direction BtoA --palette facades   # B -> class indices
 
 ``check`` exits 0 when every pair reads, 1 when some do not (they are listed), 2 when the source cannot be opened
 as asked or ``--preview`` would write into a local source. ``python -m pix2pix_hub.data SOURCE ...`` is ``check``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from ..constants import DIRECTIONS
@@ -21,6 +23,7 @@ from ..data import PairedTransform, open_source, prepare_dataset, scan_pairs, se
 from ..data.preview import check_preview_target, write_preview
 from ..fileio import check_output_apart, check_replaceable, resolved
 from ..hub.model_info import dataset_name
+from ..images.palettes import FAR_DISTANCE, PaletteConversion, PaletteError, load_palette
 from .options import add_push_options, hub_repo, push_problem
 from .policy import EXIT_DATA, EXIT_OK, EXIT_USAGE, add_command, reported_as
 
@@ -147,13 +150,68 @@ def register_prepare(actions: Any) -> None:
     prepare.add_argument("--private", action="store_true", default=None, help="create the Hub dataset private")
     prepare.add_argument("--license", default=None, help="the data's license for the card (default: other)")
     prepare.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
-    prepare.set_defaults(check=push_problem)
+    prepare.add_argument(
+        "--palette",
+        default=None,
+        metavar="facades|PATH.json",
+        help="the label side is colour-coded: store it as class indices by nearest palette colour (built-in: "
+        'facades; or a JSON file: [{"name": ..., "color": [r, g, b]}, ...] or {"name": [r, g, b], ...})',
+    )
+    prepare.add_argument(
+        "--label_side",
+        choices=("A", "B"),
+        default=None,
+        help="which side is the colour-coded label map (default: the input side of --direction)",
+    )
+    prepare.add_argument(
+        "--far_distance",
+        type=float,
+        default=FAR_DISTANCE,
+        help=f"count pixels farther than this RGB distance from every palette colour ({FAR_DISTANCE:g})",
+    )
+    prepare.set_defaults(check=prepare_problem)
+
+
+def prepare_problem(args: argparse.Namespace) -> str | None:
+    """The usage problem of the flags together (push options, palette options), or None."""
+    if args.palette is None and args.label_side is not None:
+        return "--label_side names the side --palette converts; give --palette facades|PATH.json too."
+    if args.palette is not None and args.label_side is None and args.direction is None:
+        return "--palette needs the colour-coded side: --label_side A|B, or --direction (its input side)."
+    if not args.far_distance > 0:
+        return f"--far_distance {args.far_distance:g} must be positive (an RGB distance, up to 441)."
+    return push_problem(args)
+
+
+def palette_conversion(args: argparse.Namespace) -> PaletteConversion | None:
+    """``--palette``'s conversion of ``--label_side`` (default: the input side of ``--direction``), or None."""
+    if args.palette is None:
+        return None
+    side = args.label_side or args.direction[0]  # AtoB: A is the input
+    with reported_as(EXIT_USAGE, PaletteError):
+        return PaletteConversion(load_palette(args.palette), side, args.far_distance)
+
+
+def print_conversion(conversion: PaletteConversion) -> None:
+    """The summary of a palette conversion: classes found, far pixels, the label_nc to train with."""
+    report, palette = conversion.report, conversion.palette
+    found = report.classes_found()
+    missing = [name for name in palette.names if name not in found]
+    print(
+        f"Converted side {conversion.side} of {report.files} pairs to class indices 0..{palette.label_nc - 1} "
+        f"({palette.name} palette); classes found: {len(found)} of {palette.label_nc}"
+        + (f" (never nearest: {', '.join(missing)})" if missing else "")
+    )
+    print(f"Far pixels: {report.summary()}.")
+    other = "B" if conversion.side == "A" else "A"
+    print(f"Train with --label_nc {palette.label_nc} (and --direction {conversion.side}to{other}: the maps as input).")
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     """0 done; 2 SOURCE missing, OUT not empty or not apart from SOURCE; 1 SOURCE holds no pairs, or pairs that
     do not read."""
     repo = hub_repo(args) if args.push_to_hub else None
+    conversion = palette_conversion(args)  # a bad palette is refused before anything is read or written
     with reported_as(EXIT_USAGE, FileNotFoundError, FileExistsError):
         check_output_apart(args.out, {"SOURCE": args.source})  # before anything is read or written
         check_replaceable(args.out, overwrite=args.overwrite)
@@ -166,9 +224,12 @@ def run_prepare(args: argparse.Namespace) -> int:
             license=args.license,
             overwrite=args.overwrite,
             command=prepare_command_line(args, repo),
+            conversion=conversion,
         )
     counts = ", ".join(f"{name}: {len(split)}" for name, split in prepared.items())
     print(f"Wrote {args.out} ({counts} pairs).")
+    if conversion is not None:
+        print_conversion(conversion)
     if repo:
         print(f"Pushed to https://huggingface.co/datasets/{repo}")
     return EXIT_OK
@@ -177,9 +238,10 @@ def run_prepare(args: argparse.Namespace) -> int:
 def prepare_command_line(args: argparse.Namespace, repo: str | None) -> str:
     """The command as the card shows it: the source by its folder's name, OUT by its own, options as given."""
     words = ["pix2pix-hub", "dataset", "prepare", dataset_name(args.source) or "SOURCE", resolved(args.out).name]
-    for name in ("direction", "license"):
+    for name in ("direction", "license", "palette", "label_side"):
         if getattr(args, name):
-            words += [f"--{name}", getattr(args, name)]
+            value = getattr(args, name)  # a palette file by its name, as the source: no local path on the card
+            words += [f"--{name}", Path(value).name if name == "palette" else value]
     if repo:
         words += ["--push_to_hub", "--hub_model_id", repo]
     return shlex.join(words + (["--private"] if args.private else []))

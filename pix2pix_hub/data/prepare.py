@@ -35,6 +35,7 @@ from ..constants import DIRECTIONS, check_choice
 from ..fileio import atomic_directory, check_output_apart, check_replaceable
 from ..hub.model_info import KNOWN_SIDES, dataset_name
 from ..images.arrays import convert_image
+from ..images.palettes import PaletteConversion
 from ..images.reading import DECODE_ERRORS
 from .aligned import split_halves
 from .checks import check_pairs
@@ -65,6 +66,7 @@ class PreparedInfo:
     direction: str | None = None
     license: str | None = None
     command: str | None = None
+    labels: str | None = None  # how a colour-coded side became class indices (the card's sentence), if it did
 
 
 # ----- finding the splits ---------------------------------------------------------------------------------------
@@ -174,37 +176,52 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def aligned_rows(files: list[str]) -> Iterator[dict[str, dict[str, Any]]]:
-    """Each A|B file as a row of two lossless PNG halves, named after the file (never its local path)."""
+def aligned_rows(
+    files: list[str], root: str, conversion: PaletteConversion | None = None
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """Each A|B file as a row of two lossless PNG halves, named after the file (never its local path); with
+    ``conversion``, its side's half as class indices (named in its report relative to ``root``)."""
     for file in files:
         try:
-            left, right = split_halves(file)
+            halves = dict(zip("AB", split_halves(file)))
         except DECODE_ERRORS as error:  # ValueError (odd width) included
             raise PairsSourceError(f"cannot split {file} into A|B halves: {error}") from error
+        if conversion is not None:
+            side = conversion.side
+            halves[side] = conversion.convert(halves[side], f"{os.path.relpath(file, root)} ({side} half)")
         stem = Path(file).stem
-        yield {
-            "imageA": {"bytes": png_bytes(left), "path": f"{stem}_A.png"},
-            "imageB": {"bytes": png_bytes(right), "path": f"{stem}_B.png"},
-        }
+        yield {f"image{side}": {"bytes": png_bytes(halves[side]), "path": f"{stem}_{side}.png"} for side in "AB"}
 
 
-def folder_rows(pairs: list[tuple[str, str]]) -> Iterator[dict[str, dict[str, Any]]]:
-    """Each (A file, B file) as a row holding the files' own bytes, unchanged."""
-    for file_a, file_b in pairs:
-        yield {
-            "imageA": {"bytes": Path(file_a).read_bytes(), "path": Path(file_a).name},
-            "imageB": {"bytes": Path(file_b).read_bytes(), "path": Path(file_b).name},
-        }
+def folder_rows(
+    pairs: list[tuple[str, str]], root: str, conversion: PaletteConversion | None = None
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """Each (A file, B file) as a row holding the files' own bytes, unchanged; with ``conversion``, its side's file
+    as a PNG of class indices instead (named in its report relative to ``root``)."""
+    for files in pairs:
+        row = {}
+        for side, file in zip("AB", files):
+            if conversion is not None and side == conversion.side:
+                try:
+                    with Image.open(file) as image:
+                        labels = conversion.convert(image, os.path.relpath(file, root))
+                except DECODE_ERRORS as error:
+                    raise PairsSourceError(f"cannot read the label map {file}: {error}") from error
+                row[f"image{side}"] = {"bytes": png_bytes(labels), "path": f"{Path(file).stem}.png"}
+            else:
+                row[f"image{side}"] = {"bytes": Path(file).read_bytes(), "path": Path(file).name}
+        yield row
 
 
-def build_split(split: SplitSource, cache_dir: str) -> Any:
-    """One split as a ``datasets.Dataset`` with the image bytes inside (written through ``cache_dir``)."""
+def build_split(split: SplitSource, cache_dir: str, root: Path, conversion: PaletteConversion | None = None) -> Any:
+    """One split as a ``datasets.Dataset`` with the image bytes inside (written through ``cache_dir``); with
+    ``conversion``, its side holds class indices (the generator runs in this process, so its report fills)."""
     import datasets
 
     features = datasets.Features({name: datasets.Image() for name in COLUMNS})
     if split.kind == "aligned":
         files = [str(p) for p in image_files(split.folders[0])]
-        generator, kwargs = aligned_rows, {"files": files}
+        generator, kwargs = aligned_rows, {"files": files, "root": str(root), "conversion": conversion}
     else:
         pairs = match_by_stem(*split.folders)
         # Decode every pair once first, so a broken file or a size mismatch is named before anything is written.
@@ -214,7 +231,8 @@ def build_split(split: SplitSource, cache_dir: str) -> Any:
         )
         info = SourceInfo("folders", str(split.folders[0].parent), None, list(COLUMNS))
         check_pairs(select_pairs(paths, info, column_a="imageA", column_b="imageB", direction="AtoB"))
-        generator, kwargs = folder_rows, {"pairs": [(str(a), str(b)) for a, b in pairs]}
+        generator = folder_rows
+        kwargs = {"pairs": [(str(a), str(b)) for a, b in pairs], "root": str(root), "conversion": conversion}
     try:
         return datasets.Dataset.from_generator(generator, features=features, gen_kwargs=kwargs, cache_dir=cache_dir)
     except datasets.exceptions.DatasetGenerationError as error:
@@ -236,6 +254,7 @@ def prepare_dataset(
     license: str | None = None,
     overwrite: bool = False,
     command: str | None = None,
+    conversion: PaletteConversion | None = None,
 ) -> Any:
     """Turn the pairs in ``source`` into a ``datasets.DatasetDict`` saved at ``out`` (``save_to_disk``).
 
@@ -251,6 +270,8 @@ def prepare_dataset(
         license: the data's license, for the card.
         overwrite: replace a non-empty ``out``.
         command: the command line that made it, shown in the card.
+        conversion: turn its side (``conversion.side``) of every pair from palette colours into a single-channel
+            PNG of class indices; ``conversion.report`` then counts the pixels far from every palette colour.
 
     Returns:
         The dataset as loaded back from ``out``: split name -> ``Dataset`` with ``imageA``/``imageB`` ``Image()``
@@ -267,7 +288,9 @@ def prepare_dataset(
     check_replaceable(target, overwrite=overwrite, what="out")
     splits = find_splits(root)
     with tempfile.TemporaryDirectory(prefix="pix2pix-prepare-") as cache_dir:
-        built = datasets.DatasetDict({name: build_split(split, cache_dir) for name, split in splits.items()})
+        built = datasets.DatasetDict(
+            {name: build_split(split, cache_dir, root, conversion) for name, split in splits.items()}
+        )
         with atomic_directory(target) as staging:
             built.save_to_disk(str(staging))
     prepared = datasets.load_from_disk(str(target))
@@ -278,6 +301,7 @@ def prepare_dataset(
         direction=direction,
         license=license,
         command=command,
+        labels=None if conversion is None else conversion_sentence(conversion),
     )
     if push_to_hub:
         push_dataset(prepared, push_to_hub, dataset_card(info, push_to_hub), private=private, token=token)
@@ -334,6 +358,7 @@ def dataset_card(info: PreparedInfo, repo_id: str) -> str:
         "",
         license_line(info.license),
         "",
+        *([info.labels, ""] if info.labels else []),
         "## Use it",
         "",
         "```python",
@@ -348,6 +373,17 @@ def dataset_card(info: PreparedInfo, repo_id: str) -> str:
     if info.command:
         lines += ["", "## How it was made", "", f"`{info.command}`"]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
+
+
+def conversion_sentence(conversion: PaletteConversion) -> str:
+    """How the card describes a converted side: which column, the palette, the classes in index order."""
+    palette = conversion.palette
+    classes = ", ".join(f"{index} {name}" for index, name in enumerate(palette.names))
+    return (
+        f"`image{conversion.side}` holds class-index maps (single-channel PNG, values 0..{palette.label_nc - 1}) "
+        f"converted from the colours of the `{palette.name}` palette by nearest colour: {classes}. Train on them "
+        f"with `--label_nc {palette.label_nc}`."
+    )
 
 
 def direction_line(direction: str | None) -> str:
