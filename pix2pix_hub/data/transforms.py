@@ -69,7 +69,8 @@ class PairedTransform:
 
     Images come out in [-1, 1]. With ``label_nc > 0`` the input is a class-index map (mode L or P) and comes out
     one-hot, ``(label_nc, H, W)`` in {0, 1}; with ``instance`` an instance-id map (``instance_image``) adds its
-    boundary map as one more channel. ``input_channels`` is what the generator must take.
+    boundary map as one more channel; with ``dontcare`` the label map holds a don't-care class (index ``label_nc``
+    or 255) with its own channel after the classes. ``input_channels`` is what the generator must take.
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class PairedTransform:
         size_multiple: int = 1,
         label_nc: int = 0,
         instance: bool = False,
+        dontcare: bool = False,
     ) -> None:
         check_choice("preprocess", preprocess, PREPROCESS_MODES)
         self.load_size = _positive_int(load_size, "load_size")
@@ -91,7 +93,7 @@ class PairedTransform:
         self.size_multiple = _positive_int(size_multiple, "size_multiple")
         check_channels(input_nc, "input_nc")
         check_channels(output_nc, "output_nc")
-        self.input_channels = input_channels(input_nc, label_nc, instance)
+        self.input_channels = input_channels(input_nc, label_nc, instance, dontcare)
         if preprocess in CROP_AFTER_LOAD and crop_size > load_size:
             raise ValueError(
                 f"crop_size={crop_size} is larger than load_size={load_size}: preprocess={preprocess!r} crops "
@@ -114,12 +116,14 @@ class PairedTransform:
         self.train = bool(train)
         self.label_nc = int(label_nc)
         self.instance = bool(instance)
+        self.dontcare = bool(dontcare)
 
     def __repr__(self) -> str:
         return (
             f"PairedTransform(load_size={self.load_size}, crop_size={self.crop_size}, preprocess={self.preprocess!r}, "
             f"flip={self.flip}, input_nc={self.input_nc}, output_nc={self.output_nc}, train={self.train}, "
-            f"size_multiple={self.size_multiple}, label_nc={self.label_nc}, instance={self.instance})"
+            f"size_multiple={self.size_multiple}, label_nc={self.label_nc}, instance={self.instance}, "
+            f"dontcare={self.dontcare})"
         )
 
     def check_size(self, size: tuple[int, int]) -> None:
@@ -136,7 +140,7 @@ class PairedTransform:
         ``label_nc`` the input's class indices, with ``instance`` the instance map's presence, size and mode.
         Raises ``LabelMapError`` (its ``side`` says which file)."""
         if self.label_nc:
-            check_labels(index_array(input_image), self.label_nc)
+            check_labels(index_array(input_image), self.label_nc, dontcare=self.dontcare)
         if self.instance:
             self._check_instance(input_image, instance_image)
             index_array(instance_image, "instance map", "instance")
@@ -221,8 +225,8 @@ class PairedTransform:
         the instance boundary map (pix2pixHD computes it after resizing and cropping, as here)."""
         if self.label_nc:
             labels = index_array(input_image)
-            check_labels(labels, self.label_nc)
-            encoded = one_hot(self.apply_indices(labels, plan), self.label_nc)
+            check_labels(labels, self.label_nc, dontcare=self.dontcare)
+            encoded = one_hot(self.apply_indices(labels, plan), self.label_nc, self.dontcare)
         else:
             encoded = self.apply(input_image, plan, self.input_nc).numpy()
         if not self.instance:

@@ -31,7 +31,8 @@ class ModelInfo:
     (``dataset_on_hub`` says which); ``resolution``: the training crop size in pixels; ``base_model``: the model
     it was fine-tuned or converted from; ``label_nc``: the number of classes of a label-map input (pix2pixHD: the
     input is a class-index image, one-hot encoded; None or 0 for an image input); ``instance``: whether an
-    instance-id map comes with it (turned into a boundary channel).
+    instance-id map comes with it (turned into a boundary channel); ``contain_dontcare_label``: whether the label
+    map holds a don't-care class (index ``label_nc``, or 255) with its own one-hot channel (SPADE's flag).
     """
 
     direction: str | None = None
@@ -43,6 +44,7 @@ class ModelInfo:
     base_model: str | None = None
     label_nc: int | None = None
     instance: bool | None = None
+    contain_dontcare_label: bool | None = None
 
     def __post_init__(self) -> None:
         for name, kind in FIELD_KINDS.items():
@@ -64,15 +66,17 @@ class ModelInfo:
         base_model: str | None = None,
         label_nc: int = 0,
         instance: bool = False,
+        dontcare: bool = False,
     ) -> ModelInfo:
         """The record a training run writes: the dataset named without any local path, sides filled in for
-        datasets whose sides are known (facades)."""
+        datasets whose sides are known (facades); ``contain_dontcare_label`` recorded only when true."""
         name = dataset_name(dataset)
         on_hub = None if dataset is None else name == dataset
         sides = next((pair for key, pair in KNOWN_SIDES.items() if name and key in name.lower()), None)
         source, target = (sides if direction == "AtoB" else sides[::-1]) if sides and direction else (None, None)
         labels = (label_nc, instance) if label_nc else (None, None)
-        return cls(direction, source, target, name, on_hub, resolution, base_model, *labels)
+        dontcare_label = True if label_nc and dontcare else None
+        return cls(direction, source, target, name, on_hub, resolution, base_model, *labels, dontcare_label)
 
     def to_dict(self) -> dict[str, Any]:
         """The known fields only (what the card's YAML and ``pix2pix.json`` hold)."""

@@ -4,8 +4,10 @@ instance ids -> a boundary map.
 A label map is a class-index image (mode ``L`` or ``P``, or 16-bit for more than 256 classes): pixel value ``k``
 is class ``k`` of ``label_nc``. It becomes ``label_nc`` channels in {0, 1}; with ``instance``, a 1-channel
 boundary map of an instance-id image (e.g. a 16-bit PNG of object ids) is appended, so the generator sees
-``label_nc + 1`` channels. Maps are only ever resized with nearest neighbour: interpolating indices would invent
-classes. numpy only (no torch ops): this runs in DataLoader workers.
+``label_nc + 1`` channels. With ``dontcare`` (SPADE's ``--contain_dontcare_label``, Park et al. 2019) the map
+holds one more class, index ``label_nc`` (or 255, the usual "ignore" value, read as it), the "don't care" pixels,
+with its own one-hot channel after the ``label_nc`` classes. Maps are only ever resized with nearest neighbour:
+interpolating indices would invent classes. numpy only (no torch ops): this runs in DataLoader workers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from PIL import Image
 # Modes whose pixel values are integers as stored: palette indices, 8-bit, 16-bit and 32-bit grey, 1-bit.
 INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I;16N", "I", "1")
 MAX_LISTED_VALUES = 5
+# The value many datasets store for "ignore" pixels; with ``dontcare`` it is read as the don't-care class.
+DONTCARE_VALUE = 255
 # How a bad-label message ends: training can change the model, inference can only change the map.
 TRAINING_HINT = "raise --label_nc or fix the map"
 MODEL_HINT = "the model has no other classes: fix the map (one class index per pixel, not grey levels or colours)"
@@ -31,12 +35,24 @@ class LabelMapError(ValueError):
         self.side = side
 
 
-def input_channels(input_nc: int, label_nc: int = 0, instance: bool = False) -> int:
-    """Channels the generator takes: ``label_nc`` (one-hot classes) or, with ``label_nc=0``, ``input_nc`` (an
-    image, as today), plus 1 for the instance boundary map. The discriminator takes this plus ``output_nc``."""
+def input_channels(input_nc: int, label_nc: int = 0, instance: bool = False, dontcare: bool = False) -> int:
+    """Channels the generator takes: ``label_nc`` (one-hot classes, plus 1 for the don't-care class with
+    ``dontcare``) or, with ``label_nc=0``, ``input_nc`` (an image), plus 1 for the instance boundary map. The
+    discriminator takes this plus ``output_nc``."""
     if isinstance(label_nc, bool) or not isinstance(label_nc, (int, np.integer)) or label_nc < 0:
         raise ValueError(f"label_nc={label_nc!r} must be 0 (image input) or the number of classes.")
-    return (int(label_nc) if label_nc else input_nc) + (1 if instance else 0)
+    if dontcare and not label_nc:
+        raise ValueError("dontcare=True (a don't-care class) needs label maps: label_nc > 0.")
+    labels = int(label_nc) + (1 if dontcare else 0)
+    return (labels if label_nc else input_nc) + (1 if instance else 0)
+
+
+def dontcare_to_index(labels: np.ndarray, label_nc: int, dontcare: bool) -> np.ndarray:
+    """With ``dontcare``, ``labels`` with the value 255 read as the don't-care class ``label_nc`` (a copy only
+    when a pixel changes); without, ``labels`` as they are."""
+    if not dontcare or label_nc == DONTCARE_VALUE or not (labels == DONTCARE_VALUE).any():
+        return labels
+    return np.where(labels == DONTCARE_VALUE, label_nc, labels)
 
 
 def index_array(image: Image.Image | np.ndarray, what: str = "label map", side: str = "input") -> np.ndarray:
@@ -56,27 +72,36 @@ def index_array(image: Image.Image | np.ndarray, what: str = "label map", side: 
     return array.astype(np.int64, copy=False)
 
 
-def check_labels(labels: np.ndarray, label_nc: int, hint: str = TRAINING_HINT) -> None:
-    """Raise ``LabelMapError`` naming the values of ``labels`` outside ``0 .. label_nc - 1``; the message ends with
-    ``hint``, what the reader can do (training: raise ``--label_nc``; inference: ``MODEL_HINT``)."""
+def check_labels(labels: np.ndarray, label_nc: int, hint: str = TRAINING_HINT, dontcare: bool = False) -> None:
+    """Raise ``LabelMapError`` naming the values of ``labels`` outside ``0 .. label_nc - 1`` (with ``dontcare``:
+    ``0 .. label_nc`` and 255, the don't-care class); the message ends with ``hint``, what the reader can do
+    (training: raise ``--label_nc``; inference: ``MODEL_HINT``)."""
+    labels = dontcare_to_index(labels, label_nc, dontcare)
+    classes = label_nc + (1 if dontcare else 0)
     low, high = int(labels.min(initial=0)), int(labels.max(initial=0))
-    if low >= 0 and high < label_nc:
+    if low >= 0 and high < classes:
         return
-    values = np.unique(labels[(labels < 0) | (labels >= label_nc)])
+    values = np.unique(labels[(labels < 0) | (labels >= classes)])
     shown = ", ".join(str(v) for v in values[:MAX_LISTED_VALUES])
     shown += f", ... ({len(values)} distinct)" if len(values) > MAX_LISTED_VALUES else ""
     noun = "value" if len(values) == 1 else "values"
-    raise LabelMapError(f"label {noun} {shown} outside 0..{label_nc - 1} (label_nc={label_nc}); {hint}.")
+    allowed = f"0..{label_nc} or {DONTCARE_VALUE} (label_nc={label_nc} + don't care)" if dontcare else (
+        f"0..{label_nc - 1} (label_nc={label_nc})"
+    )
+    raise LabelMapError(f"label {noun} {shown} outside {allowed}; {hint}.")
 
 
-def check_label_channels(in_channels: int, label_nc: int | None, instance: bool | None) -> None:
-    """``ValueError`` when a model recorded as taking label maps (``label_nc`` classes, ``instance`` maps) has a
-    generator whose ``in_channels`` do not fit them; nothing to check for an image model (``label_nc`` 0/None)."""
+def check_label_channels(
+    in_channels: int, label_nc: int | None, instance: bool | None, dontcare: bool | None = False
+) -> None:
+    """``ValueError`` when a model recorded as taking label maps (``label_nc`` classes, ``instance`` maps, a
+    ``dontcare`` class) has a generator whose ``in_channels`` do not fit them; nothing to check for an image model
+    (``label_nc`` 0/None)."""
     if not label_nc:
         return
-    expected = input_channels(0, label_nc, bool(instance))
+    expected = input_channels(0, label_nc, bool(instance), bool(dontcare))
     if in_channels != expected:
-        maps = " with instance maps" if instance else ""
+        maps = (" with instance maps" if instance else "") + (" and a don't-care class" if dontcare else "")
         raise ValueError(
             f"info.label_nc={label_nc}{maps} needs a generator taking {expected} channels; it takes {in_channels}."
         )
@@ -93,9 +118,11 @@ def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return array[np.minimum(rows, array.shape[0] - 1)[:, None], np.minimum(cols, array.shape[1] - 1)[None, :]]
 
 
-def one_hot(labels: np.ndarray, label_nc: int) -> np.ndarray:
-    """``(H, W)`` class indices -> ``(label_nc, H, W)`` float32, 1 in channel ``labels[y, x]``, 0 elsewhere."""
-    classes = np.arange(label_nc, dtype=labels.dtype)[:, None, None]
+def one_hot(labels: np.ndarray, label_nc: int, dontcare: bool = False) -> np.ndarray:
+    """``(H, W)`` class indices -> ``(label_nc, H, W)`` float32, 1 in channel ``labels[y, x]``, 0 elsewhere; with
+    ``dontcare`` ``(label_nc + 1, H, W)``, the last channel the don't-care class (index ``label_nc`` or 255)."""
+    labels = dontcare_to_index(labels, label_nc, dontcare)
+    classes = np.arange(label_nc + (1 if dontcare else 0), dtype=labels.dtype)[:, None, None]
     return (labels[None] == classes).astype(np.float32)
 
 
@@ -118,6 +145,7 @@ def encode_label_map(
     instance: bool = False,
     instance_ids: np.ndarray | Image.Image | None = None,
     hint: str = TRAINING_HINT,
+    dontcare: bool = False,
 ) -> torch.Tensor:
     """A class-index map (and its instance ids) -> the generator's input; for ``Pix2Pix`` on a label-map model
     (through ``encode_label_input``), the training data and the Space's class painting.
@@ -129,13 +157,14 @@ def encode_label_map(
             instances (boundaries between classes only).
         instance_ids: ``(H, W)`` instance ids.
         hint: how a bad-value error ends (``TRAINING_HINT`` or ``MODEL_HINT``).
+        dontcare: the map holds a don't-care class (index ``label_nc`` or 255) with its own channel.
 
     Returns:
-        ``(label_nc [+ 1], H, W)`` float32 in {0, 1}.
+        ``(label_nc [+ 1 don't care] [+ 1 instance], H, W)`` float32 in {0, 1}.
     """
     array = index_array(labels)
-    check_labels(array, label_nc, hint)
-    channels = [one_hot(array, label_nc)]
+    check_labels(array, label_nc, hint, dontcare)
+    channels = [one_hot(array, label_nc, dontcare)]
     if instance:
         ids = array if instance_ids is None else index_array(instance_ids, "instance map", "instance")
         check_same_shape(ids, array)
@@ -187,19 +216,21 @@ def encode_label_input(
     instance: bool,
     instance_ids: Image.Image | np.ndarray | None = None,
     size: tuple[int, int] | None = None,
+    dontcare: bool = False,
 ) -> torch.Tensor:
     """What a label-map model's generator takes for a user's map: ``labels`` (any form ``label_indices`` reads) and
-    its instance ids -> ``(label_nc [+ 1], h, w)`` in {0, 1}, both maps first resized (nearest) to ``size`` = (h, w)
-    when given. Bad values end in ``MODEL_HINT``: at inference the map, not the model, is what can change."""
+    its instance ids -> ``(label_nc [+ 1 don't care] [+ 1], h, w)`` in {0, 1}, both maps first resized (nearest) to
+    ``size`` = (h, w) when given. Bad values end in ``MODEL_HINT``: at inference the map, not the model, is what can
+    change."""
     array = label_indices(labels, label_nc)
-    check_labels(array, label_nc, MODEL_HINT)  # before resizing, which could drop a bad value
+    check_labels(array, label_nc, MODEL_HINT, dontcare)  # before resizing, which could drop a bad value
     ids = None if instance_ids is None else index_array(instance_ids, "instance map", "instance")
     if ids is not None:
         check_same_shape(ids, array)
     if size is not None:
         array = resize_nearest(array, size[::-1])
         ids = None if ids is None else resize_nearest(ids, size[::-1])
-    return encode_label_map(array, label_nc, instance, ids, MODEL_HINT)
+    return encode_label_map(array, label_nc, instance, ids, MODEL_HINT, dontcare)
 
 
 def label_palette(label_nc: int) -> np.ndarray:

@@ -1,11 +1,14 @@
-"""The training command line, generated from ``TrainingConfig``'s fields, and the ``--quick`` preset::
+"""The training command line, generated from ``TrainingConfig``'s fields, the ``--quick`` preset and the papers'
+recipes (``--preset spade``, ``training.presets``)::
 
     parser = add_arguments(argparse.ArgumentParser())                          # one --name per field
     config = config_from_args(["--quick", "--dataset", "facades/train"], parser)  # a checked TrainingConfig
+    config = preset_config("spade", dataset="facades/train", use_vae=True)       # the same from Python
 
-Booleans are switches, defaults are the dataclass's, and flags given explicitly win over ``--quick``'s. The
-config records which flags were typed (``TrainingConfig.given_fields``), so one given at its default value still
-counts as given (``--init_from`` refuses it when the model differs).
+Booleans are switches, defaults are the dataclass's, and flags given explicitly win over ``--quick``'s and
+``--preset``'s (a preset's values win over ``--quick``'s). The config records which flags were typed
+(``TrainingConfig.given_fields``), so one given at its default value still counts as given (``--init_from``
+refuses it when the model differs).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import fields
 from typing import Any, get_args, get_type_hints
 
 from .config import TrainingConfig
+from .presets import preset_values
 
 
 def quick_overrides() -> dict[str, Any]:
@@ -100,7 +104,8 @@ def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentPar
     """Parse a command line into a checked ``TrainingConfig``; ``--quick`` swaps in ``quick_overrides`` defaults.
 
     Args:
-        argv: The arguments (None: ``sys.argv[1:]``). Flags given explicitly always win over the ``--quick`` preset.
+        argv: The arguments (None: ``sys.argv[1:]``). Flags given explicitly always win over ``--quick`` and
+            ``--preset``.
         parser: ``training_parser()`` when None; an entry point's own may hold flags of its own, which are not part
             of the config.
 
@@ -114,7 +119,27 @@ def config_from_args(argv: list[str] | None = None, parser: argparse.ArgumentPar
     if args.quick:
         parser.set_defaults(**quick_overrides())
         args = parser.parse_args(argv)
+    if args.preset:
+        parser.set_defaults(**preset_values(args.preset, args.vgg_weights))
+        args = parser.parse_args(argv)
     config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
     config.mark_given(given)
+    config.check()
+    return config
+
+
+def preset_config(name: str, **values: Any) -> TrainingConfig:
+    """``--preset name`` from Python: the recipe's values (``presets.preset_values``), then ``values``, which win;
+    checked, recording ``values`` (and ``preset``) as the fields given.
+
+    Args:
+        name: the preset (``spade``).
+        **values: any other ``TrainingConfig`` fields.
+
+    Returns:
+        The checked config.
+    """
+    config = TrainingConfig(**{**preset_values(name, values.get("vgg_weights")), **values, "preset": name})
+    config.mark_given({*values, "preset"})
     config.check()
     return config

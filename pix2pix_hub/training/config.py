@@ -7,7 +7,9 @@ PatchGAN, batch norm, N(0, 0.02) init, vanilla GAN loss, L1 weight 100, Adam 2e-
 286 -> 256 random crop + flip, 100 + 100 epochs (linear decay).
 pix2pixHD's options (Wang et al. 2018; docs/high-resolution.md) are fields of the same record, named as its flags:
 ``--netG global|local``, ``--netD multiscale --num_D``, ``--lambda_feat``, ``--lambda_vgg``, ``--niter_fix_global``,
-``--label_nc``, ``--instance``.
+``--label_nc``, ``--instance``. SPADE's (Park et al. 2019, GauGAN; docs/semantic-synthesis.md) likewise:
+``--netG spade --use_vae --lambda_kl --z_dim --num_upsampling_layers``, ``--norm_D``, ``--TTUR``/``--no_TTUR``,
+``--contain_dontcare_label``; ``--preset spade`` sets the paper's recipe (``training.presets``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..constants import (
 from ..inference.quantize import DEFAULT_MIN_PSNR_DB
 from ..models.registry import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, discriminator_class_of
 from .config_checks import check_config, check_shapes
+from .presets import DISCRIMINATOR_NORMS, PRESETS, UPSAMPLING_CHOICES
 
 # Registered discriminators this loop does not train (none now: the multi-scale one trains with per-scale losses).
 UNTRAINED_DISCRIMINATORS: tuple[str, ...] = ()
@@ -40,7 +43,8 @@ DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNT
 # Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
 ARCHITECTURE_FIELDS = (
     "netG", "netD", "n_layers_D", "num_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "label_nc", "instance",
-    "no_dropout",
+    "no_dropout", "norm_D", "use_vae", "z_dim", "num_upsampling_layers", "spectral_norm_G", "no_spectral_norm_G",
+    "contain_dontcare_label",
 )  # fmt: skip
 # --val_size unset: this many pairs, but at most a tenth of the data; fewer than AUTO_VAL_MIN: none held out.
 AUTO_VAL_MAX = 16
@@ -92,6 +96,13 @@ class TrainingConfig:
         ),
     )
     column_instance: str = field(default="instance", metadata=_arg("Dataset column holding the instance maps."))
+    contain_dontcare_label: bool = field(
+        default=False,
+        metadata=_arg(
+            "The label maps hold one more class, index --label_nc (or 255), the 'don't care' pixels, fed as its own "
+            "one-hot channel (SPADE's flag)."
+        ),
+    )
     preprocess: str = field(default="resize_and_crop", metadata=_arg("Training augmentation.", PREPROCESS_MODES))
     load_size: int = field(default=286, metadata=_arg("Resize images to this size before cropping."))
     crop_size: int = field(default=256, metadata=_arg("Random crop size: the training resolution."))
@@ -129,7 +140,35 @@ class TrainingConfig:
     num_D: int = field(default=2, metadata=_arg("Scales of --netD multiscale (pix2pixHD: 2, or 3 at 2048x1024)."))
     ngf: int = field(default=64, metadata=_arg("Generator filters in the first conv layer."))
     ndf: int = field(default=64, metadata=_arg("Discriminator filters in the first conv layer."))
-    norm: str = field(default="batch", metadata=_arg("Normalisation layers.", NORMS))
+    norm: str = field(
+        default="batch",
+        metadata=_arg("Normalisation layers (--netG spade: the parameter-free norm inside each SPADE).", NORMS),
+    )
+    norm_D: str | None = field(
+        default=None,
+        metadata=_arg(
+            "The discriminator's normalisation; unset: --norm. spectralinstance: spectral norm on its convs and "
+            "instance norm (SPADE's --norm_D).",
+            DISCRIMINATOR_NORMS,
+        ),
+    )
+    num_upsampling_layers: str = field(
+        default="normal",
+        metadata=_arg(
+            "--netG spade: 5 (normal), 6 (more) or 7 (most) upsamplings from the lowest resolution (SPADE's flag).",
+            UPSAMPLING_CHOICES,
+        ),
+    )
+    spectral_norm_G: bool = field(default=False, metadata=_arg("--netG spade: spectral norm on G's convs (preset: on)"))
+    no_spectral_norm_G: bool = field(default=False, metadata=_arg("No spectral norm on G's convs, even with a preset."))
+    use_vae: bool = field(
+        default=False,
+        metadata=_arg(
+            "--netG spade: train a style encoder with it (mu, log-variance of a --z_dim code, KL term): multi-modal "
+            "outputs, a style picked by an image or a seed (SPADE's flag)."
+        ),
+    )
+    z_dim: int = field(default=256, metadata=_arg("--use_vae: dimension of the style code."))
     no_dropout: bool = field(default=False, metadata=_arg("No dropout in the generator."))
     init_type: str = field(default="normal", metadata=_arg("Weight initialisation.", INIT_TYPES))
     init_gain: float = field(default=0.02, metadata=_arg("Scale of the normal/xavier/orthogonal init."))
@@ -164,11 +203,24 @@ class TrainingConfig:
             "holding model.safetensors, or a Hub repo id (e.g. timm/vgg19.tv_in1k)."
         ),
     )
+    lambda_kl: float = field(
+        default=0.05, metadata=_arg("--use_vae: weight of the KL term of the style code (SPADE's 0.05).")
+    )
     niter_fix_global: int = field(
         default=0,
         metadata=_arg("--netG local: train only the local enhancer (not its global generator) for the first N epochs."),
     )
-    lr: float = field(default=2e-4, metadata=_arg("Adam learning rate of both networks."))
+    lr: float = field(
+        default=2e-4, metadata=_arg("Adam learning rate of both networks (with --TTUR: G's is half, D's twice it).")
+    )
+    TTUR: bool = field(
+        default=False,
+        metadata=_arg(
+            "Two time-scale update rule (Heusel et al. 2017, as SPADE): G learns at --lr / 2, D at --lr * 2 "
+            "(--preset spade: on)."
+        ),
+    )
+    no_TTUR: bool = field(default=False, metadata=_arg("One learning rate, --lr, for both, even with a preset."))
     beta1: float = field(default=0.5, metadata=_arg("Adam beta1."))
     beta2: float = field(default=0.999, metadata=_arg("Adam beta2."))
     batch_size: int = field(default=1, metadata=_arg("Pairs per process per step."))
@@ -271,6 +323,14 @@ class TrainingConfig:
     quick: bool = field(
         default=False, metadata=_arg("Small fast CPU run: unet_128 at 128x128, 400 steps (see docs/training.md).")
     )
+    preset: str | None = field(
+        default=None,
+        metadata=_arg(
+            "A paper's whole recipe; spade: GauGAN's networks, losses and optimiser (docs/semantic-synthesis.md). "
+            "Each flag given explicitly wins over it.",
+            PRESETS,
+        ),
+    )
 
     # The fields given explicitly, where known (``mark_given``); not a field, so no checkpoint, card or command line
     # holds it, and ``dataclasses.replace`` drops it (see ``given_fields``).
@@ -315,6 +375,12 @@ class TrainingConfig:
     @property
     def feature_matching(self) -> bool:
         return self.multiscale and self.lambda_feat > 0
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        """``(G's, D's)``: ``--lr`` for both; with TTUR (``--TTUR``, not ``--no_TTUR``) ``lr / 2`` and ``lr * 2``."""
+        two_timescale = self.TTUR and not self.no_TTUR
+        return (self.lr / 2, self.lr * 2) if two_timescale else (self.lr, self.lr)
 
     def check(self) -> None:
         """Refuse inconsistent arguments before any data or model work (``config_checks.check_config``).

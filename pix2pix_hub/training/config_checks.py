@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING
 
 from ..constants import CHANNEL_COUNTS, MIXED_PRECISION, TRACKERS
 from ..data.streaming import stream_args_error
-from ..models.registry import GENERATOR_PRESETS, generator_size_multiple, tiny_discriminator, tiny_generator
+from ..models.registry import (
+    GENERATOR_PRESETS,
+    build_generator,
+    generator_size_multiple,
+    tiny_discriminator,
+    tiny_generator,
+)
 from .errors import ConfigError
+from .presets import DISCRIMINATOR_NORMS, UPSAMPLING_CHOICES, generator_options
 
 if TYPE_CHECKING:
     from .config import TrainingConfig
@@ -27,6 +34,7 @@ def check_config(config: TrainingConfig) -> None:
     check_choices(config)
     check_counts(config)
     check_high_resolution(config)
+    check_semantic_synthesis(config)
     if config.compile and config.gan_mode == "wgangp":
         raise ConfigError(
             "--compile with --gan_mode wgangp: torch.compile has no double backward, which the gradient penalty "
@@ -46,9 +54,9 @@ def check_finite(config: TrainingConfig) -> None:
 def check_choices(config: TrainingConfig) -> None:
     """Every field with a list of accepted values holds one of them."""
     by_name = {f.name: f for f in dataclasses.fields(config)}
-    for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type"):
+    for name in ("netG", "netD", "norm", "gan_mode", "lr_policy", "direction", "preprocess", "init_type", "preset"):
         choices = by_name[name].metadata["choices"]
-        if getattr(config, name) not in choices:
+        if getattr(config, name) not in choices and not (name == "preset" and config.preset is None):
             raise ConfigError(
                 f"--{name} {getattr(config, name)!r} is not supported; choose one of {', '.join(choices)}."
             )
@@ -122,6 +130,34 @@ def check_high_resolution(config: TrainingConfig) -> None:
         )
 
 
+def check_semantic_synthesis(config: TrainingConfig) -> None:
+    """SPADE's options (docs/semantic-synthesis.md): each only where it means something, no switch both on and
+    off, counts in range."""
+    for name, choices in (("norm_D", DISCRIMINATOR_NORMS), ("num_upsampling_layers", UPSAMPLING_CHOICES)):
+        value = getattr(config, name)
+        if value is not None and value not in choices:
+            raise ConfigError(f"--{name} {value!r} is not supported; choose one of {', '.join(choices)}.")
+    if config.z_dim < 1 or config.lambda_kl < 0:
+        raise ConfigError(
+            f"--z_dim must be at least 1 and --lambda_kl 0 or more; got {config.z_dim}, {config.lambda_kl}."
+        )
+    spade_only = {"use_vae": config.use_vae, "num_upsampling_layers": config.num_upsampling_layers != "normal"}
+    if not config.preset:  # a preset's own switches stay quiet when --netG names another generator
+        spade_only["spectral_norm_G"] = config.spectral_norm_G
+    for name, used in spade_only.items():
+        if used and config.netG != "spade":
+            raise ConfigError(f"--{name} is an option of --netG spade; --netG {config.netG} has none. Drop it.")
+    for name in ("TTUR", "spectral_norm_G"):
+        if getattr(config, name) and getattr(config, f"no_{name}") and not config.preset:
+            raise ConfigError(f"--{name} and --no_{name} contradict each other: give one.")
+    if config.use_vae and config.output_nc != 3:
+        raise ConfigError(f"--use_vae encodes RGB targets into a style; --output_nc {config.output_nc} is not RGB.")
+    if config.contain_dontcare_label and not config.label_nc:
+        raise ConfigError(
+            "--contain_dontcare_label adds a don't-care class to label maps; set --label_nc (the other classes)."
+        )
+
+
 def check_shapes(config: TrainingConfig) -> None:
     """The crop fits the resized image, and both networks fit the crop."""
     if config.preprocess in ("resize_and_crop", "scale_width_and_crop") and config.crop_size > config.load_size:
@@ -129,7 +165,7 @@ def check_shapes(config: TrainingConfig) -> None:
             f"--crop_size {config.crop_size} is larger than --load_size {config.load_size}: the random crop must fit "
             "in the resized image. Lower --crop_size or raise --load_size."
         )
-    multiple = generator_size_multiple(config.netG)
+    multiple = size_multiple(config)
     if "crop" in config.preprocess and config.crop_size % multiple:
         fitting = max(multiple, config.crop_size // multiple * multiple)
         raise ConfigError(
@@ -185,6 +221,15 @@ def smallest_training_side(config: TrainingConfig) -> int | None:
     if config.preprocess == "scale_width":
         return min(config.load_size, config.crop_size)
     return None
+
+
+def size_multiple(config: TrainingConfig) -> int:
+    """Sides the configured generator needs to divide: its preset's, or with SPADE's options (more upsamplings
+    need more) a one-filter instance's."""
+    options = generator_options(config)
+    if not options:
+        return generator_size_multiple(config.netG)
+    return int(build_generator(config.netG, ngf=1, norm="none", **{**options, "use_vae": False}).size_multiple)
 
 
 def suggest_generator(crop_size: int) -> str:

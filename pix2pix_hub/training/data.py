@@ -210,7 +210,7 @@ def make_transforms(config: TrainingConfig, size_multiple: int) -> tuple[PairedT
     """``(train, validation)`` transforms: random crops and flips for training, deterministic for validation."""
     common = {"load_size": config.load_size, "crop_size": config.crop_size, "preprocess": config.preprocess}
     common.update(input_nc=config.input_nc, output_nc=config.output_nc, size_multiple=size_multiple)
-    common.update(label_nc=config.label_nc, instance=config.instance)
+    common.update(label_nc=config.label_nc, instance=config.instance, dontcare=config.contain_dontcare_label)
     train = PairedTransform(flip=not config.no_flip, train=True, **common)
     return train, PairedTransform(flip=False, train=False, **common)
 

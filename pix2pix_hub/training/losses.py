@@ -8,6 +8,10 @@ pix2pixHD's ``GANLoss`` does (its ``lambda_feat`` = 10 is balanced against that 
 pix2pixHD's two extra generator losses (Wang et al. 2018, eq. 4 and section 3.2): feature matching on the
 multi-scale discriminator's activations, and a VGG19 perceptual loss. Both return scalars *before* their weights
 (``--lambda_feat``, pix2pixHD's 10; ``--lambda_vgg``, pix2pixHD's 10), which the trainer applies.
+
+SPADE's style encoder (Park et al. 2019, section 3.3 and appendix B) adds the KL divergence of its code's
+distribution from N(0, I) (``--lambda_kl``, the paper's 0.05), and its code is drawn by the reparameterisation
+trick so the encoder learns through the generator's loss.
 """
 
 from __future__ import annotations
@@ -78,6 +82,19 @@ class GANLoss:
         """``(loss on real + loss on fake) / 2`` -> scalar."""
         real, fake = self.discriminator_terms(real_logits, fake_logits)
         return 0.5 * (real + fake)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) over the code's
+    dimensions, averaged over the batch: ``mu``, ``logvar`` ``(N, z_dim)`` -> a scalar."""
+    per_sample = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+    return per_sample.mean()
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """A code drawn from N(mu, exp(logvar)) as ``mu + eps * exp(logvar / 2)``, ``eps`` ~ N(0, I) from torch's
+    global generator (seeded, and restored on resume), so gradients reach ``mu`` and ``logvar``: ``(N, z_dim)``."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
 
 def l1_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

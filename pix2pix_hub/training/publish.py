@@ -73,8 +73,8 @@ class Published:
 
 def model_info(config: TrainingConfig) -> ModelInfo:
     """What the trained model does: direction, dataset (named, never a local path), training resolution, the
-    model it was fine-tuned from (``--init_from``), and for a label-map model its classes and instance maps (so
-    the pipeline and the Space take class-index maps)."""
+    model it was fine-tuned from (``--init_from``), and for a label-map model its classes, instance maps and
+    don't-care class (so the pipeline and the Space take class-index maps and build the same channels)."""
     base = base_model_name(config.init_from) if config.init_from else None
     return ModelInfo.for_training(
         config.dataset,
@@ -83,6 +83,7 @@ def model_info(config: TrainingConfig) -> ModelInfo:
         base_model=base,
         label_nc=config.label_nc,
         instance=config.instance,
+        dontcare=config.contain_dontcare_label,
     )
 
 

@@ -44,6 +44,7 @@ from .errors import (
     OutputDirNotWritable,
 )
 from .losses import GANLoss, VGGLoss
+from .presets import generator_options
 from .step import StepParts
 
 LOGS_DIR = "logs"
@@ -68,7 +69,7 @@ def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple
         ``(generator, discriminator)``, not yet prepared.
     """
     common = {"norm": config.norm, "init_type": config.init_type, "init_gain": config.init_gain}
-    in_channels = input_channels(config.input_nc, config.label_nc, config.instance)
+    in_channels = input_channels(config.input_nc, config.label_nc, config.instance, config.contain_dontcare_label)
     if base is not None and not starts_from_global(config, base.generator):
         generator = base.generator
     else:
@@ -77,8 +78,8 @@ def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple
             in_channels=in_channels,
             out_channels=config.output_nc,
             ngf=config.ngf,
-            dropout=0.0 if config.no_dropout else 0.5,
             **common,
+            **(generator_options(config) or {"dropout": 0.0 if config.no_dropout else 0.5}),
         )
         if base is not None:
             generator.load_global(base.generator)
@@ -90,7 +91,7 @@ def build_networks(config: TrainingConfig, base: Pix2Pix | None = None) -> tuple
             ndf=config.ndf,
             n_layers=config.n_layers_D,
             num_D=config.num_D,
-            **common,
+            **{**common, "norm": config.norm_D or config.norm},
         )
     for network in (generator, discriminator):
         if config.winograd:
@@ -122,11 +123,13 @@ def make_step_parts(
     device: torch.device,
 ) -> StepParts:
     """What ``train_step`` works with for ``config``: the (prepared) networks and optimizers, the GAN loss and the
-    weights of every term (feature matching only with the multi-scale D, the VGG loss only with --lambda_vgg)."""
+    weights of every term (feature matching only with the multi-scale D, the VGG loss only with --lambda_vgg, the
+    KL term and the style encoder only with --use_vae)."""
     return StepParts(
         generator, discriminator, optimizer_g, optimizer_d, GANLoss(config.gan_mode), config.lambda_l1,
         config.lambda_gp, lambda_feat=config.lambda_feat if config.feature_matching else 0.0,
         vgg_loss=make_vgg_loss(config, device), lambda_vgg=config.lambda_vgg,
+        lambda_kl=config.lambda_kl if config.use_vae else None,
     )  # fmt: skip
 
 
@@ -138,7 +141,8 @@ def make_optimizers(
     parameters for a CUDA run's fused Adam.
 
     Args:
-        config: the run's arguments (``channels_last``, the Adam settings, ``fused_adam``).
+        config: the run's arguments (``channels_last``, the Adam settings, ``fused_adam``; with TTUR G's learning
+            rate is half ``lr``, D's twice: ``TrainingConfig.learning_rates``).
         generator: G, moved to ``device`` here.
         discriminator: D, moved to ``device`` here.
         device: the accelerator's device.
@@ -150,13 +154,17 @@ def make_optimizers(
         network.to(device)
         if config.channels_last:
             network.to(memory_format=torch.channels_last)
-    return make_adam(generator.parameters(), config, device), make_adam(discriminator.parameters(), config, device)
+    lr_g, lr_d = config.learning_rates
+    return (
+        make_adam(generator.parameters(), config, device, lr_g),
+        make_adam(discriminator.parameters(), config, device, lr_d),
+    )
 
 
-def make_adam(params: Any, config: TrainingConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam with the paper's betas; the fused kernel (same maths, one kernel for all tensors) where this torch has
-    it for ``device``, unless ``config`` turns it off."""
-    kwargs = {"lr": config.lr, "betas": (config.beta1, config.beta2)}
+def make_adam(params: Any, config: TrainingConfig, device: torch.device, lr: float | None = None) -> torch.optim.Adam:
+    """Adam with the paper's betas at ``lr`` (None: ``--lr``); the fused kernel (same maths, one kernel for all
+    tensors) where this torch has it for ``device``, unless ``config`` turns it off."""
+    kwargs = {"lr": config.lr if lr is None else lr, "betas": (config.beta1, config.beta2)}
     if device.type in ("cuda", "cpu") and config.fused_adam:
         try:
             return torch.optim.Adam(params, fused=True, **kwargs)

@@ -41,6 +41,7 @@ from .config import TrainingConfig
 from .data import load_training_data
 from .errors import TrainingInterrupted
 from .launch import check_launch
+from .presets import preset_summary
 from .publish import Published, model_info, publish, render_card
 from .setup import (
     build_networks,
@@ -197,9 +198,9 @@ class Trainer:
             f"{accelerator.mixed_precision}; {self.total_steps} updates ({self.updates_per_epoch} per epoch) of batch "
             f"{config.batch_size} x {accelerator.num_processes} x {config.gradient_accumulation_steps}."
         )
-        summary = high_resolution_summary(config)
-        if summary:
-            accelerator.print(summary)
+        for summary in (preset_summary(config), high_resolution_summary(config)):
+            if summary:
+                accelerator.print(summary)
         if self.main and config.report_to != "none":
             accelerator.init_trackers(config.tracker_project_name, config=tracker_config(config))
 
@@ -283,6 +284,7 @@ class Trainer:
         values = self.accelerator.reduce(torch.stack([losses[name].float() for name in names]), reduction="mean")
         logs = dict(zip(names, values.tolist()))
         logs.update(lr=self.schedulers[0].get_last_lr()[0], epoch=epoch, images_per_s=self.throughput.take())
+        logs.update(lr_D=self.schedulers[1].get_last_lr()[0])  # G's and D's differ under TTUR
         memory = rss_mb()  # flat after the first steps; a rise would be a leak
         if memory is not None:
             logs["rss_mb"] = memory
@@ -367,8 +369,9 @@ class Trainer:
     def sample_grid(self) -> Image.Image:
         """The validation grid: input (label maps in their class colours) | output | target."""
         config = self.config
+        classes = config.label_nc + config.contain_dontcare_label  # the don't-care class drawn in its own colour
         return sample_grid(
-            self.generator, self.data.val_set, config.num_validation_images, self.accelerator.device, config.label_nc
+            self.generator, self.data.val_set, config.num_validation_images, self.accelerator.device, classes
         )
 
     # ----- the end -----------------------------------------------------------------------------------------------
