@@ -25,6 +25,7 @@ from .registry import (
     generator_size_multiple,
 )
 from .resnet import ResnetGenerator, resnet_6blocks, resnet_9blocks
+from .spade import SPADE, SPADEGenerator, SPADEResBlock, StyleEncoder, spade
 from .unet import UNetGenerator, unet_128, unet_256, unet_512
 from .vgg import VGG19Features, load_vgg19
 
@@ -57,6 +58,11 @@ __all__ = [
     "resnet_6blocks",
     "resnet_9blocks",
     "ResnetGenerator",
+    "spade",
+    "SPADE",
+    "SPADEGenerator",
+    "SPADEResBlock",
+    "StyleEncoder",
     "unet_128",
     "unet_256",
     "unet_512",

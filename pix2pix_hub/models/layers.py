@@ -73,7 +73,7 @@ def init_weights(model: nn.Module, init_type: str = "normal", init_gain: float =
                 nn.init.orthogonal_(layer.weight, gain=init_gain)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
+        elif isinstance(layer, nn.BatchNorm2d) and layer.affine:  # SPADE's batch norm has no affine
             nn.init.normal_(layer.weight, 1.0, init_gain)
             nn.init.zeros_(layer.bias)
     return model
