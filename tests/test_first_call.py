@@ -133,3 +133,45 @@ def test_a_process_ending_during_the_background_export_waits_for_it_and_exits_cl
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "answered True" in result.stdout and len(list(cache.glob("*.onnx"))) == 1
+
+
+def test_a_folder_with_model_int8_onnx_answers_before_int8_is_timed_then_switches_to_it(tmp_path, cache, monkeypatch):
+    """The int8-against-fp32 timing runs in the background after the first answer; calls meanwhile run fp32; once
+    int8 measured faster it runs, within its gate of fp32, and the choice is stored once and read back later."""
+    import json
+
+    from test_precision_choice import make_int8_model
+
+    from pix2pix_hub.images.metrics import psnr_per_image
+    from pix2pix_hub.inference import speed_choice
+
+    folder = make_int8_model(tmp_path / "model")
+    monkeypatch.setattr(speed_choice, "choices_path", lambda: tmp_path / "choices.json")
+    release, started, timings = threading.Event(), threading.Event(), []
+
+    def held_timing(fp32_session, int8_session, array, *args, **kwargs):
+        timings.append(array.shape)
+        started.set()
+        assert release.wait(60), "the test never released the timing"
+        return 30.0, 12.0, 3  # int8 2.5x as fast "here"
+
+    monkeypatch.setattr(speed_choice, "time_sessions", held_timing)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    fp32 = Pix2Pix.from_pretrained(folder, backend="torch").translate_tensor(x)
+    pix2pix = Pix2Pix.from_pretrained(folder)
+    assert "measuring int8 against fp32" in pix2pix.engine and pix2pix.precision == "fp32" and not started.is_set()
+    assert torch.allclose(pix2pix.translate_tensor(x), fp32, atol=1e-5)  # answered with the timing not started
+    assert started.wait(30) and pix2pix.onnx_engine.ready()  # timing after the answer, the fp32 session open
+    assert pix2pix.precision == "fp32" and "measuring" in pix2pix.engine
+    assert torch.allclose(pix2pix.translate_tensor(x), fp32, atol=1e-4)  # fp32 onnxruntime while it is timed
+    assert pix2pix.onnx_engine.runner.session is not None and pix2pix.onnx_engine.runner.precision == "fp32"
+    release.set()
+    assert pix2pix.onnx_engine.wait_until_ready(timeout=60)
+    assert pix2pix.precision == "int8" and "2.5x fp32's speed on this CPU" in pix2pix.engine
+    assert "measuring" not in pix2pix.engine and pix2pix.onnx_engine.speed.speedup == 2.5
+    gate = pix2pix.int8_graph.report["min_psnr_db"]
+    assert psnr_per_image(pix2pix.translate_tensor(x), fp32).min().item() >= gate  # int8 now, within the gate
+    assert timings == [(1, 3, 64, 64)] and len(json.loads((tmp_path / "choices.json").read_text())) == 1
+    again = Pix2Pix.from_pretrained(folder)
+    assert again.onnx_engine.wait_until_ready(timeout=60) and again.precision == "int8"
+    assert again.onnx_engine.speed.cached and len(timings) == 1  # read back: timed once

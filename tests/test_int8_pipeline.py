@@ -26,6 +26,7 @@ from pix2pix_hub.images.arrays import model_to_uint8
 from pix2pix_hub.images.metrics import psnr_per_image
 from pix2pix_hub.images.reading import ImageTooLarge
 from pix2pix_hub.inference import export, speed_choice
+from pix2pix_hub.inference import precision as engine_choice
 from pix2pix_hub.inference.calibration import calibration_inputs, spread_evenly, spread_indices
 from pix2pix_hub.inference.pipeline import download_patterns
 from pix2pix_hub.inference.quantize import REPORT_KEY, QuantizationQualityError
@@ -50,6 +51,7 @@ def fake_int8_speed(monkeypatch, folder, speedup: float = 2.5) -> types.SimpleNa
 
     monkeypatch.setattr(speed_choice, "time_sessions", time_sessions)
     monkeypatch.setattr(speed_choice, "choices_path", lambda: Path(folder) / "choices.json")
+    monkeypatch.setattr(engine_choice, "BACKGROUND_CHOICE", False)  # chosen at load (background: test_first_call)
     return fake
 
 
@@ -480,6 +482,7 @@ import json, pix2pix_hub.inference.speed_choice as s
 s.time_sessions = lambda *args, **kwargs: (30.0, 12.0, 3)  # int8 2.5x as fast "here"
 from pix2pix_hub import Pix2Pix
 pix2pix = Pix2Pix.from_pretrained("me/int8", backend={backend!r})
+pix2pix.onnx_engine.wait_until_ready()  # the int8 choice is made in the background
 print(json.dumps([pix2pix.engine, pix2pix.precision]))
 """
 

@@ -156,6 +156,9 @@ class OnnxGenerator:
         self.session: Any = None
         self.version: tuple[int, ...] = ()
         self.lock = threading.Lock()  # concurrent first calls (a Space's queue) export once
+        # Held around each run while int8 is timed against this graph in the background (``OnnxEngine``): a call
+        # then waits for the current timing round instead of skewing it.
+        self.turn: contextlib.AbstractContextManager = contextlib.nullcontext()
 
     @property
     def precision(self) -> str:
@@ -223,8 +226,10 @@ class OnnxGenerator:
         session = self.open_session()
         name = session.get_inputs()[0].name
         if isinstance(batch, np.ndarray):
-            return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-        output = session.run(None, {name: batch.detach().float().contiguous().numpy()})[0]
+            with self.turn:
+                return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        with self.turn:
+            output = session.run(None, {name: batch.detach().float().contiguous().numpy()})[0]
         return torch.from_numpy(output)
 
 

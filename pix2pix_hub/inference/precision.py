@@ -3,8 +3,10 @@
 ``OnnxEngine`` holds that choice for one generator: an int8 graph (a model folder's ``model.int8.onnx``, or one
 built from calibration images), else fp32 (the folder's ``model.onnx`` when it is an fp32 graph made from these
 weights, else an export on first use); ``note`` says in one line why int8 is not used (or is used although slower
-here), also logged. Where fp32 is the only candidate, ``from_pretrained`` defers it (``defer``): calls run torch
-until a background thread has checked and opened the graph (or exported the weights), then onnxruntime.
+here), also logged. Under ``from_pretrained``'s defaults the choice is deferred (``defer``): calls run torch until a
+background thread, started after the first answer, has checked and opened the fp32 graph (or exported the weights),
+then fp32 onnxruntime; where the folder ships ``model.int8.onnx`` the same thread then checks it and times it against
+fp32, switching to int8 once it measured faster.
 
     engine = OnnxEngine(generator, backend="auto", resolution=256)
     engine.choose(folder, "auto", calibration=None, build_into=None, max_pixels=4096 * 4096)
@@ -20,6 +22,7 @@ and onnxruntime version, then read back). The CPU's flags and the speed-up store
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -57,6 +60,10 @@ from .quantize import (
 from .speed_choice import SpeedMeasurement, choice_key, measure_shape, measure_speed, recall
 
 logger = logging.getLogger(__name__)
+
+# Whether ``from_pretrained`` checks and times a shipped int8 graph in the background, after the first answer
+# (False: at load, before it; tests of the choice itself turn it off).
+BACKGROUND_CHOICE = True
 
 
 def onnx_patterns(backend: str, device: str | torch.device, precision: str, calibration: Any) -> list[str]:
@@ -123,9 +130,12 @@ class OnnxEngine:
         self.check_runnable()
         # Set by ``defer``: the fp32 session is prepared in a background thread while torch answers calls.
         self.deferred = False
+        self.measuring = False  # a deferred int8 graph not yet checked and timed against fp32
         self._shipped: Path | None = None
+        self._int8_file: Path | None = None
         self._job: threading.Thread | None = None
         self._job_error: Exception | None = None
+        self._opened = threading.Event()  # the deferred fp32 session is open: calls may run it
 
     # ----- what runs now ----------------------------------------------------------------------------------------
     @property
@@ -149,8 +159,10 @@ class OnnxEngine:
 
     def describe(self) -> str:
         """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed
-        on this CPU)"`` (``PrebuiltGraph.describe``)."""
-        return self.runner.describe() if self.active else "torch"
+        on this CPU)"`` (``PrebuiltGraph.describe``), with ``" (measuring int8 against fp32 on this CPU)"`` while a
+        deferred int8 graph waits for its check and timing."""
+        engine = self.runner.describe() if self.active else "torch"
+        return f"{engine} (measuring int8 against fp32 on this CPU)" if self.measuring else engine
 
     @property
     def precision(self) -> str:
@@ -168,7 +180,10 @@ class OnnxEngine:
         return self._fingerprint_memo[1]
 
     def current_int8(self) -> PrebuiltGraph | None:
-        """The int8 graph if the weights are still the ones it was made from (what ``save_pretrained`` ships)."""
+        """The int8 graph if the weights are still the ones it was made from (what ``save_pretrained`` ships); a
+        deferred one is checked (and timed) first."""
+        if self.measuring:
+            self.wait_until_ready()
         if self.int8 is None or self.fingerprint() != self.int8.fingerprint:
             return None
         return self.int8
@@ -189,12 +204,13 @@ class OnnxEngine:
 
         Args:
             folder, precision, calibration, build_into, max_pixels: as above (``from_pretrained``'s).
-            defer: where fp32 is the only candidate (``"auto"``, no int8 file, no calibration), check and open it
-                in the background instead (``defer``).
+            defer: under ``"auto"`` without calibration, check and open the graphs in the background instead,
+                after the first answer (``defer``), timing a shipped int8 graph there too.
         """
-        fp32_only = not (folder / INT8_ONNX_NAME).is_file() and calibration is None
-        if defer and precision == "auto" and self.backend == "auto" and fp32_only and self.active:
-            self.defer(folder / ONNX_NAME if (folder / ONNX_NAME).is_file() else None)
+        shipped_int8 = folder / INT8_ONNX_NAME if (folder / INT8_ONNX_NAME).is_file() else None
+        later = calibration is None and (shipped_int8 is None or BACKGROUND_CHOICE)
+        if defer and precision == "auto" and self.backend == "auto" and later and self.active:
+            self.defer(folder / ONNX_NAME if (folder / ONNX_NAME).is_file() else None, shipped_int8)
             return
         if precision != "int8":  # first: timing int8 against fp32 needs no export where the folder ships fp32
             self._use_shipped_fp32(folder / ONNX_NAME, precision)
@@ -219,22 +235,27 @@ class OnnxEngine:
             )
 
     # ----- a fast first call: torch answers while onnxruntime is prepared ---------------------------------------
-    def defer(self, shipped: Path | None) -> None:
+    def defer(self, shipped: Path | None, int8: Path | None = None) -> None:
         """Run calls in torch until the fp32 session is ready: the first ``Pix2Pix`` call, once it has answered,
         starts preparing it in a background thread (``start_preparing``), so that neither the check, the export
-        nor onnxruntime's start delays the first image.
+        nor onnxruntime's start delays the first image. With ``int8``, the thread then checks that graph and times
+        it against fp32 (``_load_int8``; read back where this machine measured it before), calls meanwhile running
+        fp32 onnxruntime, taking turns with the timed calls; it switches to int8 where int8 measured faster.
 
         Args:
             shipped: a folder's ``model.onnx``, checked there and opened if made from these weights; None (or a
                 graph of other weights): the weights are exported (or read from the cache).
+            int8: a folder's ``model.int8.onnx``, or None.
         """
-        self.deferred, self._shipped, self._job, self._job_error = True, shipped, None, None
+        self.deferred, self._shipped, self._int8_file, self.measuring = True, shipped, int8, int8 is not None
+        self._job, self._job_error = None, None
+        self._opened.clear()
 
     def ready(self) -> bool:
         """Whether a deterministic call may run on onnxruntime now: always, unless its session is still being
         prepared (``defer``). A preparation that failed is a warning, and torch from then on."""
         if not self.deferred or self._job is None or self._job.is_alive():
-            return not self.deferred
+            return not self.deferred or self._opened.is_set()
         self.deferred = False
         if self._job_error is not None:
             warnings.warn(f"onnxruntime could not run this generator ({self._job_error}); using torch.", stacklevel=4)
@@ -250,7 +271,8 @@ class OnnxEngine:
             self._job.start()
 
     def wait_until_ready(self, timeout: float | None = None) -> bool:
-        """Wait for the background preparation (if any); returns ``ready()``."""
+        """Wait for the background preparation (if any), a deferred int8 graph's check and timing included;
+        returns ``ready()``."""
         self.start_preparing()
         if self._job is not None:
             self._job.join(timeout)
@@ -262,7 +284,17 @@ class OnnxEngine:
                 self._use_shipped_fp32(self._shipped, "auto")
             self.runner.open_session()
         except Exception as error:  # noqa: BLE001 - reported by ready() in the calling thread
-            self._job_error = error
+            self._job_error, self.measuring = error, False
+            return
+        self._opened.set()
+        if self._int8_file is None:
+            return
+        try:
+            self._load_int8(self._int8_file, "auto")
+        except Exception as error:  # noqa: BLE001 - fp32 runs on; the note says why
+            self._say(f"could not check or time {self._int8_file.name} ({error}); using fp32", logging.WARNING)
+        finally:
+            self.measuring = False
 
     def _int8_possible(self, precision: str) -> bool:
         """Whether an int8 graph could run here (onnxruntime on the CPU); ``precision="int8"`` raises if not."""
@@ -329,6 +361,8 @@ class OnnxEngine:
         threshold is reused."""
         if self.device.type != "cpu":
             raise ValueError(f"Quantizing exports the generator on the CPU; the model is on {self.device}: .to('cpu').")
+        if self.deferred:  # its background choice first: it would replace this graph's otherwise
+            self.wait_until_ready()
         inputs = calibration_inputs(calibration, self.generator.in_channels, count, max_pixels)
         fingerprint = self.fingerprint()
         if path is None:
@@ -376,13 +410,16 @@ class OnnxEngine:
             return recall(key)
         fp32 = self.runner if self.runner is not None and self.runner.precision == "fp32" else None
         fp32 = fp32 or OnnxGenerator(generator)
+        fp32.turn = turn = threading.Lock()  # calls answered meanwhile (background timing) wait for a round's end
         try:
-            return measure_speed(fp32.open_session(), int8_runner.open_session(), shape, key)
+            return measure_speed(fp32.open_session(), int8_runner.open_session(), shape, key, turn=turn)
         except (RuntimeError, OSError, ValueError) as error:
             if self.backend == "onnxruntime":
                 raise
             self._say(f"could not time int8 against fp32 on this CPU ({error}); using fp32", logging.WARNING)
             return None
+        finally:
+            fp32.turn = contextlib.nullcontext()
 
     def _say(self, message: str, level: int) -> None:
         self.note = message

@@ -85,13 +85,16 @@ def measure_shape(in_channels: int, side: int | None, size_multiple: int, min_si
     return (1, in_channels, side, side)
 
 
-def measure_speed(fp32_session: Any, int8_session: Any, shape: tuple[int, ...], key: str) -> SpeedMeasurement:
+def measure_speed(
+    fp32_session: Any, int8_session: Any, shape: tuple[int, ...], key: str, turn: Any = None
+) -> SpeedMeasurement:
     """The measurement stored under ``key`` (``choice_key``) on this machine, else timed now and stored.
 
     Args:
         fp32_session, int8_session: the onnxruntime sessions ``Pix2Pix`` would run.
         shape: the input (``measure_shape``).
         key: what the measurement depends on (``choice_key``).
+        turn: held during each round of calls (``time_sessions``); None: nothing to hold.
 
     Returns:
         The measurement; ``cached`` says whether it was read back.
@@ -102,14 +105,14 @@ def measure_speed(fp32_session: Any, int8_session: Any, shape: tuple[int, ...], 
     if remembered is not None:
         return remembered
     array = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-    fp32_ms, int8_ms, calls = time_sessions(fp32_session, int8_session, array)
+    fp32_ms, int8_ms, calls = time_sessions(fp32_session, int8_session, array, turn=turn)
     measured = SpeedMeasurement(fp32_ms, int8_ms, calls, tuple(shape), cpu_name(), onnxruntime.__version__)
     remember(key, measured)
     return measured
 
 
 def time_sessions(
-    fp32_session: Any, int8_session: Any, array: np.ndarray, budget_s: float = MEASURE_BUDGET_S
+    fp32_session: Any, int8_session: Any, array: np.ndarray, budget_s: float = MEASURE_BUDGET_S, turn: Any = None
 ) -> tuple[float, float, int]:
     """Time both sessions on ``array``.
 
@@ -123,21 +126,26 @@ def time_sessions(
         fp32_session, int8_session: onnxruntime sessions (``get_inputs``, ``run``).
         array: the input, float32 NCHW.
         budget_s: no round starts that would end past this many seconds from the start.
+        turn: a lock (context manager) held during the first calls and during each round, so that the calls a
+            running model answers meanwhile take turns with the timed ones rather than overlap them.
 
     Returns:
         fp32's and int8's median milliseconds per timed call, and the timed calls each made (at least 1).
     """
+    turn = contextlib.nullcontext() if turn is None else turn
     start = time.perf_counter()
     sessions = (fp32_session, int8_session)
-    first = [_timed(session, array) for session in sessions]
+    with turn:
+        first = [_timed(session, array) for session in sessions]
     times: list[list[float]] = [[], []]
     rounds, round_s = 0, 2 * sum(first)  # a round's cost: first guessed from the first calls, then measured
     while rounds < MEASURE_CALLS and time.perf_counter() - start + round_s <= budget_s:
-        round_start = time.perf_counter()
-        for index, session in enumerate(sessions):
-            _timed(session, array)
-            times[index].append(_timed(session, array))
-        rounds, round_s = rounds + 1, time.perf_counter() - round_start
+        with turn:
+            round_start = time.perf_counter()
+            for index, session in enumerate(sessions):
+                _timed(session, array)
+                times[index].append(_timed(session, array))
+            rounds, round_s = rounds + 1, time.perf_counter() - round_start
     if rounds == 0:
         times = [[first[0]], [first[1]]]
     fp32_s, int8_s = (statistics.median(values) for values in times)
