@@ -30,6 +30,8 @@ ALLOWED = {
     f"{P}.hub.model_info": MODEL_FACTS,
     f"{P}.hub.model_card": (*NETWORKS, *MODEL_FACTS),
     f"{P}.hub.space_build": (*MODEL_FACTS, f"{P}.hub.model_card"),
+    f"{P}.hub.ort_web": FACTS,
+    f"{P}.hub.static_space": (*PIPELINE, f"{P}.hub.ort_web"),
     f"{P}.data": (*IMAGES, *MODEL_FACTS, f"{P}.data"),
     f"{P}.inference": tuple(m for m in PIPELINE if m != f"{P}.inference")
     + tuple(
@@ -43,6 +45,8 @@ ALLOWED = {
             "speed_choice",
             "precision",
             "processor",
+            "generate",
+            "style",
         )
     ),
     f"{P}.inference.pipeline": PIPELINE,
