@@ -19,10 +19,13 @@ from .options import (
     add_dataset_options,
     add_inference_options,
     add_model_argument,
+    add_style_options,
+    describe_style,
     open_dataset,
     open_model,
     positive_numbers,
     say_engine,
+    style_options,
 )
 from .policy import EXIT_DATA, EXIT_OK, CommandError, add_command, warn
 
@@ -47,6 +50,7 @@ def register(subparsers: Any) -> None:
         help=f"local {FID_WEIGHTS_NAME} for FID (needs torch-fidelity); without it FID is skipped",
     )
     add_inference_options(parser)
+    add_style_options(parser)
     add_dataset_options(parser)
     parser.add_argument(
         "--column_instance",
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     )
     pix2pix = open_model(args)
     say_engine(pix2pix, args)
+    style = style_options(args, pix2pix)
     fid, fid_note = None, None
     try:
         fid = fid_metric(args.inception_weights)
@@ -96,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
             "split": args.split,
             "direction": args.direction,
             "engine": pix2pix.engine,
+            **({"style": describe_style(args, pix2pix)} if pix2pix.style_dim else {}),
         },
+        style=style,
     )
     print(json.dumps(report, indent=2))
     if report["fid_note"]:

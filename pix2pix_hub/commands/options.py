@@ -17,9 +17,9 @@ import torch
 from ..constants import BACKENDS, DIRECTIONS, PRECISIONS, SIZE_MODES
 from ..data import load_pairs
 from ..hub.ids import is_hub_id
-from ..images.reading import DEFAULT_MAX_PIXELS
+from ..images.reading import DEFAULT_MAX_PIXELS, load_image
 from ..inference.pipeline import Pix2Pix
-from .policy import CommandError
+from .policy import EXIT_DATA, CommandError
 
 # The old spelling of `translate ... --dataset` and `export-onnx ... --dataset`: a bare switch saying that INPUT
 # (or --calibration) is a dataset. Kept working: `--dataset SOURCE` is the spelling every command shares now.
@@ -64,6 +64,54 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         "int8: insist on it; fp32: never int8",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_style_options(parser: argparse.ArgumentParser) -> None:
+    """``--style PATH`` / ``--seed N``: the style of a SPADE model with a style encoder (``Pix2Pix.style_dim``)."""
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument(
+        "--style",
+        default=None,
+        metavar="PATH",
+        help="SPADE models with a style encoder (--use_vae): render every output in this photo's style (the "
+        "encoder's mean code); without --style or --seed the zero code (the prior's mean) is used",
+    )
+    style.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="SPADE models with a style encoder: a style code sampled from N(0, I) with this seed, the same for "
+        "every output (the same seed gives the same outputs)",
+    )
+
+
+def style_options(args: argparse.Namespace, pix2pix: Pix2Pix) -> dict[str, Any]:
+    """The call options ``--style``/``--seed`` ask for (``{}``: none, the zero code): the style photo read (within
+    ``--max_pixels``) or the seed; a ``CommandError`` for a model that takes no style, or an unreadable photo."""
+    if args.style is None and args.seed is None:
+        return {}
+    if not pix2pix.style_dim:
+        flag = "--style" if args.style is not None else "--seed"
+        raise CommandError(
+            f"{flag} picks a style code, and this model ({type(pix2pix.generator).__name__}) takes none: only a "
+            "SPADE model trained with a style encoder (--use_vae) does. Leave it out."
+        )
+    if args.seed is not None:
+        return {"seed": args.seed}
+    try:
+        return {"style": load_image(Path(args.style), 3, pix2pix.max_pixels)}
+    except (OSError, ValueError) as error:
+        raise CommandError(f"--style: {error}", EXIT_DATA) from None
+
+
+def describe_style(args: argparse.Namespace, pix2pix: Pix2Pix) -> str | None:
+    """What style the outputs have, for reports: ``"style photo PATH"``, ``"seed N"``, ``"zero code"``; None for a
+    model that takes no style."""
+    if not pix2pix.style_dim:
+        return None
+    if args.style is not None:
+        return f"style photo {args.style}"
+    return f"seed {args.seed}" if args.seed is not None else "zero code"
 
 
 def add_dataset_option(parser: Any, help: str, *, legacy_switch: bool = False, required: bool = False) -> None:

@@ -19,10 +19,13 @@ from .options import (
     add_dataset_options,
     add_inference_options,
     add_model_argument,
+    add_style_options,
+    describe_style,
     open_dataset,
     open_model,
     positive_numbers,
     say_engine,
+    style_options,
 )
 from .policy import EXIT_DATA, EXIT_OK, EXIT_USAGE, CommandError, add_command, reported_as, warn
 
@@ -59,6 +62,7 @@ def register(subparsers: Any) -> None:
         "inputs' relative names (or, for one input, the map's file); without it the class boundaries serve",
     )
     add_inference_options(translate)
+    add_style_options(translate)
     add_dataset_options(translate)
     translate.set_defaults(check=check)
 
@@ -79,6 +83,9 @@ def check(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     pix2pix = open_model(args)
     say_engine(pix2pix, args)
+    style = style_options(args, pix2pix)
+    if describe_style(args, pix2pix) and not args.quiet:
+        print(f"Style: {describe_style(args, pix2pix)}", file=sys.stderr)
     if args.dataset:
         source = args.input if args.dataset is DATASET_IS_INPUT else args.dataset
         plan = dataset_jobs(open_dataset(args, source), Path(args.output), ext=args.ext, source=source)
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         dropout_at_test=args.dropout_at_test,
         progress=not args.quiet,
         warn=warn,
+        style=style,
     )
     print(f"Wrote {result.written} image(s) to {Path(args.output)}.", file=sys.stderr)
     if result.bad:

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..fileio import save_image
 from ..models.hd import GlobalGenerator, LocalEnhancer
+from ..models.spade import UPSAMPLINGS, SPADEGenerator
 from .ids import is_hub_id
 from .model_info import ModelInfo, dataset_name
 
@@ -156,6 +157,7 @@ def render_card(
         title=f"pix2pix: {repo_id.split('/')[-1]}",
         summary=summary(info),
         repo_id=repo_id,
+        styles=styles_section(generator, repo_id),
         model_table=markdown_table(model_rows(generator, discriminator, info)),
         discriminator_note=(
             "The discriminator is in `discriminator/` for fine-tuning."
@@ -258,6 +260,8 @@ def summary(info: ModelInfo) -> str:
             f" Its input is a **class-index map**, not a picture: a PNG of mode L, P or 16-bit (or an integer array)"
             f" whose pixel value k is class k of {info.label_nc}, one-hot encoded as pix2pixHD does"
         )
+        if info.contain_dontcare_label:
+            text += f", with a don't-care class (value {info.label_nc}, or 255) of its own channel"
         text += (
             "; `pix2pix(labels, instance=ids)` adds an instance-id map's boundaries (without one, the class "
             "boundaries serve)."
@@ -273,8 +277,9 @@ def model_rows(generator: nn.Module, discriminator: nn.Module | None, info: Mode
     described = architecture(generator)
     rows |= {"architecture": described} if described else {}
     if info is not None and info.label_nc:
+        dontcare = " + 1 don't-care channel (contain_dontcare_label)" if info.contain_dontcare_label else ""
         boundaries = " + 1 instance-boundary channel" if info.instance else ""
-        rows["input"] = f"class-index map: label_nc={info.label_nc} one-hot channels{boundaries}"
+        rows["input"] = f"class-index map: label_nc={info.label_nc} one-hot channels{dontcare}{boundaries}"
     rows |= generator.config
     if discriminator is not None:
         rows["discriminator"] = f"{type(discriminator).__name__}, {discriminator.receptive_field}px receptive field"
@@ -301,13 +306,69 @@ def architecture(generator: nn.Module) -> str | None:
             f"{config['n_blocks_local']} residual blocks adding its features; sides padded to multiples of "
             f"{generator.size_multiple}"
         )
+    if isinstance(generator, SPADEGenerator):
+        return spade_architecture(generator)
     return None
+
+
+def spade_architecture(generator: SPADEGenerator) -> str:
+    """GauGAN's generator in words: where it starts, its blocks and upsamplings, spectral norm, the encoder."""
+    config, multiple = generator.config, generator.size_multiple
+    start = (
+        f"a style code (z_dim={generator.z_dim}) through a linear layer"
+        if generator.encoder is not None
+        else "the label map downsampled"
+    )
+    encoder = (
+        f"a style encoder (6 stride-2 convs, instance norm, to the mean and log-variance of a {generator.z_dim}-d "
+        "code) is part of the weights"
+        if generator.encoder is not None
+        else "no style encoder (one output per label map)"
+    )
+    return (
+        f"GauGAN SPADE generator (--netG spade, Park et al. 2019): starts from {start} at 1/{multiple} of the "
+        f"sides, then {len(generator.blocks)} SPADE residual blocks with {UPSAMPLINGS[generator.num_upsampling_layers]}"
+        f" nearest 2x upsamplings (num_upsampling_layers={generator.num_upsampling_layers}); every normalization "
+        f"({config.get('norm')}, parameter-free) is scaled and shifted per pixel from the label map (hidden width "
+        f"{config.get('spade_hidden')}); spectral norm {'on' if config.get('spectral_norm') else 'off'}; {encoder}; "
+        f"sides padded to multiples of {multiple}"
+    )
+
+
+def styles_section(generator: nn.Module, repo_id: str) -> str:
+    """The card's "Styles" section for a SPADE generator (how to pick a style, with code); "" for others."""
+    if not isinstance(generator, SPADEGenerator):
+        return ""
+    if generator.encoder is None:
+        return (
+            "## Styles\n\nThis GauGAN (SPADE) generator has no style encoder: each label map gives one output. "
+            "(Models trained with `--use_vae` take a style photo or a seed.)"
+        )
+    return f"""## Styles
+
+This GauGAN (SPADE) generator has a style encoder: the same label map renders in many styles, each a
+{generator.z_dim}-d code. Pick one per call (one style serves every image of a call):
+
+```python
+labels = Image.open("labels.png")                       # a class-index map
+photo = pix2pix(labels)                                 # the zero code (the prior's mean): the default
+photo = pix2pix(labels, seed=7)                         # a code sampled with seed 7: same seed, same output
+photo = pix2pix(labels, style=Image.open("style.jpg"))  # the style of a photo (the encoder's mean), any size
+```
+
+From the shell: `pix2pix-hub translate {repo_id} labels/ outputs/ --seed 7` (or `--style style.jpg`);
+`pix2pix-hub evaluate` uses the zero code unless given `--seed` or `--style`. The exported `model.onnx` takes the
+code as a second input, `z` of shape `(N, {generator.z_dim})`.
+
+GauGAN: Park, Liu, Wang and Zhu, "Semantic Image Synthesis with Spatially-Adaptive Normalization", CVPR 2019
+([arXiv:1903.07291](https://arxiv.org/abs/1903.07291)); this implementation is written from the paper."""
 
 
 def model_tags(generator: nn.Module, info: ModelInfo) -> list[str]:
     """The generator's class, and for pix2pixHD's generators and label-map inputs the tags a search for them finds."""
     tags = [type(generator).__name__]
     tags += ["pix2pixhd"] if isinstance(generator, (GlobalGenerator, LocalEnhancer)) else []
+    tags += ["spade", "gaugan"] if isinstance(generator, SPADEGenerator) else []
     return tags + (["semantic-image-synthesis"] if info.label_nc else [])
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -310,11 +310,14 @@ def translate_jobs(
     dropout_at_test: bool = False,
     progress: bool = False,
     warn: Callable[[str], None] = logger.warning,
+    style: Mapping[str, Any] | None = None,
 ) -> TranslationResult:
     """Read, translate and write every job of ``plan``; one input that fails does not stop the others.
 
     Args:
         pix2pix: the translator; ``size_mode`` and ``dropout_at_test`` go to its calls.
+        style: a SPADE model's style for every call, ``{"style": image}`` or ``{"seed": n}`` (None or empty: the
+            zero code).
         plan: ``file_jobs`` or ``dataset_jobs`` output.
         batch_size: images per call.
         progress: show a bar on stderr.
@@ -333,7 +336,8 @@ def translate_jobs(
         images = [image for _, image, _, _ in ready]
         instances = [ids for _, _, ids, _ in ready]
         instances = instances if any(ids is not None for ids in instances) else None
-        outputs = translate_with_retry(pix2pix, images, instances, size_mode=size_mode, dropout_at_test=dropout_at_test)
+        options = {"size_mode": size_mode, "dropout_at_test": dropout_at_test, **(style or {})}
+        outputs = translate_with_retry(pix2pix, images, instances, **options)
         for (job, _, _, box), output in zip(ready, outputs):
             if isinstance(output, Exception):
                 result.skip(f"{job.name}: translation failed ({type(output).__name__}: {output})", warn)

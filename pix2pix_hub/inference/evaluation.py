@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,7 @@ def evaluate(
     fid_note: str | None = None,
     progress: bool = False,
     info: dict[str, Any] | None = None,
+    style: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Translate every ``dataset[i]["input"]`` and compare it with ``dataset[i]["target"]`` (PIL images).
 
@@ -190,6 +191,8 @@ def evaluate(
         fid, fid_note: a ``fid_metric()``, or None with ``fid_note`` saying why.
         progress: show a bar on stderr.
         info: heads the report and titles the page (e.g. model, dataset, split).
+        style: a SPADE model's style for every output, ``{"style": image}`` or ``{"seed": n}``; None or empty: the
+            zero code (the prior's mean), so that scores are reproducible.
 
     Returns:
         The ``metrics.json`` content.
@@ -204,9 +207,8 @@ def evaluate(
         sources = [source for _, source, _, _ in batch]
         instances = [ids for _, _, _, ids in batch]
         instances = instances if any(ids is not None for ids in instances) else None
-        outputs = translate_with_retry(
-            pix2pix, sources, instances, size_mode=size_mode, dropout_at_test=dropout_at_test
-        )
+        options = {"size_mode": size_mode, "dropout_at_test": dropout_at_test, **(style or {})}
+        outputs = translate_with_retry(pix2pix, sources, instances, **options)
         scores.add_batch(batch, outputs)
     report = scores.report(info, fid_note)
     if scores.grid:

@@ -2,13 +2,17 @@
 
 The exported graph is the bare generator: input ``"input"`` ``(N, in_channels, H, W)`` float32 in [-1, 1], output
 ``"output"`` ``(N, out_channels, H, W)`` in [-1, 1]; H and W must be multiples of ``size_multiple`` (stored in the
-model's metadata with the channel counts), so pad or resize first as ``Pix2Pix`` does. ``onnx`` and
+model's metadata with the channel counts), so pad or resize first as ``Pix2Pix`` does. A SPADE generator with a style
+encoder takes its style code as a second input, ``"z"`` ``(N, z_dim)`` float32 (metadata ``style_dim``; zeros are
+the default code, ``style.style_code`` makes the others); the encoder itself stays in torch. Spectral-norm
+parametrizations are exported as the fixed weights they give in eval mode. ``onnx`` and
 ``onnxruntime`` are imported by the functions that use them, so ``import pix2pix_hub`` (and ``pix2pix-hub --help``)
 does not load them.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -19,14 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..constants import INT8_ONNX_NAME, ONNX_NAME
 from ..fileio import atomic_file
+from .style import style_dim
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+STYLE_NAME = "z"  # the style code input of a generator that takes one (``style.style_dim``)
 
 
 class ParityError(RuntimeError):
@@ -73,7 +80,7 @@ def export_onnx(
     report: dict[str, Any] = {"path": str(path), "opset": opset, "size_multiple": multiple}
     # The temporary file is opened first, so an unwritable destination fails before the export, not after it.
     with atomic_file(path) as file:
-        graph = onnx_bytes(generator, shapes[0], opset)
+        graph = onnx_bytes(fixed_weights(generator), shapes[0], opset)
         if describe:
             graph = describe_model(graph, generator)
         if check:
@@ -133,23 +140,50 @@ def check_export_target(path: str | os.PathLike, model: str | os.PathLike) -> No
         raise ValueError(f"{path} is a file of the model folder {model}: the export would replace it.")
 
 
+def fixed_weights(generator: nn.Module) -> nn.Module:
+    """``generator`` itself, or for one with parametrized weights (spectral norm) an eval-mode copy whose weights
+    are the fixed ones the parametrizations give now: the exporter cannot trace the power iteration's ops, and
+    in eval mode the weights are constants anyway. (``parametrize.remove_parametrizations`` is not used: on a copy
+    it deletes the property from the parametrized class the copy shares with the original.)"""
+    if not any(parametrize.is_parametrized(module) for module in generator.modules()):
+        return generator
+    baked = copy.deepcopy(generator).eval()
+    with torch.no_grad():
+        for module in baked.modules():
+            if not parametrize.is_parametrized(module):
+                continue
+            values = {name: getattr(module, name).detach().clone() for name in module.parametrizations}
+            module.__class__ = module.__class__.__bases__[0]  # the class parametrize derived its own from
+            del module._modules["parametrizations"]
+            for name, value in values.items():
+                module.register_parameter(name, nn.Parameter(value, requires_grad=False))
+    return baked
+
+
 def onnx_bytes(generator: nn.Module, example_shape: tuple[int, ...], opset: int) -> bytes:
-    """The serialized ONNX graph of ``generator`` with dynamic batch, height and width."""
+    """The serialized ONNX graph of ``generator`` with dynamic batch, height and width (and the style code's batch
+    for a generator that takes one)."""
     buffer = io.BytesIO()
     dynamic = {0: "batch", 2: "height", 3: "width"}
+    names, axes = [INPUT_NAME], {INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}
+    example: tuple[torch.Tensor, ...] = (torch.zeros(example_shape),)
+    if style_dim(generator):
+        names.append(STYLE_NAME)
+        axes[STYLE_NAME] = {0: "batch"}
+        example += (torch.zeros(example_shape[0], style_dim(generator)),)
     with warnings.catch_warnings():
         # The legacy (TorchScript) exporter warns that it is legacy, and the trace warns about the generator's
         # input checks; both are expected. It is used because the torch.export-based one needs onnxscript.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             generator,
-            (torch.zeros(example_shape),),
+            example,
             buffer,
             dynamo=False,
             opset_version=opset,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+            dynamic_axes=axes,
         )
     return buffer.getvalue()
 
@@ -165,6 +199,7 @@ def describe_model(graph: bytes, generator: nn.Module) -> bytes:
         "out_channels": str(generator.out_channels),
         "value_range": "[-1, 1]",
         "generator": type(generator).__name__,
+        "style_dim": str(style_dim(generator)),
         "config": json.dumps(generator.config, sort_keys=True),
     }
     for key, value in metadata.items():
@@ -177,16 +212,20 @@ def describe_model(graph: bytes, generator: nn.Module) -> bytes:
 def parity_check(
     generator: nn.Module, graph: bytes | str | os.PathLike, shapes: list[tuple[int, int, int, int]], *, seed: int = 0
 ) -> float:
-    """Largest absolute difference between torch and onnxruntime over random inputs of the given NCHW shapes;
-    ``graph`` is a serialized model or a file."""
+    """Largest absolute difference between torch and onnxruntime over random inputs of the given NCHW shapes (and
+    random N(0, I) style codes for a generator that takes one); ``graph`` is a serialized model or a file."""
     session = onnx_session(graph)
     rng = torch.Generator().manual_seed(seed)
     worst = 0.0
     for shape in shapes:
         batch = torch.rand(shape, generator=rng) * 2 - 1
+        inputs = (batch,) + (
+            (torch.randn(shape[0], style_dim(generator), generator=rng),) if style_dim(generator) else ()
+        )
         with torch.inference_mode():
-            expected = generator(batch).numpy()
-        actual = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
+            expected = generator(*inputs).numpy()
+        feeds = dict(zip([INPUT_NAME, STYLE_NAME], (tensor.numpy() for tensor in inputs)))
+        actual = session.run([OUTPUT_NAME], feeds)[0]
         if actual.shape != expected.shape:
             raise ParityError(f"ONNX output has shape {actual.shape} for input {shape}; torch gives {expected.shape}.")
         worst = max(worst, float(np.abs(actual - expected).max()))

@@ -50,7 +50,12 @@ def generator_mode(generator: nn.Module, dropout_at_test: bool = False) -> Itera
 
 
 def generate(
-    generator: nn.Module, engine: OnnxEngine, batch: Batch, batch_size: int, dropout_at_test: bool = False
+    generator: nn.Module,
+    engine: OnnxEngine,
+    batch: Batch,
+    batch_size: int,
+    dropout_at_test: bool = False,
+    code: torch.Tensor | None = None,
 ) -> Batch:
     """The generator's output for a fitted ``(N, C, H, W)`` ``batch``, ``batch_size`` inputs at a time.
 
@@ -62,6 +67,8 @@ def generate(
         batch: a tensor, or a float32 array (the processor's numpy path).
         batch_size: inputs per generator call.
         dropout_at_test: the paper's test-time dropout (always in torch).
+        code: a style code ``(1, z_dim)`` for every input (a SPADE generator with a style encoder: ``style.py``);
+            None for generators that take none.
 
     Returns:
         The output batch: a tensor, or an array where onnxruntime ran on an array.
@@ -70,24 +77,32 @@ def generate(
     if not dropout_at_test:
         engine.check_runnable()
     if engine.active and not dropout_at_test and not engine.ready():  # its session is being prepared: torch now
-        return run_torch(generator, chunks)
+        return run_torch(generator, chunks, code=code)
     if engine.active and not dropout_at_test:
         try:
-            return concatenate([engine.runner(chunk) for chunk in chunks])
+            styled = () if code is None else (code,)  # the graph's second input, for a generator with a style
+            return concatenate([engine.runner(chunk, *styled) for chunk in chunks])
         except Exception as error:  # noqa: BLE001 - "auto" falls back to torch, which runs any generator
             if engine.backend != "auto":
                 raise
             warnings.warn(f"onnxruntime could not run this generator ({error}); using torch.", stacklevel=4)
             engine.fall_back()
-    return run_torch(generator, chunks, dropout_at_test)
+    return run_torch(generator, chunks, dropout_at_test, code)
 
 
-def run_torch(generator: nn.Module, chunks: list[Batch], dropout_at_test: bool = False) -> torch.Tensor:
+def run_torch(
+    generator: nn.Module, chunks: list[Batch], dropout_at_test: bool = False, code: torch.Tensor | None = None
+) -> torch.Tensor:
     """The generator's outputs for ``chunks`` in torch: each moved to its device and cast to its weights' dtype (a
-    half-precision model takes half-precision inputs), the outputs float32 (what images are made from)."""
+    half-precision model takes half-precision inputs), the outputs float32 (what images are made from); ``code``
+    (``(1, z_dim)``), when given, goes with every input as the generator's second argument."""
     weight = next(generator.parameters())
+    outputs = []
     with torch.inference_mode(), generator_mode(generator, dropout_at_test):
-        outputs = [generator(torch.as_tensor(chunk).to(weight.device, weight.dtype)).float() for chunk in chunks]
+        for chunk in chunks:
+            inputs = torch.as_tensor(chunk).to(weight.device, weight.dtype)
+            styled = () if code is None else (code.to(weight.device, weight.dtype).expand(len(inputs), -1),)
+            outputs.append(generator(inputs, *styled).float())
     return concatenate(outputs)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 from huggingface_hub import HfApi
+from PIL import Image
 from torch import nn
 
 from ..constants import (
@@ -33,8 +34,11 @@ from ..constants import (
     SAMPLES_NAME,
     WEIGHTS_NAME,
 )
+from ..fileio import save_image, write_text
+from ..hub.model_info import ModelInfo
 from ..models.hub import WeightsNotFoundError, pickle_refusal, read_config
 from .calibration import CalibrationSource
+from .onnx_engine import cpu_generator, export_for_shipping
 from .precision import onnx_patterns
 
 # Only these files are ever fetched from a Hub repo, in any folder (fnmatch's * crosses "/"): pickles are never
@@ -94,6 +98,32 @@ def checked_extra_files(
             raise FileNotFoundError(f"extra_files: {source} (for {name}) is not a file.")
         checked[str(relative)] = Path(source)
     return checked
+
+
+def write_folder(
+    staging: Path,
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    info: ModelInfo,
+    card: str,
+    sample_grid: Image.Image | None,
+    onnx: bool,
+) -> None:
+    """Write a model's own files into ``staging`` (``save_pretrained``'s folder being assembled): the generator
+    (a SPADE generator's style encoder is part of its weights), ``pix2pix.json``, the discriminator without the
+    mixin's generic card, ``samples.png``, the card, and with ``onnx`` the parity-checked ``model.onnx``."""
+    generator.save_pretrained(staging)
+    info.save(staging)
+    if discriminator is not None:
+        discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
+        # The mixin writes a generic card there; the model's card is the one at the top.
+        (staging / DISCRIMINATOR_DIR / CARD_NAME).unlink(missing_ok=True)
+    if sample_grid is not None:
+        save_image(sample_grid, staging / SAMPLES_NAME)
+    write_text(staging / CARD_NAME, card)
+    if onnx:
+        with cpu_generator(generator) as exported:
+            export_for_shipping(exported, staging / ONNX_NAME)
 
 
 def writable_folder(folder: Path) -> bool:

@@ -20,17 +20,15 @@ from torch import nn
 
 from ..constants import (
     BACKENDS,
-    CARD_NAME,
     DISCRIMINATOR_DIR,
     INT8_ONNX_NAME,
-    ONNX_NAME,
     PRECISIONS,
     SAMPLES_NAME,
     SIZE_MODES,
     WEIGHTS_NAME,
     check_choice,
 )
-from ..fileio import atomic_directory, save_image, write_bytes, write_text
+from ..fileio import atomic_directory, write_bytes
 from ..hub.model_card import render_model_card
 from ..hub.model_info import ModelInfo
 from ..images.labels import check_label_channels
@@ -46,11 +44,13 @@ from .model_folder import (
     prepare_repo,
     upload,
     writable_folder,
+    write_folder,
 )
-from .onnx_engine import PrebuiltGraph, cpu_generator, export_for_shipping, onnxruntime_available
+from .onnx_engine import PrebuiltGraph, onnxruntime_available
 from .precision import OnnxEngine, check_device
 from .processor import Batch, ImageLike, ImageProcessor
 from .quantize import DEFAULT_MIN_PSNR_DB
+from .style import style_code, style_dim
 
 COMMIT_MESSAGE = "Upload pix2pix model"
 
@@ -80,16 +80,16 @@ class Pix2Pix:
     runs on onnxruntime (``engine`` names it).
 
     int8: ``from_pretrained(..., precision=...)`` runs a shipped ``model.int8.onnx`` where it measures faster than
-    fp32 on this machine, and ``quantize(calibration)`` builds one; ``engine`` then names it, with its PSNR from
-    fp32 and its speed-up here.
+    fp32 here; ``quantize(calibration)`` builds one; ``engine`` names it, with its PSNR from fp32 and its speed-up.
 
-    Label-map models (pix2pixHD; ``info.label_nc`` classes, ``info.instance``): the input is a class-index map, a
-    PIL image of mode ``L``, ``P`` (its indices, not its colours) or ``I;16``, or an ``(H, W)`` integer array,
-    one-hot encoded by ``labels.encode_label_input`` (resized by nearest neighbour only). With ``info.instance``,
-    ``pix2pix(labels, instance=ids)`` adds an instance-id map's boundaries; without one the class boundaries serve.
-    An RGB image is taken only when every pixel is exactly a colour of ``labels.label_palette`` (a picture made by
-    ``labels_to_image``), read back by ``colors_to_labels``; any other RGB image is refused (a class-index map is
-    expected). Values ``>= label_nc`` are refused, naming them. Tensors are taken as already encoded (one-hot).
+    Label-map models (pix2pixHD, SPADE; ``info.label_nc`` classes, ``info.instance``, ``contain_dontcare_label``):
+    the input is a class-index map (a PIL image of mode ``L``, ``P`` (indices, not colours) or ``I;16``, or an
+    ``(H, W)`` integer array), one-hot encoded by ``labels.encode_label_input`` (resized by nearest neighbour only);
+    ``instance=ids`` adds an instance map's boundaries (else the class boundaries serve). An RGB image is taken only
+    when every pixel is a ``labels.label_palette`` colour. Bad values are refused, named. Tensors: already one-hot.
+
+    Multi-modal models (a SPADE generator with a style encoder: ``style_dim`` > 0): ``pix2pix(labels, style=image)``
+    renders in that image's style (the encoder's mean), ``seed=n`` in a sampled one, neither in the zero code.
     """
 
     def __init__(
@@ -111,15 +111,11 @@ class Pix2Pix:
         self.batch_size = batch_size
         self.backend = backend
         self.info = ModelInfo() if info is None else info
-        check_label_channels(generator.in_channels, self.info.label_nc, self.info.instance)
-        self.processor = ImageProcessor(
-            in_channels=generator.in_channels,
-            size_multiple=generator.size_multiple,
-            min_size=generator.min_size,
-            max_pixels=max_pixels,
-            label_nc=self.info.label_nc or 0,
-            instance=bool(self.info.instance),
-        )
+        labels = {"label_nc": self.info.label_nc or 0, "instance": bool(self.info.instance)}
+        labels["dontcare"] = bool(self.info.contain_dontcare_label)
+        check_label_channels(generator.in_channels, *labels.values())
+        sizes = {"size_multiple": generator.size_multiple, "min_size": generator.min_size, "max_pixels": max_pixels}
+        self.processor = ImageProcessor(in_channels=generator.in_channels, **sizes, **labels)
         self.onnx_engine = OnnxEngine(generator, backend, resolution=self.info.resolution)
 
     # ----- loading and saving -------------------------------------------------------------------------
@@ -151,9 +147,9 @@ class Pix2Pix:
                 stored quality report passed its gate, it records these weights and it ran faster than fp32 here
                 (timed once per machine at the model's resolution, then remembered in the ONNX cache; else fp32;
                 ``precision_note`` says why, also logged). ``"int8"`` insists (with a note where an earlier
-                measurement here found it slower) and, when the
-                folder has none, builds one from ``calibration`` into the folder if it is a writable local one,
-                else into the ONNX cache; it raises without either. ``"fp32"`` never uses int8.
+                measurement here found it slower) and, when the folder has none, builds one from ``calibration``
+                into the folder if it is a writable local one, else into the ONNX cache; it raises without either.
+                ``"fp32"`` never uses int8.
             calibration: a folder of typical input images or a list of them (see ``quantize``).
             options: go to the constructor (``backend``, ``max_pixels``, ``size_mode``, ``batch_size``).
 
@@ -212,22 +208,10 @@ class Pix2Pix:
         destination = Path(save_directory)
         extras = checked_extra_files(extra_files, onnx=onnx, sample_grid=sample_grid is not None)
         int8 = self.onnx_engine.current_int8() if onnx else None
+        if card is None:
+            card = render_model_card(self, info=info, sample_grid=SAMPLES_NAME if sample_grid is not None else None)
         with atomic_directory(destination) as staging:
-            self.generator.save_pretrained(staging)
-            info.save(staging)
-            if self.discriminator is not None:
-                self.discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
-                # The mixin writes a generic card there; the model's card is the one at the top.
-                (staging / DISCRIMINATOR_DIR / CARD_NAME).unlink(missing_ok=True)
-            if sample_grid is not None:
-                save_image(sample_grid, staging / SAMPLES_NAME)
-            if card is None:
-                samples = SAMPLES_NAME if sample_grid is not None else None
-                card = render_model_card(self, info=info, sample_grid=samples)
-            write_text(staging / CARD_NAME, card)
-            if onnx:
-                with cpu_generator(self.generator) as generator:
-                    export_for_shipping(generator, staging / ONNX_NAME)
+            write_folder(staging, self.generator, self.discriminator, info, card, sample_grid, onnx)
             if int8 is not None:
                 write_bytes(staging / INT8_ONNX_NAME, int8.path.read_bytes())
             for name, source in extras.items():
@@ -335,6 +319,11 @@ class Pix2Pix:
         return self.info.label_nc or 0
 
     @property
+    def style_dim(self) -> int:
+        """Length of the style code ``style=``/``seed=`` pick (a SPADE generator with an encoder); else 0."""
+        return style_dim(self.generator)
+
+    @property
     def in_channels(self) -> int:
         return self.generator.in_channels
 
@@ -371,6 +360,8 @@ class Pix2Pix:
         images: ImageLike | Sequence[ImageLike],
         *,
         instance: ImageLike | Sequence[ImageLike | None] | None = None,
+        style: ImageLike | None = None,
+        seed: int | None = None,
         size_mode: str | None = None,
         dropout_at_test: bool = False,
     ) -> Any:
@@ -380,6 +371,10 @@ class Pix2Pix:
             images: a PIL image, a numpy array, a ``(C, H, W)`` tensor, or a list of them (see the class).
             instance: for a label-map model recorded with instance maps, each input's instance-id map (one, or a
                 list as long as ``images``; None: the class boundaries serve).
+            style: for a SPADE model with a style encoder (``style_dim`` > 0), a style image of any size: the
+                encoder's mean code for it. One style serves every image of the call.
+            seed: or an integer: a code sampled from N(0, I) with this seed (same seed, same output). Neither: the
+                zero code, the prior's mean. Other models refuse both.
             size_mode: ``"pad"`` or ``"resize"`` for this call (default: the model's ``size_mode``).
             dropout_at_test: keep dropout on and use batch statistics, as the paper does at test time (outputs
                 then vary between calls); the default is the deterministic eval mode.
@@ -387,22 +382,30 @@ class Pix2Pix:
         Returns:
             The outputs: each the kind and size of its input, a list in order for a list.
         """
+        code = style_code(self.generator, style, seed, self.max_pixels)
         many = isinstance(images, (list, tuple))
         inputs = list(images) if many else [images]
         instances = self.processor.instance_maps(instance, len(inputs), many)
         numpy = self.onnx_engine.active and not dropout_at_test  # onnxruntime takes numpy batches: no torch op
         prepared = self.processor.preprocess(inputs, instances, size_mode=self._size_mode(size_mode), numpy=numpy)
-        outputs = [group.restore(self._generate(group.batch, dropout_at_test)) for group in prepared.groups]
+        outputs = [group.restore(self._generate(group.batch, dropout_at_test, code)) for group in prepared.groups]
         results = self.processor.postprocess(outputs, prepared)
         self.onnx_engine.start_preparing()  # once the answer is made: the first image shares no CPU (or GIL) with it
         return results if many else results[0]
 
     def translate_tensor(
-        self, batch: torch.Tensor, *, size_mode: str | None = None, dropout_at_test: bool = False
+        self,
+        batch: torch.Tensor,
+        *,
+        style: Any = None,
+        seed: int | None = None,
+        size_mode: str | None = None,
+        dropout_at_test: bool = False,
     ) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` in [-1, 1], any H and W -> ``(N, out_channels, H, W)`` in [-1, 1]."""
+        """``(N, in_channels, H, W)`` in [-1, 1], any H, W -> ``(N, out_channels, H, W)``; style/seed as a call's."""
+        code = style_code(self.generator, style, seed, self.max_pixels)
         group = self.processor.fit_batch(batch.to(self.device), self._size_mode(size_mode))
-        output = torch.as_tensor(group.restore(self._generate(group.batch, dropout_at_test)))
+        output = torch.as_tensor(group.restore(self._generate(group.batch, dropout_at_test, code)))
         self.onnx_engine.start_preparing()
         return output
 
@@ -411,8 +414,8 @@ class Pix2Pix:
         check_choice("size_mode", mode, SIZE_MODES)
         return mode
 
-    def _generate(self, batch: Batch, dropout_at_test: bool) -> Batch:
-        return generate(self.generator, self.onnx_engine, batch, self.batch_size, dropout_at_test)
+    def _generate(self, batch: Batch, dropout_at_test: bool, code: torch.Tensor | None = None) -> Batch:
+        return generate(self.generator, self.onnx_engine, batch, self.batch_size, dropout_at_test, code)
 
 
 # ----- model folders and the Hub ------------------------------------------------------------------------------

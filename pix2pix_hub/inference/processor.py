@@ -201,7 +201,8 @@ class ImageProcessor:
     """Images in, model batches out, and back, for a generator taking ``in_channels`` channels at sides that are
     multiples of ``size_multiple`` and at least ``min_size``; inputs above ``max_pixels`` are refused
     (``images.reading.ImageTooLarge``). ``label_nc`` > 0: the inputs are class-index maps of that many classes
-    (with ``instance``, plus instance maps), one-hot encoded here."""
+    (with ``instance``, plus instance maps; with ``dontcare``, one more class, the don't-care one, index ``label_nc``
+    or 255), one-hot encoded here."""
 
     def __init__(
         self,
@@ -212,6 +213,7 @@ class ImageProcessor:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         label_nc: int = 0,
         instance: bool = False,
+        dontcare: bool = False,
     ) -> None:
         self.in_channels = in_channels
         self.size_multiple = size_multiple
@@ -219,6 +221,7 @@ class ImageProcessor:
         self.max_pixels = max_pixels
         self.label_nc = label_nc
         self.instance = instance
+        self.dontcare = dontcare
 
     # ----- in ---------------------------------------------------------------------------------------------------
     def preprocess(
@@ -316,13 +319,13 @@ class ImageProcessor:
         return tensor, OutputPlan(Kind.FLOAT, size)
 
     def encode_label_map(self, labels: ImageLike, instance: ImageLike | None, size_mode: str) -> torch.Tensor:
-        """A class-index map (and its instance ids) -> the generator's one-hot input ``(label_nc [+ 1], h, w)``
+        """A class-index map (and its instance ids) -> the generator's one-hot input ``(label_nc [+ 1] [+ 1], h, w)``
         (``labels.encode_label_input``); under ``size_mode="resize"`` at the size the generator takes."""
         height, width = label_map_size(labels)
         size = None
         if size_mode == "resize":
             size = resize_target(height, width, self.size_multiple, self.min_size)
-        return encode_label_input(labels, self.label_nc, self.instance, instance, size)
+        return encode_label_input(labels, self.label_nc, self.instance, instance, size, dontcare=self.dontcare)
 
     # ----- out ----------------------------------------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[Batch], prepared: Prepared) -> list[ImageLike]:
