@@ -1,0 +1,243 @@
+"""The static Space (``space build --static``) in a real browser: Debian's chromium, driven by Playwright, loads the
+page and the model from 127.0.0.1, translates a real facades label map, and its pixels are compared with
+``Pix2Pix``'s for the same file (fp32: within 2 levels; int8: within the file's own PSNR gate); a second visit
+takes the model from the browser's cache; each error message appears where it should.
+
+The server sends the cross-origin isolation headers the Space's front matter asks the Hub for (``custom_headers``),
+so the page runs onnxruntime-web's threads as on the Hub. Screenshots go to ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import functools
+import http.server
+import io
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_hub import ModelInfo, Pix2Pix
+from pix2pix_hub.hub.static_space import CONFIG_FILE, ISOLATION_HEADERS, build_static_space
+from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.inference.quantize import int8_report
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+FACADES = ROOT.parent / "shared" / "data" / "facades" / "train"
+ARTIFACTS = ROOT / "test-artifacts"
+MODEL_ID = "someone/facades-tiny"
+BROWSER_ARGS = [  # as tests/test_space_browser.py launches it
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 30_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver"
+    ),
+    pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} not found"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("onnxruntime")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_quantize import train_tiny_translator  # noqa: E402
+
+
+def label_crop(index: int, box: tuple[int, int, int, int]) -> Image.Image:
+    """A window of the colour label map (the right half) of the facades file ``index``."""
+    image = Image.open(FACADES / f"{index}.jpg").convert("RGB")
+    left, top, right, bottom = box
+    return image.crop((256 + left, top, 256 + right, bottom))
+
+
+class Site:
+    """A threaded HTTP server on 127.0.0.1 for a folder, sending the Space's isolation headers and counting
+    requests per path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.requests: collections.Counter[str] = collections.Counter()
+        counter = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def end_headers(self) -> None:
+                for name, value in ISOLATION_HEADERS.items():
+                    self.send_header(name, value)
+                super().end_headers()
+
+            def do_GET(self) -> None:
+                counter[self.path.split("?")[0]] += 1
+                super().do_GET()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        handler = functools.partial(Handler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[tuple[Site, Path]]:
+    """The tiny trained translator saved with model.onnx and a gated model.int8.onnx (calibrated on facade label
+    crops) under ``model/``, and the static Space built for it under ``space/``, served."""
+    root = tmp_path_factory.mktemp("static")
+    calibration = root / "calibration"
+    calibration.mkdir()
+    for index in range(12):
+        label_crop(index + 20, (16, 16, 80, 80)).save(calibration / f"{index}.png")
+    pix2pix = Pix2Pix(train_tiny_translator().eval(), info=ModelInfo.for_training("facades", "BtoA", 256))
+    pix2pix.quantize(calibration, path=root / "int8.onnx", num_calibration=12)
+    model = pix2pix.save_pretrained(root / "site" / "model")
+    served = Site(root / "site")
+    try:
+        build_static_space(root / "site" / "space", MODEL_ID, model_dir=model, model_base=f"{served.url}/model")
+        yield served, model
+    finally:
+        served.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_page(context, url: str):
+    """A new page at ``url``, once the page is ready or has reported an error."""
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.pix2pixState && (window.pix2pixState.ready || window.pix2pixState.error)")
+    return page
+
+
+def state(page) -> dict:
+    return page.evaluate("() => ({...window.pix2pixState})")
+
+
+def translate_upload(page, path: Path) -> np.ndarray:
+    """Upload ``path``, wait for the translation, return the page's output pixels (H, W, 3) uint8."""
+    runs = state(page)["runs"]
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function(f"window.pix2pixState.runs > {runs} || window.pix2pixState.error")
+    assert "error" not in state(page), state(page)["error"]
+    data = page.evaluate("document.getElementById('output-canvas').toDataURL('image/png')")
+    png = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1])))
+    return np.asarray(png.convert("RGB"))
+
+
+def message(page) -> str:
+    page.locator("#message").wait_for(state="visible")
+    return page.locator("#message").inner_text()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two uint8 images on the [-1, 1] scale the quantization gate measures on."""
+    as_model = [torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() / 127.5 - 1 for x in (a, b)]
+    return float(psnr_per_image(*as_model)[0])
+
+
+def test_the_page_translates_as_pix2pix_and_keeps_the_model_cached(site, browser, tmp_path):
+    served, model = site
+    upload = tmp_path / "labels.png"
+    label_crop(1, (3, 5, 249, 250)).save(upload)  # 246 x 245: padded (reflect) to 256 x 256 and cropped back
+    small = tmp_path / "small.png"
+    label_crop(2, (100, 100, 120, 112)).save(small)  # 20 x 12: too small to reflect, edge-padded
+    reference = Pix2Pix.from_pretrained(model, precision="fp32")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = open_page(context, f"{served.url}/space/index.html?graph=fp32")
+        assert state(page)["ready"] and not state(page)["fromCache"]
+        assert page.locator("#direction").inner_text() == "BtoA: CMP facade labels → photo"
+        for path in (upload, small):
+            expected = np.asarray(reference(Image.open(path)))
+            actual = translate_upload(page, path)
+            assert actual.shape == expected.shape
+            assert np.abs(actual.astype(int) - expected).max() <= 2, path.name
+        ARTIFACTS.mkdir(exist_ok=True)
+        translate_upload(page, upload)
+        page.screenshot(path=str(ARTIFACTS / "static_space.png"))
+
+        again = open_page(context, f"{served.url}/space/index.html?graph=fp32")
+        assert state(again)["ready"] and state(again)["fromCache"]
+        assert served.requests["/model/model.onnx"] == 1  # the second visit downloaded nothing
+
+        page = open_page(context, f"{served.url}/space/index.html")  # the default: the int8 file past its gate
+        assert state(page)["graph"] == "int8"
+        gate = int8_report(model / "model.int8.onnx")["min_psnr_db"]
+        assert psnr(translate_upload(page, upload), np.asarray(reference(Image.open(upload)))) >= gate
+        assert served.requests["/model/model.int8.onnx"] == 1
+    finally:
+        context.close()
+
+
+def test_the_page_says_what_is_wrong(site, browser, tmp_path):
+    served, _ = site
+    url = f"{served.url}/space/index.html?graph=fp32"
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (4097, 4096)).save(huge)  # one column over DEFAULT_MAX_PIXELS
+
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = open_page(context, url)
+        page.set_input_files("#upload", str(text))
+        assert "notes.png is not an image this browser can read" in message(page)
+        page.set_input_files("#upload", str(huge))
+        assert "4097×4096 = 16781312 pixels, above this page's limit of 16777216" in message(page)
+        assert state(page)["runs"] == 0
+    finally:
+        context.close()
+
+    context = browser.new_context()  # a new profile: nothing cached
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        context.route("**/model.onnx", lambda route: route.fulfill(status=404, body="gone"))
+        page = open_page(context, url)
+        assert "The model download failed" in message(page) and "HTTP 404" in message(page)
+        assert not state(page)["ready"]
+    finally:
+        context.close()
+
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    downloads = served.requests["/model/model.onnx"]
+    try:
+        context.add_init_script("WebAssembly.validate = () => false;")  # as a browser without SIMD answers
+        page = open_page(context, url)
+        assert "This browser has no WebAssembly SIMD" in message(page)
+        assert served.requests["/model/model.onnx"] == downloads  # nothing downloaded that could not run
+    finally:
+        context.close()
+
+
+def test_space_json_holds_the_models_facts(site):
+    served, model = site
+    config = json.loads((model.parent / "space" / CONFIG_FILE).read_text())
+    assert config["graphs"]["int8"]["bytes"] == (model / "model.int8.onnx").stat().st_size
+    assert config["graphs"]["fp32"]["bytes"] == (model / "model.onnx").stat().st_size
+    assert config["default_graph"] == "int8" and config["model_base"] == f"{served.url}/model"
