@@ -88,6 +88,34 @@ def test_the_timing_stays_within_its_budget_and_a_huge_model_uses_its_warm_up_ca
     assert fp32_ms > int8_ms and time.perf_counter() - start < 0.5 + 0.3
 
 
+def test_timed_calls_hold_the_turn_so_that_calls_answered_meanwhile_never_overlap_them():
+    """In the background timing, a model's own calls (``OnnxGenerator.turn``) wait for the round in progress."""
+    import threading
+
+    from pix2pix_hub.inference.onnx_engine import OnnxGenerator
+
+    turn = threading.Lock()
+
+    class HeldSession(SleepySession):
+        def run(self, outputs, feeds: dict) -> list:
+            assert turn.locked(), "a timed call ran outside its turn"
+            return super().run(outputs, feeds)
+
+    time_sessions(HeldSession(2), HeldSession(1), np.zeros((1, 3, 8, 8), np.float32), budget_s=0.5, turn=turn)
+    assert not turn.locked()
+    runner = OnnxGenerator(UNetGenerator(num_downs=5, ngf=8).eval())
+    runner.session = SleepySession(0)  # a session whose run returns its input
+    runner.open_session = lambda: runner.session
+    runner.turn = turn
+    answered = threading.Event()
+    with turn:  # a timing round in progress
+        caller = threading.Thread(target=lambda: (runner(np.ones((1, 3, 8, 8), np.float32)), answered.set()))
+        caller.start()
+        assert not answered.wait(0.2)  # the call waits for the round
+    assert answered.wait(5)
+    caller.join()
+
+
 def test_the_timing_input_is_the_model_s_resolution_fitted_to_the_generator_and_bounded():
     assert measure_shape(3, 256, 256, 256) == (1, 3, 256, 256)
     assert measure_shape(1, None, 32, 32) == (1, 1, DEFAULT_MEASURE_SIDE, DEFAULT_MEASURE_SIDE)
