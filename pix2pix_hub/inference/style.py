@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..images.reading import check_max_pixels
 from ..models.spade import SPADEGenerator
 from .generate import generator_mode
-from .processor import ImageProcessor
+from .processor import ImageProcessor, input_size
 
 
 def style_dim(generator: nn.Module) -> int:
@@ -84,11 +85,16 @@ def style_tensor(style: Any, max_pixels: int | None = None) -> torch.Tensor:
     if isinstance(style, torch.Tensor) and style.ndim == 4 and style.shape[0] == 1:
         style = style[0]
     limit = max_pixels if max_pixels is not None else 1 << 62
+    size = input_size(style)
+    if size is not None:
+        check_max_pixels(size, limit, "the style image")  # ImageTooLarge, as for any input
     processor = ImageProcessor(in_channels=3, size_multiple=1, min_size=1, max_pixels=limit)
     try:
         prepared = processor.preprocess([style])
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"style: {error}") from None
+    except TypeError as error:
+        raise TypeError(f"style: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"style: {error}") from None
     return torch.as_tensor(prepared.groups[0].batch).float()
 
 
