@@ -5,24 +5,37 @@ its folder and translate an image through gradio_client."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import onnx
 import pytest
 from fresh_wheel import assert_imported_from, build_wheel, offline_env, run, venv_with_this_environment
 from huggingface_hub import SpaceCard
+from onnx import TensorProto, helper
 from packaging.requirements import Requirement
 from PIL import Image
 
-from pix2pix_hub import Pix2Pix, unet_128
+from pix2pix_hub import ModelInfo, Pix2Pix, unet_128
 from pix2pix_hub.cli import main
+from pix2pix_hub.hub import ort_web
+from pix2pix_hub.hub.ort_web import ORT_WEB_FILES
 from pix2pix_hub.hub.space_build import APP_FILES, ENTRY_POINT, build_space
+from pix2pix_hub.hub.static_space import ISOLATION_HEADERS, PAGE_FILES, build_static_space
+from pix2pix_hub.images.labels import label_palette
+from pix2pix_hub.images.palettes import FACADES
+from pix2pix_hub.images.reading import DEFAULT_MAX_PIXELS
 
 gradio = pytest.importorskip("gradio")
 
@@ -201,6 +214,104 @@ def test_space_build_command(tmp_path, capsys):
     assert "Wrote the Space folder" in capsys.readouterr().out
     assert run_command("space", "build", str(tmp_path / "t"), "--model", "alice/facades") == 2
     assert "exactly one of wheel" in capsys.readouterr().err
+
+
+# ----- the static Space (tests/test_space_static.py runs its page in chromium) ---------------------------------------
+@pytest.fixture
+def fake_ort_web(tmp_path, monkeypatch) -> Path:
+    """onnxruntime-web's files as stand-ins, so these tests neither download nor need the registry."""
+    folder = tmp_path / "ort-web"
+    folder.mkdir()
+    for name in ORT_WEB_FILES:
+        (folder / name).write_text(f"stand-in for {name}")
+    monkeypatch.setattr("pix2pix_hub.hub.static_space.ort_web_files", lambda: folder)
+    return folder
+
+
+def model_with_graph(folder: Path, generator, info: ModelInfo | None = None) -> Path:
+    """A model folder whose model.onnx is a one-node stand-in (the build reads its size and metadata, not its
+    operators: exporting the generator would take seconds)."""
+    Pix2Pix(generator, None, info=info).save_pretrained(folder, onnx=False)
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "stand-in", [value], [output])
+    onnx.save(helper.make_model(graph), folder / "model.onnx")
+    return folder
+
+
+def test_a_static_space_has_the_page_its_front_matter_and_the_models_facts(tmp_path, fake_ort_web):
+    info = ModelInfo.for_training("facades", "BtoA", 256)
+    model = model_with_graph(tmp_path / "model", unet_128(ngf=8), info)
+    shutil.copyfile(model / "model.onnx", model / "model.int8.onnx")  # an fp32 graph under the int8 name
+    folder = build_static_space(tmp_path / "space", "alice/facades", model_dir=model)
+    card = SpaceCard.load(folder / "README.md").data
+    assert card.sdk == "static" and (folder / card.app_file).is_file() and card.models == ["alice/facades"]
+    assert card.custom_headers == ISOLATION_HEADERS and "image-to-image" in card.tags
+    assert all((folder / name).is_file() for name in PAGE_FILES)
+    assert all((folder / "ort" / name).read_bytes() == (fake_ort_web / name).read_bytes() for name in ORT_WEB_FILES)
+    config = json.loads((folder / "space.json").read_text())
+    generator = unet_128(ngf=8)
+    assert config["generator"] == {
+        "class": type(generator).__name__,
+        "in_channels": generator.in_channels,
+        "out_channels": generator.out_channels,
+        "size_multiple": generator.size_multiple,
+        "min_size": generator.min_size,
+    }
+    assert config["info"] == info.to_dict() and config["max_pixels"] == DEFAULT_MAX_PIXELS
+    assert config["model_base"] == "https://huggingface.co/alice/facades/resolve/main"
+    assert config["graphs"] == {"fp32": {"file": "model.onnx", "bytes": (model / "model.onnx").stat().st_size}}
+    assert config["default_graph"] == "fp32" and config["int8_note"] == "it is not an int8 graph"
+    painter = config["painter"]
+    assert painter["kind"] == "facades" and [c["name"] for c in painter["classes"]] == list(FACADES.names)
+    assert [c["color"] for c in painter["classes"]] == FACADES.colors.tolist()
+
+
+def test_a_label_map_model_paints_its_classes_and_an_image_model_of_another_kind_has_no_painter(tmp_path, fake_ort_web):
+    labels = ModelInfo(direction="AtoB", label_nc=5)
+    model = model_with_graph(tmp_path / "m", unet_128(ngf=8, in_channels=5), labels)
+    config = json.loads((build_static_space(tmp_path / "s", "a/b", model_dir=model) / "space.json").read_text())
+    assert config["painter"]["kind"] == "classes"
+    assert [c["color"] for c in config["painter"]["classes"]] == label_palette(5).tolist()
+    maps = ModelInfo(direction="AtoB", input="map", output="aerial photo", dataset="maps")
+    model = model_with_graph(tmp_path / "n", unet_128(ngf=8), maps)
+    config = json.loads((build_static_space(tmp_path / "t", "a/c", model_dir=model) / "space.json").read_text())
+    assert config["painter"] is None
+
+
+def test_a_static_space_needs_the_models_onnx_graph(tmp_path, fake_ort_web, capsys):
+    model = Pix2Pix(unet_128(ngf=8), None).save_pretrained(tmp_path / "model", onnx=False)
+    out = tmp_path / "space"
+    assert run_command("space", "build", str(out), "--model", "a/b", "--static", "--model_dir", str(model)) == 2
+    assert "has no model.onnx" in capsys.readouterr().err and not out.exists()
+    argv = ("space", "build", str(out), "--model", "a/b")
+    assert run_command(*argv, "--static", "--git_url", GIT_URL) == 2
+    assert "for the Gradio Space" in capsys.readouterr().err
+    assert run_command(*argv, "--git_url", GIT_URL, "--model_dir", str(model)) == 2
+    assert "add --static" in capsys.readouterr().err
+
+
+def test_onnxruntime_web_is_checked_against_its_pinned_integrity_and_cached(tmp_path, monkeypatch):
+    files = {f"package/dist/{name}": name.encode() for name in ORT_WEB_FILES if name != "package.json"}
+    files["package/package.json"] = b'{"license": "MIT"}'
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            archive.addfile(entry, io.BytesIO(data))
+    tarball = buffer.getvalue()
+    downloads = []
+    monkeypatch.setattr(ort_web, "download", lambda url: downloads.append(url) or tarball)
+    with pytest.raises(ValueError, match="does not match its pinned sha512 integrity"):
+        ort_web.ort_web_files(tmp_path / "cache")
+    assert not (tmp_path / "cache" / ort_web.ORT_WEB_VERSION).exists()
+    digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    monkeypatch.setattr(ort_web, "ORT_WEB_INTEGRITY", f"sha512-{digest}")
+    folder = ort_web.ort_web_files(tmp_path / "cache")
+    assert (folder / "ort.wasm.min.mjs").read_bytes() == b"ort.wasm.min.mjs"
+    assert ort_web.ort_web_files(tmp_path / "cache") == folder and len(downloads) == 2  # the second from the cache
+    assert downloads[0] == ort_web.ORT_WEB_URL.format(version=ort_web.ORT_WEB_VERSION)
 
 
 # ----- the whole flow, from a fresh wheel ----------------------------------------------------------------------------
