@@ -146,7 +146,9 @@ def nearest_classes(rgb: np.ndarray, colors: np.ndarray) -> tuple[np.ndarray, np
     squared = np.empty(len(values), dtype=np.int64)
     step = max(1, 4_000_000 // max(1, len(palette)))  # bounded memory: chunk x classes distances at a time
     for start in range(0, len(values), step):
-        chunk = ((values[start : start + step, None, :] - palette[None]) ** 2).sum(axis=2)
+        chunk = np.zeros((len(values[start : start + step]), len(palette)), dtype=np.int32)
+        for channel in range(3):  # one channel at a time: no (chunk, K, 3) temporary
+            chunk += (values[start : start + step, channel, None] - palette[None, :, channel]) ** 2
         classes[start : start + step] = chunk.argmin(axis=1)
         squared[start : start + step] = chunk.min(axis=1)
     shape = np.shape(rgb)[:2]
