@@ -11,10 +11,11 @@ training mode with gradients on; eval mode, ``no_grad`` and the ONNX export run 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import _SpectralNorm  # what parametrizations.spectral_norm registers
 from torch.utils.checkpoint import checkpoint
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh)
@@ -51,9 +52,7 @@ class GradientCheckpointing:
         layers = [segment] if isinstance(segment, nn.Module) else list(segment)
         if not self.checkpointing_now:
             return run_layers(layers, x)
-        return checkpoint(
-            run_layers, layers, x, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), Replay(layers))
-        )
+        return checkpoint(run_layers, layers, x, use_reentrant=False, context_fn=lambda: replay_contexts(layers))
 
     def run_sequential(self, sequential: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         """``sequential(x)``; checkpointed segment by segment (``segments``) when ``checkpointing_now``."""
@@ -84,22 +83,44 @@ def segments(layers: nn.Sequential | Sequence[nn.Module]) -> list[list[nn.Module
     return [segment for segment in found if segment]
 
 
+def replay_contexts(layers: Sequence[nn.Module]) -> tuple[contextlib.AbstractContextManager, Replay]:
+    """``checkpoint``'s ``context_fn`` for ``layers``: the forward pass's context, the recomputation's."""
+    replay = Replay(layers)
+    return replay.forward_pass(), replay
+
+
 class Replay:
     """Around a segment's recomputation: batch norm's running statistics (and its batch count) come back to what
-    they were, so the replay does not move them a second time. Reusable: a double backward (the gradient penalty's
-    ``create_graph``) recomputes a segment more than once."""
+    they were, so the replay does not move them a second time; spectral norms (``parametrizations.spectral_norm``)
+    skip their power iteration and use the vectors the forward pass used (``forward_pass`` records them), so the
+    replay sees the forward pass's weights and the vectors move once. Reusable: a double backward (the gradient
+    penalty's ``create_graph``) recomputes a segment more than once."""
 
     def __init__(self, layers: Sequence[nn.Module]) -> None:
+        modules = [module for layer in layers for module in layer.modules()]
         self.norms = [
             module
-            for layer in layers
-            for module in layer.modules()
+            for module in modules
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None
         ]
+        self.spectral = [module for module in modules if isinstance(module, _SpectralNorm)]
         self.saved: list[list[torch.Tensor]] = []
+        self.used: list[list[torch.Tensor]] = []  # each spectral norm's (u, v) as the forward pass used them
+        self.state: list[tuple[bool, list[torch.Tensor]]] = []
+
+    @contextlib.contextmanager
+    def forward_pass(self) -> Iterator[None]:
+        yield
+        self.used = [[module._u.clone(), module._v.clone()] for module in self.spectral]
 
     def __enter__(self) -> Replay:
         self.saved = [[buffer.clone() for buffer in running_buffers(norm)] for norm in self.norms]
+        self.state = [(module.training, [module._u.clone(), module._v.clone()]) for module in self.spectral]
+        with torch.no_grad():
+            for module, (u, v) in zip(self.spectral, self.used):
+                module._u.copy_(u)
+                module._v.copy_(v)
+                module.training = False
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -107,6 +128,10 @@ class Replay:
             for norm, buffers in zip(self.norms, self.saved):
                 for buffer, value in zip(running_buffers(norm), buffers):
                     buffer.copy_(value)
+            for module, (training, (u, v)) in zip(self.spectral, self.state):
+                module._u.copy_(u)
+                module._v.copy_(v)
+                module.training = training
 
 
 def running_buffers(norm: nn.modules.batchnorm._BatchNorm) -> list[torch.Tensor]:

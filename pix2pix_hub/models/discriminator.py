@@ -6,11 +6,17 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
+from ..constants import NORMS, check_choice
 from .interface import Discriminator
 from .layers import conv_bias, init_weights, norm_layer
 from .registry import discriminator_class, register_discriminator
 from .winograd import WinogradConv2d
+
+SPECTRAL_INSTANCE = "spectralinstance"
+"""The discriminator-only norm: spectral norm on every conv but the logit one, then instance norm (SPADE's)."""
+DISCRIMINATOR_NORMS = (*NORMS, SPECTRAL_INSTANCE)
 
 
 def patch_logit_side(side: int, n_layers: int) -> int:
@@ -34,7 +40,8 @@ class PatchDiscriminator(Discriminator):
     Input ``(N, in_channels, H, W)`` where ``in_channels`` = input channels + output channels (6 for RGB to RGB);
     output ``(N, 1, H', W')`` logits, or ``(N, 1, 1, 1)`` with ``whole_image``.
     ``enable_gradient_checkpointing()`` recomputes each block's activations in the backward pass (less memory);
-    ``disable_winograd()`` runs the stride-1 conv directly.
+    ``disable_winograd()`` runs the stride-1 conv directly. ``norm="spectralinstance"`` (GauGAN's) wraps every conv
+    but the logit conv in spectral norm (``torch.nn.utils.parametrizations.spectral_norm``) and uses instance norm.
     """
 
     def __init__(
@@ -53,6 +60,9 @@ class PatchDiscriminator(Discriminator):
         self.in_channels = in_channels
         self.n_layers = n_layers
         self.whole_image = whole_image
+        check_choice("norm", norm, DISCRIMINATOR_NORMS)
+        spectral = norm == SPECTRAL_INSTANCE
+        norm = "instance" if spectral else norm
         bias = conv_bias(norm)
         if n_layers == 0:
             layers = [
@@ -80,6 +90,10 @@ class PatchDiscriminator(Discriminator):
             layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.layers = nn.Sequential(*layers)
         init_weights(self, init_type, init_gain)
+        if spectral:  # after init: the power iteration starts from the drawn weights
+            for layer in self.layers[:-1]:
+                if isinstance(layer, nn.Conv2d):
+                    spectral_norm(layer)
 
     @property
     def receptive_field(self) -> int:

@@ -14,7 +14,6 @@ weights of the forward pass and the power iteration runs once per forward, as wi
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -24,7 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm as spectral_norm_of
 from torch.utils.checkpoint import checkpoint
 
 from ..constants import NORMS, check_choice
-from .checkpointing import GradientCheckpointing, Replay
+from .checkpointing import GradientCheckpointing, replay_contexts
 from .interface import Generator
 from .layers import Tanh, check_input, init_weights
 from .registry import generator_class, register_generator
@@ -109,7 +108,7 @@ class SPADEResBlock(GradientCheckpointing, nn.Module):
             segmap,
             *weights,
             use_reentrant=False,
-            context_fn=lambda: (contextlib.nullcontext(), Replay([self])),
+            context_fn=lambda: replay_contexts([self]),
         )
 
     def _run(self, x: torch.Tensor, segmap: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
@@ -151,6 +150,14 @@ class StyleEncoder(nn.Module):
             style = F.interpolate(style, size=(STYLE_SIZE, STYLE_SIZE), mode="bilinear", align_corners=False)
         features = self.layers(style).flatten(1)
         return self.fc_mu(features), self.fc_logvar(features)
+
+
+def nearest_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N, C, h, w)`` -> ``(N, C, height, width)``: output pixel ``(i, j)`` is input pixel ``(i h // height,
+    j w // width)``. Index arithmetic, not ``F.interpolate``: an ONNX export keeps the channel count known."""
+    rows = torch.arange(height, device=x.device) * x.shape[-2] // height
+    columns = torch.arange(width, device=x.device) * x.shape[-1] // width
+    return x.index_select(2, rows).index_select(3, columns)
 
 
 def block_plan(ngf: int, num_upsampling_layers: str) -> list[tuple[int, int, bool]]:
@@ -230,8 +237,8 @@ class SPADEGenerator(Generator):
                 z = labels.new_zeros(batch, self.z_dim)
             if z.shape != (batch, self.z_dim):
                 raise ValueError(f"SPADEGenerator expects z of shape ({batch}, {self.z_dim}); got {tuple(z.shape)}.")
-            x = self.fc(z).view(batch, -1, Z_GRID, Z_GRID)
-            x = F.interpolate(x, size=lowest, mode="nearest")
+            x = self.fc(z).view(batch, self.blocks[0].conv_0.in_channels, Z_GRID, Z_GRID)
+            x = nearest_resize(x, *lowest)
         else:
             if z is not None:
                 raise ValueError("This SPADEGenerator has no style code (built without use_vae): call it without z.")
