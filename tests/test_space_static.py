@@ -28,11 +28,12 @@ from PIL import Image
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.hub.static_space import CONFIG_FILE, ISOLATION_HEADERS, build_static_space
 from pix2pix_hub.images.metrics import psnr_per_image
+from pix2pix_hub.images.palettes import FACADES
 from pix2pix_hub.inference.quantize import int8_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-FACADES = ROOT.parent / "shared" / "data" / "facades" / "train"
+FACADES_TRAIN = ROOT.parent / "shared" / "data" / "facades" / "train"
 ARTIFACTS = ROOT / "test-artifacts"
 MODEL_ID = "someone/facades-tiny"
 BROWSER_ARGS = [  # as tests/test_space_browser.py launches it
@@ -51,7 +52,7 @@ pytestmark = [
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver"
     ),
-    pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} not found"),
+    pytest.mark.skipif(not FACADES_TRAIN.is_dir(), reason=f"{FACADES_TRAIN} not found"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("onnxruntime")
@@ -62,7 +63,7 @@ from test_quantize import train_tiny_translator  # noqa: E402
 
 def label_crop(index: int, box: tuple[int, int, int, int]) -> Image.Image:
     """A window of the colour label map (the right half) of the facades file ``index``."""
-    image = Image.open(FACADES / f"{index}.jpg").convert("RGB")
+    image = Image.open(FACADES_TRAIN / f"{index}.jpg").convert("RGB")
     left, top, right, bottom = box
     return image.crop((256 + left, top, 256 + right, bottom))
 
@@ -140,11 +141,37 @@ def translate_upload(page, path: Path) -> np.ndarray:
     """Upload ``path``, wait for the translation, return the page's output pixels (H, W, 3) uint8."""
     runs = state(page)["runs"]
     page.set_input_files("#upload", str(path))
+    return translated(page, runs)
+
+
+def translated(page, runs: int) -> np.ndarray:
+    """The output pixels once the page has made more than ``runs`` translations."""
     page.wait_for_function(f"window.pix2pixState.runs > {runs} || window.pix2pixState.error")
     assert "error" not in state(page), state(page)["error"]
-    data = page.evaluate("document.getElementById('output-canvas').toDataURL('image/png')")
+    return canvas_pixels(page, "output-canvas")
+
+
+def canvas_pixels(page, element_id: str) -> np.ndarray:
+    """A canvas's pixels (H, W, 3) uint8, read back as PNG (opaque pixels: exact)."""
+    data = page.evaluate(f"document.getElementById('{element_id}').toDataURL('image/png')")
     png = Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1])))
     return np.asarray(png.convert("RGB"))
+
+
+def paint_and_translate(page) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a stroke of the second class on the painter, translate it; the drawing and the output pixels."""
+    page.get_by_role("button", name="Paint", exact=True).click()
+    box = page.locator("#paint").bounding_box()
+    x, y = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(20):
+        page.mouse.move(x + step * 8, y + step * 4)
+    page.mouse.up()
+    drawing = canvas_pixels(page, "paint")
+    runs = state(page)["runs"]
+    page.click("#translate-drawing")
+    return drawing, translated(page, runs)
 
 
 def message(page) -> str:
@@ -176,8 +203,16 @@ def test_the_page_translates_as_pix2pix_and_keeps_the_model_cached(site, browser
             actual = translate_upload(page, path)
             assert actual.shape == expected.shape
             assert np.abs(actual.astype(int) - expected).max() <= 2, path.name
+        drawing, actual = paint_and_translate(page)
+        colors = {tuple(c) for c in drawing.reshape(-1, 3)}
+        assert colors == {tuple(FACADES.colors[k]) for k in (0, 1)}  # wall, and the window stroke: no blends
+        assert np.abs(actual.astype(int) - np.asarray(reference(Image.fromarray(drawing)))).max() <= 2
+        with page.expect_download() as download:
+            page.click("#download")
+        assert np.array_equal(np.asarray(Image.open(download.value.path()).convert("RGB")), actual)
+        page.locator("#slider").fill("20")  # before/after: the input shows on the left fifth
+        assert page.locator("#input-canvas").evaluate("e => e.style.clipPath") == "inset(0px 80% 0px 0px)"
         ARTIFACTS.mkdir(exist_ok=True)
-        translate_upload(page, upload)
         page.screenshot(path=str(ARTIFACTS / "static_space.png"))
 
         again = open_page(context, f"{served.url}/space/index.html?graph=fp32")
