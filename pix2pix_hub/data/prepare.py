@@ -256,9 +256,8 @@ def prepare_dataset(
     command: str | None = None,
     conversion: PaletteConversion | None = None,
 ) -> Any:
-    """Turn the pairs in ``source`` into a ``datasets.DatasetDict`` saved at ``out`` (``save_to_disk``).
-
-    ``out`` is written whole or not at all.
+    """Turn the pairs in ``source`` into a ``datasets.DatasetDict`` saved at ``out`` (``save_to_disk``), written
+    whole or not at all.
 
     Args:
         source: a folder in one of the layouts of the module docstring.
@@ -288,11 +287,9 @@ def prepare_dataset(
     check_replaceable(target, overwrite=overwrite, what="out")
     splits = find_splits(root)
     with tempfile.TemporaryDirectory(prefix="pix2pix-prepare-") as cache_dir:
-        built = datasets.DatasetDict(
-            {name: build_split(split, cache_dir, root, conversion) for name, split in splits.items()}
-        )
+        built = {name: build_split(split, cache_dir, root, conversion) for name, split in splits.items()}
         with atomic_directory(target) as staging:
-            built.save_to_disk(str(staging))
+            datasets.DatasetDict(built).save_to_disk(str(staging))
     prepared = datasets.load_from_disk(str(target))
     info = PreparedInfo(
         source_name=dataset_name(str(root)) or root.resolve().name,
