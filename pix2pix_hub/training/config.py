@@ -43,8 +43,8 @@ DISCRIMINATORS = tuple(name for name in DISCRIMINATOR_PRESETS if name not in UNT
 # Fields that define the networks' shapes: a checkpoint with other values cannot be resumed.
 ARCHITECTURE_FIELDS = (
     "netG", "netD", "n_layers_D", "num_D", "norm", "ngf", "ndf", "input_nc", "output_nc", "label_nc", "instance",
-    "no_dropout", "norm_D", "use_vae", "z_dim", "num_upsampling_layers", "spectral_norm_G", "no_spectral_norm_G",
-    "contain_dontcare_label",
+    "no_dropout", "norm_D", "use_vae", "z_dim", "spade_hidden", "num_upsampling_layers", "spectral_norm_G",
+    "no_spectral_norm_G", "contain_dontcare_label",
 )  # fmt: skip
 # --val_size unset: this many pairs, but at most a tenth of the data; fewer than AUTO_VAL_MIN: none held out.
 AUTO_VAL_MAX = 16
@@ -169,6 +169,7 @@ class TrainingConfig:
         ),
     )
     z_dim: int = field(default=256, metadata=_arg("--use_vae: dimension of the style code."))
+    spade_hidden: int = field(default=128, metadata=_arg("--netG spade: width of each SPADE's conv net (paper: 128)."))
     no_dropout: bool = field(default=False, metadata=_arg("No dropout in the generator."))
     init_type: str = field(default="normal", metadata=_arg("Weight initialisation.", INIT_TYPES))
     init_gain: float = field(default=0.02, metadata=_arg("Scale of the normal/xavier/orthogonal init."))

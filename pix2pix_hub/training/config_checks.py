@@ -137,9 +137,10 @@ def check_semantic_synthesis(config: TrainingConfig) -> None:
         value = getattr(config, name)
         if value is not None and value not in choices:
             raise ConfigError(f"--{name} {value!r} is not supported; choose one of {', '.join(choices)}.")
-    if config.z_dim < 1 or config.lambda_kl < 0:
+    if min(config.z_dim, config.spade_hidden) < 1 or config.lambda_kl < 0:
         raise ConfigError(
-            f"--z_dim must be at least 1 and --lambda_kl 0 or more; got {config.z_dim}, {config.lambda_kl}."
+            f"--z_dim and --spade_hidden must be at least 1, --lambda_kl 0 or more; got {config.z_dim}, "
+            f"{config.spade_hidden}, {config.lambda_kl}."
         )
     spade_only = {"use_vae": config.use_vae, "num_upsampling_layers": config.num_upsampling_layers != "normal"}
     if not config.preset:  # a preset's own switches stay quiet when --netG names another generator

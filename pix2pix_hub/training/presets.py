@@ -87,5 +87,6 @@ def generator_options(config: TrainingConfig) -> dict[str, Any]:
         "num_upsampling_layers": config.num_upsampling_layers,
         "use_vae": config.use_vae,
         "z_dim": config.z_dim,
+        "spade_hidden": config.spade_hidden,
         "spectral_norm": config.spectral_norm_G and not config.no_spectral_norm_G,
     }
