@@ -218,6 +218,17 @@ def test_spectral_instance_patchgan_and_unknown_norm():
         build_discriminator("basic", norm="spectral")
 
 
+def test_spectral_norm_iterates_once_a_call_in_winograd_convs():
+    """The stride-1 conv (64 wide: Winograd on a CPU) reads its weight once a call, as a plain conv does: the
+    power iteration moves its vectors by one step either way."""
+    winograd = build_discriminator("basic", in_channels=4, ndf=8, norm="spectralinstance").train()
+    plain = copy.deepcopy(winograd).disable_winograd()
+    pair = torch.randn(1, 4, 64, 64)
+    assert torch.allclose(winograd(pair), plain(pair), atol=1e-4)
+    for (name, ours), theirs in zip(winograd.named_buffers(), plain.buffers()):
+        assert torch.equal(ours, theirs), name
+
+
 def test_onnx_export_with_baked_spectral_norm():
     """The exporter cannot trace spectral norm's ``vdot``: a copy whose parametrizations are baked (their eval-time
     weights) exports, and matches the torch model."""

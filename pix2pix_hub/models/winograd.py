@@ -228,15 +228,16 @@ class WinogradConv2d(WinogradSwitch, nn.Conv2d):
     winograd: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.winograd and self._winograd_applies(x):
-            return winograd_conv2d(x, self.weight, self.bias, self.padding[0])
-        return super().forward(x)
+        weight = self.weight  # read once: a parametrization (spectral norm's power iteration) runs once a call
+        if self.winograd and self._winograd_applies(x, weight):
+            return winograd_conv2d(x, weight, self.bias, self.padding[0])
+        return self._conv_forward(x, weight, self.bias)
 
-    def _winograd_applies(self, x: torch.Tensor) -> bool:
+    def _winograd_applies(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         return (
             x.device.type == "cpu"
             and x.dtype == torch.float32
-            and self.weight.dtype == torch.float32
+            and weight.dtype == torch.float32
             and x.ndim == 4
             and self.kernel_size in ((3, 3), (4, 4))
             and self.stride == (1, 1)
