@@ -27,9 +27,11 @@ from PIL import Image
 
 from pix2pix_hub import ModelInfo, Pix2Pix
 from pix2pix_hub.hub.static_space import CONFIG_FILE, ISOLATION_HEADERS, build_static_space
+from pix2pix_hub.images.labels import label_palette
 from pix2pix_hub.images.metrics import psnr_per_image
 from pix2pix_hub.images.palettes import FACADES
 from pix2pix_hub.inference.quantize import int8_report
+from pix2pix_hub.models import UNetGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -266,6 +268,34 @@ def test_the_page_says_what_is_wrong(site, browser, tmp_path):
         page = open_page(context, url)
         assert "This browser has no WebAssembly SIMD" in message(page)
         assert served.requests["/model/model.onnx"] == downloads  # nothing downloaded that could not run
+    finally:
+        context.close()
+
+
+def test_a_label_map_model_takes_class_indices_and_its_boundaries(site, browser, tmp_path):
+    served, model = site
+    torch.manual_seed(0)
+    info = ModelInfo(direction="AtoB", input="labels", output="photo", label_nc=5, instance=True)
+    generator = UNetGenerator(num_downs=5, ngf=8, in_channels=6).eval()  # 5 classes + the boundary channel
+    labels = Pix2Pix(generator, info=info).save_pretrained(model.parent / "labels-model")
+    build_static_space(
+        model.parent / "labels-space", "someone/labels", model_dir=labels, model_base=f"{served.url}/labels-model"
+    )
+    rng = np.random.default_rng(0)
+    indices = np.kron(rng.integers(0, 5, size=(5, 7)), np.ones((9, 7), dtype=np.int64)).astype(np.uint8)  # 45 x 49
+    upload = tmp_path / "classes.png"
+    Image.fromarray(indices, mode="L").save(upload)
+    expected = np.asarray(Pix2Pix.from_pretrained(labels, precision="fp32")(Image.open(upload)))
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = open_page(context, f"{served.url}/labels-space/index.html")
+        assert page.locator("#input-kind").inner_text() == "a class-index map, 5 classes, with instance boundaries"
+        actual = translate_upload(page, upload)
+        assert np.abs(actual.astype(int) - expected).max() <= 2
+        colours = tmp_path / "colours.png"
+        Image.fromarray(label_palette(5)[indices]).save(colours)  # the same map in its class colours
+        assert np.array_equal(translate_upload(page, colours), actual)
     finally:
         context.close()
 
