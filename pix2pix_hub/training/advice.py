@@ -121,7 +121,12 @@ def high_resolution_summary(config: TrainingConfig) -> str | None:
     if config.niter_fix_global:
         found.append(f"the global generator fixed for the first {config.niter_fix_global} epoch(s)")
     if config.label_nc:
-        found.append(f"{config.label_nc}-class label maps{' with instance maps' if config.instance else ''}")
+        dontcare = " and a don't-care class" if config.contain_dontcare_label else ""
+        found.append(f"{config.label_nc}-class label maps{' with instance maps' if config.instance else ''}{dontcare}")
+    if config.use_vae:
+        found.append(f"style encoder (z_dim {config.z_dim}, KL x{config.lambda_kl:g})")
     if config.gradient_checkpointing:
         found.append("gradient checkpointing")
-    return "pix2pixHD: " + "; ".join(found) + "." if found else None
+    # SPADE trains with pix2pixHD's discriminator and losses: the same line, named for the generator in use
+    name = "SPADE" if config.netG == "spade" else "pix2pixHD"
+    return f"{name}: " + "; ".join(found) + "." if found else None
