@@ -291,6 +291,32 @@ def test_a_static_space_needs_the_models_onnx_graph(tmp_path, fake_ort_web, caps
     assert "add --static" in capsys.readouterr().err
 
 
+def test_from_the_hub_the_page_loads_the_commit_read_and_the_space_is_pushed_static(
+    tmp_path, monkeypatch, fake_ort_web
+):
+    repo = model_with_graph(tmp_path / "repo", unet_128(ngf=8), ModelInfo.for_training("facades", "BtoA", 256))
+    sha = "0123456789abcdef0123456789abcdef01234567"
+
+    class HubModelApi(FakeHfApi):
+        def model_info(self, model_id, files_metadata=False):
+            files = [SimpleNamespace(rfilename=p.name, size=p.stat().st_size) for p in repo.iterdir()]
+            return SimpleNamespace(sha=sha, siblings=files)
+
+    asked = []
+    monkeypatch.setattr("pix2pix_hub.hub.static_space.HfApi", HubModelApi)
+    monkeypatch.setattr(
+        "pix2pix_hub.hub.static_space.hf_hub_download",
+        lambda model_id, name, revision, token: asked.append((model_id, name, revision)) or str(repo / name),
+    )
+    FakeHfApi.uploads = tmp_path / "pushed"
+    build_static_space(tmp_path / "space", "alice/facades", push="alice/browser")
+    config = json.loads((FakeHfApi.uploads / "space.json").read_text())
+    assert config["model_base"] == f"https://huggingface.co/alice/facades/resolve/{sha}"
+    assert config["info"]["direction"] == "BtoA" and config["graphs"]["fp32"]["bytes"] > 0
+    assert {name for _, name, revision in asked if revision == sha} == {"config.json", "pix2pix.json"}
+    assert FakeHfApi.created["space_sdk"] == "static" and FakeHfApi.created["repo_id"] == "alice/browser"
+
+
 def test_onnxruntime_web_is_checked_against_its_pinned_integrity_and_cached(tmp_path, monkeypatch):
     files = {f"package/dist/{name}": name.encode() for name in ORT_WEB_FILES if name != "package.json"}
     files["package/package.json"] = b'{"license": "MIT"}'
