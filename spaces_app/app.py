@@ -46,6 +46,7 @@ from model_service import (  # noqa: E402
     open_upload,
     output_folder,
     save_png,
+    style_choice,
     translate_drawing,
     translate_image,
 )
@@ -144,7 +145,7 @@ def build_demo(settings: Settings, model: LoadedModel, examples: list[str]) -> g
         gr.Markdown(model.status, elem_id="status")
         upload_tab(settings, model, examples)
         if model.label_nc:
-            class_tab(model)
+            class_tab(model, settings)
         else:
             facade_tab(model)
     return demo
@@ -234,15 +235,18 @@ def facade_tab(model: LoadedModel) -> None:
         draw_run.click(translate_canvas, canvas, [drawn_output, drawn_slider], api_name="translate_drawing")
 
 
-def class_tab(model: LoadedModel) -> None:
-    """A label-map model's drawing tab: paint classes (a class picker sets the brush), read back as indices."""
+def class_tab(model: LoadedModel, settings: Settings) -> None:
+    """A label-map model's drawing tab: paint classes (a class picker sets the brush), read back as indices; for a
+    SPADE model with a style encoder, a style control beside it (``style_control``)."""
     outputs = output_folder()
     label_nc = model.label_nc
 
-    def translate_canvas(value: dict | None) -> tuple[str, tuple[str, str]]:
-        """Translate the painted canvas: each pixel becomes the class of its nearest class colour."""
+    def translate_canvas(value: dict | None, style_path: str | None = None, seed: str | None = None) -> tuple:
+        """Translate the painted canvas: each pixel becomes the class of its nearest class colour; the style is the
+        uploaded style photo, else the seed shown, else the zero code."""
         labels = canvas_to_labels(painted_composite(value), label_nc)
-        output = save_png(translate_image(model, class_map_image(labels, label_nc)), outputs)
+        style = style_choice(model, style_path, seed, settings.max_pixels)
+        output = save_png(translate_image(model, class_map_image(labels, label_nc), **style), outputs)
         return output, (save_png(labels_to_image(labels, label_nc), outputs), output)
 
     def random_map() -> dict:
@@ -263,6 +267,7 @@ def class_tab(model: LoadedModel) -> None:
                 class_canvas(draw_class_map(0, *CANVAS, label_nc), label_nc), class_brush(label_nc, 1 % label_nc)
             )
             drawn_output = drawing_output()
+        styles = style_control() if model.style_dim else []
         with gr.Row():
             gr.Button("Random map").click(random_map, None, canvas, api_visibility="private")
             gr.Button("Clear (class 0)").click(
@@ -273,7 +278,49 @@ def class_tab(model: LoadedModel) -> None:
         drawn_slider = gr.ImageSlider(
             label="Compare: class map | output", type="filepath", format="png", max_height=400
         )
-        draw_run.click(translate_canvas, canvas, [drawn_output, drawn_slider], api_name="translate_drawing")
+        results = [drawn_output, drawn_slider]
+        draw_run.click(translate_canvas, [canvas, *styles[:2]], results, api_name="translate_drawing")
+        if styles:
+            style_photo, seed, another = styles
+            # A new style re-renders the painting at once: a new seed (the photo cleared), or an uploaded photo.
+            another.click(new_seed, None, [seed, style_photo], api_visibility="private").then(
+                translate_canvas, [canvas, style_photo, seed], results, api_visibility="private"
+            )
+            style_photo.upload(lambda: "", None, seed, api_visibility="private").then(
+                translate_canvas, [canvas, style_photo, seed], results, api_visibility="private"
+            )
+
+
+def style_control() -> list:
+    """The style of a SPADE model with a style encoder, side by side: a style photo to upload (its style: the
+    encoder's mean), and the seed of a sampled style with an "Another style" button that draws a new one. The
+    photo wins while there is one; with neither, the zero code (the average style).
+
+    Returns:
+        ``[style photo, seed, another-style button]``.
+    """
+    gr.Markdown(
+        "**Style.** One painting, many photos: upload a style photo (its look is copied), or press *Another "
+        "style* for a random one (its seed is shown; the same seed gives the same style). With neither, the "
+        "average style is used."
+    )
+    with gr.Row(equal_height=True):
+        style_photo = friendly_decode_errors(
+            gr.Image(
+                label="Style photo", type="filepath", sources=["upload", "clipboard"], height=200, elem_id="style-photo"
+            )
+        )
+        with gr.Column():
+            seed = gr.Textbox(
+                label="Style seed (empty: the average style)", value="", interactive=False, elem_id="style-seed"
+            )
+            another = gr.Button("Another style", elem_id="another-style")
+    return [style_photo, seed, another]
+
+
+def new_seed() -> tuple[str, None]:
+    """A new random style seed (as the seed box shows it), and the style photo cleared (the seed is the style now)."""
+    return str(int(np.random.default_rng().integers(1 << 31))), None
 
 
 def drawing_canvas(value: dict, brush: gr.Brush) -> gr.ImageEditor:

@@ -74,6 +74,11 @@ class LoadedModel:
         """The classes of a label-map model's input (its page paints classes); 0 for an image model or none."""
         return self.pix2pix.label_nc if self.pix2pix is not None else 0
 
+    @property
+    def style_dim(self) -> int:
+        """The style code's length of a SPADE model with a style encoder (its page has a style control); else 0."""
+        return self.pix2pix.style_dim if self.pix2pix is not None else 0
+
 
 def load_model(settings: Settings) -> LoadedModel:
     """Load ``settings.model_id`` (local folder or Hub id); on any failure keep going and explain it in the page."""
@@ -109,6 +114,8 @@ def load_model(settings: Settings) -> LoadedModel:
     if pix2pix.label_nc:
         boundaries = ", instance boundaries from the classes" if pix2pix.info.instance else ""
         status += f" · **Input:** a class-index map, {pix2pix.label_nc} classes{boundaries}"
+    if pix2pix.style_dim:
+        status += f" · **Styles:** a style encoder ({pix2pix.style_dim}-d codes): a style photo or a seed"
     return LoadedModel(model_id, pix2pix, status + " · " + describe_engine(pix2pix), direction)
 
 
@@ -182,8 +189,9 @@ def too_large(error: ImageTooLarge) -> gr.Error:
     )
 
 
-def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
-    """Translate one PIL image; the output has the input's size."""
+def translate_image(model: LoadedModel, image: Image.Image, **style: Image.Image | int) -> Image.Image:
+    """Translate one PIL image; the output has the input's size. ``style``: a SPADE model's ``style=`` photo or
+    ``seed=`` (``Pix2Pix.__call__``), none for the zero code."""
     if model.pix2pix is None:
         raise gr.Error(
             f"No model is loaded: `{model.model_id}` could not be loaded. Restart the app with "
@@ -191,7 +199,7 @@ def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
             title="No model",
         )
     try:
-        return model.pix2pix(image)  # refuses an image above its max_pixels before any work
+        return model.pix2pix(image, **style)  # refuses an image above its max_pixels before any work
     except ImageTooLarge as error:
         raise too_large(error) from error
     except (ValueError, TypeError) as error:
@@ -206,6 +214,19 @@ def translate_image(model: LoadedModel, image: Image.Image) -> Image.Image:
 def translate_drawing(model: LoadedModel, label_map: np.ndarray) -> Image.Image:
     """Translate a snapped ``(H, W, 3)`` uint8 label map."""
     return translate_image(model, Image.fromarray(label_map))
+
+
+def style_choice(model: LoadedModel, style_path: str | None, seed: str | None, max_pixels: int) -> dict:
+    """The style options of a call from the page's style control: the uploaded photo when there is one, else the
+    seed shown (digits), else none (the zero code); none for a model without a style encoder."""
+    if not model.style_dim:
+        return {}
+    if style_path:
+        return {"style": open_upload(style_path, max_pixels).convert("RGB")}
+    seed = (seed or "").strip()
+    if seed and not seed.isdigit():
+        raise gr.Error(f"The style seed must be a whole number; got {seed!r}.", title="Bad seed")
+    return {"seed": int(seed)} if seed else {}
 
 
 def input_preview(model: LoadedModel, image: Image.Image) -> Image.Image:
