@@ -161,7 +161,9 @@ class OnnxEngine:
         """``"torch"``, ``"onnxruntime"`` (fp32) or ``"onnxruntime int8 (<PSNR> dB vs fp32, <speed-up>x fp32's speed
         on this CPU)"`` (``PrebuiltGraph.describe``), with ``" (measuring int8 against fp32 on this CPU)"`` while a
         deferred int8 graph waits for its check and timing."""
-        engine = self.runner.describe() if self.active else "torch"
+        if not self.active:
+            return "torch"
+        engine = self.runner.describe()
         return f"{engine} (measuring int8 against fp32 on this CPU)" if self.measuring else engine
 
     @property
