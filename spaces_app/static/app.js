@@ -34,6 +34,7 @@ function showError(text) {
 function clearError() {
   $("message").hidden = true;
   $("message").textContent = "";
+  delete state.error;
 }
 
 function describeDirection(info) {
@@ -214,9 +215,15 @@ async function translate(rgba, width, height, preview) {
   }
   status("Translating…", "running");
   const start = performance.now();
-  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input.data, input.dims) };
-  const results = await session.run(feeds);
-  const output = results[session.outputNames[0]];
+  let output;
+  try {
+    const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input.data, input.dims) };
+    output = (await session.run(feeds))[session.outputNames[0]];
+  } catch (error) {
+    status("Ready.", "ready");
+    showError(`The translation failed (${error.message}); a smaller image may fit this device's memory.`);
+    return;
+  }
   state.runMs = performance.now() - start;
   const pixels = outputPixels(output.data, output.dims, input.box);
   drawInto($("output-canvas"), pixels, width, height);
