@@ -15,7 +15,8 @@ call's time. Variants:
     int8-cached       the same, the choice read back from a cache an earlier process wrote
     int8-at-load      model.int8.onnx timed at load, before the first image (the former behaviour)
 
-    python benchmarks/bench_first_image.py [--runs 5] [--calibration ../shared/data/facades/train] [--out FILE]
+    python benchmarks/bench_first_image.py [--runs 5] [--calibration ../shared/data/facades/train] \\
+        [--json_out FILE] [--max_seconds S]
 
 The last line on stdout is one JSON object. Figures are only meaningful on a quiet machine.
 """
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 
 CHILD = r"""
 import json, os, sys, time
@@ -116,7 +119,8 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--calibration", type=Path, default=None)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json_out", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--max_seconds", type=float, default=900, help="bound on the rounds (one at least)")
     args = parser.parse_args()
     from pix2pix_hub.performance import cpu_capabilities, cpu_name
 
@@ -126,7 +130,8 @@ def main() -> None:
         cached = work / "kept-cache"  # int8-cached: the choice an earlier process measured
         run_child("int8", folders["int8"], image, cached)
         runs: dict[str, list[dict]] = {variant: [] for variant in args.variants}
-        for index in range(args.runs):
+        bound = TimeBound(args.max_seconds)
+        for index in bound.loop(args.runs):
             for variant in args.variants:
                 cache = cached if variant == "int8-cached" else work / f"cache-{variant}-{index}"
                 runs[variant].append(run_child(variant, folders[variant], image, cache))
@@ -146,10 +151,9 @@ def main() -> None:
         "ngf": args.ngf,
         "runs": runs,
         "medians": summary,
+        "bound": bound.report(),
     }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report))
+    write_report(report, args.json_out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ PIL image in and out). Then the eager baseline again in a child process with tor
 (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``): an approximation of an AVX2-only CPU for torch only;
 onnxruntime has no such switch, so its int8 keeps this CPU's VNNI kernels (an AVX2-only CPU runs int8 slower).
 
-    python benchmarks/bench_vs_authors.py --calibration ../shared/data/facades/train [--rounds 10] [--out FILE]
+    python benchmarks/bench_vs_authors.py --calibration ../shared/data/facades/train [--rounds 10] \\
+        [--json_out FILE] [--max_seconds S]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
 from PIL import Image
 
 from pix2pix_hub import ModelInfo, Pix2Pix, unet_256
@@ -77,7 +79,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="make the model folder here, or reuse it")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json_out", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--max_seconds", type=float, default=300, help="bound on the timed rounds (at least one runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -112,7 +115,8 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in engines}
         for run in engines.values():
             run()
-        for _ in range(args.rounds):
+        bound = TimeBound(args.max_seconds)
+        for _ in bound.loop(args.rounds):
             for name, run in engines.items():
                 run()
                 start = time.perf_counter()
@@ -139,12 +143,11 @@ def main() -> None:
         "avx2_child": avx2,
         "native_child": native,
         "medians_ms": medians,
+        "bound": bound.report(),
         "speedup_int8_vs_authors": medians["authors_eager_fp32"] / medians["pix2pix_int8"],
         "speedup_int8_vs_authors_avx2": medians["authors_eager_fp32_avx2_child"] / medians["pix2pix_int8"],
     }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report))
+    write_report(report, args.json_out)
 
 
 if __name__ == "__main__":
