@@ -76,7 +76,7 @@ class SPADEResBlock(GradientCheckpointing, nn.Module):
     input, or to a learned 1x1 conv (no bias) of the input after its own SPADE when the widths differ.
 
     ``forward(x (N, in, H, W), segmap (N, L, h, w)) -> (N, out, H, W)``. With gradient checkpointing on, the block
-    keeps only its input and weights for the backward pass.
+    keeps only the inputs and weights of each of its SPADE-conv stages for the backward pass.
     """
 
     def __init__(
@@ -100,22 +100,39 @@ class SPADEResBlock(GradientCheckpointing, nn.Module):
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         # Read once here: spectral norm's power iteration runs on this read, never again in a recomputation.
         weights = [conv.weight for conv in self.convs()]
+        hidden = self._stage(self.norm_0, self.conv_0, True, x, segmap, weights[0])
+        hidden = self._stage(self.norm_1, self.conv_1, True, hidden, segmap, weights[1])
+        if not self.learned_shortcut:
+            return x + hidden
+        return self._stage(self.norm_s, self.conv_s, False, x, segmap, weights[2]) + hidden
+
+    def _stage(
+        self, spade: SPADE, conv: nn.Conv2d, relu: bool, x: torch.Tensor, segmap: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        """``conv(relu?(spade(x, segmap)))`` with ``weight``; checkpointed on its own (a SPADE's hidden maps are
+        the largest activations, so the backward pass recomputes one SPADE's at a time)."""
         if not self.checkpointing_now:
-            return self._run(x, segmap, *weights)
+            return spade_conv(spade, conv, relu, x, segmap, weight)
         return checkpoint(
-            self._run,
+            spade_conv,
+            spade,
+            conv,
+            relu,
             x,
             segmap,
-            *weights,
+            weight,
             use_reentrant=False,
-            context_fn=lambda: replay_contexts([self]),
+            context_fn=lambda: replay_contexts([spade]),
         )
 
-    def _run(self, x: torch.Tensor, segmap: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
-        hidden = F.conv2d(F.relu(self.norm_0(x, segmap)), weights[0], self.conv_0.bias, padding=1)
-        hidden = F.conv2d(F.relu(self.norm_1(hidden, segmap)), weights[1], self.conv_1.bias, padding=1)
-        shortcut = F.conv2d(self.norm_s(x, segmap), weights[2]) if self.learned_shortcut else x
-        return shortcut + hidden
+
+def spade_conv(
+    spade: SPADE, conv: nn.Conv2d, relu: bool, x: torch.Tensor, segmap: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """``conv(relu(spade(x, segmap)))`` (without the ReLU for ``relu=False``), the conv's weight given:
+    ``(N, C, H, W)`` -> ``(N, conv.out_channels, H, W)``."""
+    normalised = spade(x, segmap)
+    return F.conv2d(F.relu(normalised) if relu else normalised, weight, conv.bias, padding=conv.padding)
 
 
 class StyleEncoder(nn.Module):
