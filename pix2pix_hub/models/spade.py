@@ -9,7 +9,10 @@ of a style code (the multi-modal, VAE variant).
 Spectral norm (``spectral_norm=True``) wraps the residual blocks' convs (both 3x3 convs and the learned 1x1
 shortcut) with ``torch.nn.utils.parametrizations.spectral_norm``. Each block reads its (normalised) weights once
 per forward pass, outside the gradient-checkpointed part, so a recomputation in the backward pass uses the very
-weights of the forward pass and the power iteration runs once per forward, as without checkpointing.
+weights of the forward pass and the power iteration runs once per forward, as without checkpointing. The ONNX
+exporter cannot trace spectral norm (``vdot``): exports bake the eval-time weights into a copy
+(``parametrize.remove_parametrizations(..., leave_parametrized=True)``; inference/export.py). Removing them from a
+``deepcopy`` also removes them from the original's class, which the copy shares: bake the copy last, or rebuild.
 """
 
 from __future__ import annotations
