@@ -46,6 +46,15 @@ BROWSER_ARGS = [  # as tests/test_space_browser.py launches it
     "--disable-sync",
     "--no-first-run",
 ]
+# WebGPU without a GPU: Chromium's SwiftShader implements Vulkan on the CPU, and WebGPU runs on it.
+WEBGPU_ARGS = [
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader",
+    "--use-webgpu-adapter=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
 TIMEOUT_MS = 30_000
 
 pytestmark = [
@@ -118,13 +127,18 @@ def site(tmp_path_factory) -> Iterator[tuple[Site, Path]]:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+def playwright():
+    with playwright_api.sync_playwright() as p:  # one per thread: every browser here comes from it
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 def open_page(context, url: str):
@@ -298,6 +312,27 @@ def test_a_label_map_model_takes_class_indices_and_its_boundaries(site, browser,
         assert np.array_equal(translate_upload(page, colours), actual)
     finally:
         context.close()
+
+
+def test_webgpu_where_the_browser_has_an_adapter(site, playwright, tmp_path):
+    """The WebGPU build on SwiftShader (Chromium's Vulkan on the CPU): the same page, the same pixels."""
+    served, model = site
+    upload = tmp_path / "labels.png"
+    label_crop(3, (60, 40, 100, 68)).save(upload)  # 40 x 28, padded to 64 x 32
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=WEBGPU_ARGS)
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{served.url}/space/index.html?graph=fp32")
+        page.wait_for_function("window.pix2pixState && (window.pix2pixState.ready || window.pix2pixState.error)")
+        engine = state(page).get("engine")
+        if engine != "WebGPU":
+            pytest.skip(f"this chromium offers no WebGPU adapter on SwiftShader (the page ran on {engine})")
+        actual = translate_upload(page, upload)
+    finally:
+        browser.close()
+    expected = np.asarray(Pix2Pix.from_pretrained(model, precision="fp32")(Image.open(upload)))
+    assert np.abs(actual.astype(int) - expected).max() <= 2
 
 
 def test_space_json_holds_the_models_facts(site):
