@@ -265,6 +265,8 @@ async function readUpload(file) {
       imageOrientation: "from-image",
       premultiplyAlpha: "none",
       colorSpaceConversion: "none",
+    }).catch(() => {
+      throw new Error(`${file.name} could not be decoded as a bitmap: upload a PNG, JPEG, WebP, GIF or BMP.`);
     });
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const context = canvas.getContext("2d", { willReadFrequently: true });
