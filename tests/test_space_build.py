@@ -29,6 +29,7 @@ from PIL import Image
 
 from pix2pix_hub import ModelInfo, Pix2Pix, unet_128
 from pix2pix_hub.cli import main
+from pix2pix_hub.fileio import OutputOverlap
 from pix2pix_hub.hub import ort_web
 from pix2pix_hub.hub.ort_web import ORT_WEB_FILES
 from pix2pix_hub.hub.space_build import APP_FILES, ENTRY_POINT, build_space
@@ -289,6 +290,9 @@ def test_a_static_space_needs_the_models_onnx_graph(tmp_path, fake_ort_web, caps
     assert "for the Gradio Space" in capsys.readouterr().err
     assert run_command(*argv, "--git_url", GIT_URL, "--model_dir", str(model)) == 2
     assert "add --static" in capsys.readouterr().err
+    with pytest.raises(OutputOverlap):  # replacing the folder would delete the model
+        build_static_space(model / "space", "a/b", model_dir=model, overwrite=True)
+    assert (model / "config.json").is_file()
 
 
 def test_from_the_hub_the_page_loads_the_commit_read_and_the_space_is_pushed_static(

@@ -25,7 +25,7 @@ import torch
 from huggingface_hub import HfApi, SpaceCardData, hf_hub_download
 
 from ..constants import CONFIG_NAME, FINGERPRINT_KEY, INT8_ONNX_NAME, MODEL_INFO_NAME, ONNX_NAME
-from ..fileio import atomic_directory, check_replaceable, write_json, write_text
+from ..fileio import atomic_directory, check_output_apart, check_replaceable, write_json, write_text
 from ..images.labels import label_palette
 from ..images.palettes import FACADES
 from ..images.reading import DEFAULT_MAX_PIXELS
@@ -221,7 +221,8 @@ def build_static_space(
     """Write a static Space folder for the Hub model ``model_id`` at ``out``, whole or not at all.
 
     Args:
-        out: the folder to write; a non-empty one needs ``overwrite=True``.
+        out: the folder to write; a non-empty one needs ``overwrite=True``; one that is, holds or lies inside
+            ``model_dir`` is refused (``fileio.OutputOverlap``).
         model_id: the Hub model the page runs (``user/name``).
         model_dir: a local copy of that model to read its facts from, instead of the Hub.
         model_base: the URL the page downloads the model's files from (default: the model repo on the Hub, at the
@@ -236,6 +237,7 @@ def build_static_space(
     if not is_hub_id(model_id, namespaced=True):
         raise ValueError(f"model_id {model_id!r} must be a Hub model id (user/name): the page downloads it.")
     target = Path(out).expanduser()
+    check_output_apart(target, {"model_dir": model_dir}, what="out")  # replaced whole: never over the model
     check_replaceable(target, overwrite=overwrite, what="out")
     source = page_source()
     if model_dir is not None:
