@@ -332,6 +332,7 @@ def test_onnxruntime_web_is_checked_against_its_pinned_integrity_and_cached(tmp_
             archive.addfile(entry, io.BytesIO(data))
     tarball = buffer.getvalue()
     downloads = []
+    monkeypatch.delenv("NPM_CONFIG_REGISTRY", raising=False)
     monkeypatch.setattr(ort_web, "download", lambda url: downloads.append(url) or tarball)
     with pytest.raises(ValueError, match="does not match its pinned sha512 integrity"):
         ort_web.ort_web_files(tmp_path / "cache")
@@ -341,7 +342,9 @@ def test_onnxruntime_web_is_checked_against_its_pinned_integrity_and_cached(tmp_
     folder = ort_web.ort_web_files(tmp_path / "cache")
     assert (folder / "ort.wasm.min.mjs").read_bytes() == b"ort.wasm.min.mjs"
     assert ort_web.ort_web_files(tmp_path / "cache") == folder and len(downloads) == 2  # the second from the cache
-    assert downloads[0] == ort_web.ORT_WEB_URL.format(version=ort_web.ORT_WEB_VERSION)
+    assert downloads[0] == f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{ort_web.ORT_WEB_VERSION}.tgz"
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", "https://npm.mirror.example/")
+    assert ort_web.tarball_url("1.0.0") == "https://npm.mirror.example/onnxruntime-web/-/onnxruntime-web-1.0.0.tgz"
 
 
 # ----- the whole flow, from a fresh wheel ----------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """onnxruntime-web, vendored into a static Space: the npm package at a pinned version, checked and cached.
 
-The package's tarball comes from the npm registry (``npm`` is not needed), is checked against the ``sha512``
-integrity npm records for that version, and the few files the page loads are kept in
-``$XDG_CACHE_HOME/pix2pix_hub/onnxruntime-web/<version>/`` (``~/.cache/...``), so a second build reads them from
-there. The version is pinned here, with its integrity: a build never takes whatever the registry serves today.
+The package's tarball comes from the npm registry (or the mirror ``$NPM_CONFIG_REGISTRY`` names; ``npm`` is not
+needed), is checked against the ``sha512`` integrity npm records for that version, and the few files the page loads
+are kept in ``$XDG_CACHE_HOME/pix2pix_hub/onnxruntime-web/<version>/`` (``~/.cache/...``), so a second build reads
+them from there. The version is pinned here, with its integrity: a build never takes whatever the registry serves today.
 
 The files (``ORT_WEB_FILES``): the WebAssembly build (``ort.wasm.min.mjs`` and its SIMD, threaded ``.wasm``, which
 also runs single-threaded where the page is not cross-origin isolated) and the WebGPU build (``ort.webgpu.min.mjs``
@@ -24,7 +24,8 @@ from ..fileio import write_bytes
 
 ORT_WEB_VERSION = "1.31.1"
 ORT_WEB_INTEGRITY = "sha512-5GeH+bWQ+HxM10z7erGlsWqryrwMbSvm/1tkIsKTT48g0fI19VXVVC435t4t7VsPdSQeS7NmuZPXrQ73k82URw=="
-ORT_WEB_URL = "https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{version}.tgz"
+NPM_REGISTRY = "https://registry.npmjs.org"
+ORT_WEB_PATH = "/onnxruntime-web/-/onnxruntime-web-{version}.tgz"
 WASM_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 ORT_WEB_FILES = (*WASM_FILES, *WEBGPU_FILES, "package.json")  # package.json: its name, version, licence (MIT)
@@ -34,6 +35,13 @@ DOWNLOAD_TIMEOUT = 120
 def ort_web_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/pix2pix_hub/onnxruntime-web`` (``~/.cache/pix2pix_hub/onnxruntime-web``)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pix2pix_hub" / "onnxruntime-web"
+
+
+def tarball_url(version: str = ORT_WEB_VERSION) -> str:
+    """The package's tarball on the npm registry, or on the mirror ``$NPM_CONFIG_REGISTRY`` names (npm's own
+    setting): the integrity check makes any source safe."""
+    registry = os.environ.get("NPM_CONFIG_REGISTRY") or NPM_REGISTRY
+    return registry.rstrip("/") + ORT_WEB_PATH.format(version=version)
 
 
 def check_integrity(data: bytes, integrity: str, what: str) -> None:
@@ -86,7 +94,7 @@ def ort_web_files(cache_dir: str | os.PathLike | None = None) -> Path:
     folder = Path(cache_dir or ort_web_cache_dir()) / ORT_WEB_VERSION
     if all((folder / name).is_file() for name in ORT_WEB_FILES):
         return folder
-    url = ORT_WEB_URL.format(version=ORT_WEB_VERSION)
+    url = tarball_url()
     try:
         tarball = download(url)
     except OSError as error:
