@@ -219,18 +219,26 @@ class OnnxGenerator:
             export.export_onnx(self.generator, path, check=False, describe=False)
         return path
 
-    def __call__(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    def __call__(self, batch: torch.Tensor | np.ndarray, code: torch.Tensor | None = None) -> torch.Tensor | np.ndarray:
         """``(N, C, H, W)`` in [-1, 1] -> the generator's output: a float32 array for an array, without one torch
         op on the way (torch's worker threads, once woken, would compete with onnxruntime's on a CPU with few
-        cores); a tensor for a tensor."""
+        cores); a tensor for a tensor. ``code``: the style code ``(1, z_dim)`` of every input, for a graph with a
+        style input (``export.STYLE_NAME``); None there means the zero code."""
         session = self.open_session()
-        name = session.get_inputs()[0].name
-        if isinstance(batch, np.ndarray):
-            with self.turn:
-                return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        inputs = session.get_inputs()
+        array = batch if isinstance(batch, np.ndarray) else batch.detach().float().contiguous().numpy()
+        feeds = {inputs[0].name: np.ascontiguousarray(array, dtype=np.float32)}
+        if len(inputs) > 1:
+            feeds[inputs[1].name] = style_feed(code, len(array), inputs[1].shape[1])
         with self.turn:
-            output = session.run(None, {name: batch.detach().float().contiguous().numpy()})[0]
-        return torch.from_numpy(output)
+            output = session.run(None, feeds)[0]
+        return output if isinstance(batch, np.ndarray) else torch.from_numpy(output)
+
+
+def style_feed(code: torch.Tensor | None, count: int, dim: int) -> np.ndarray:
+    """A ``(1, dim)`` style code (None: the zero code) as the ``(count, dim)`` float32 feed of a graph's style input."""
+    single = np.zeros((1, dim), np.float32) if code is None else code.detach().cpu().numpy().reshape(1, dim)
+    return np.ascontiguousarray(np.broadcast_to(single, (count, dim)), dtype=np.float32)
 
 
 def session_from_file(path: str | os.PathLike) -> Any:

@@ -266,8 +266,8 @@ def _quantize_static(model: onnx.ModelProto, scratch: Path, out_path: Path, cali
 
     fp32_path = scratch / "subpixel.onnx"
     onnx.save(model, fp32_path)
-    name = model.graph.input[0].name
-    reader = _CalibrationReader([{name: array} for array in calibration])
+    inputs = [(item.name, item.type.tensor_type.shape.dim[1].dim_value) for item in model.graph.input]
+    reader = _CalibrationReader([graph_feeds(inputs, array, index) for index, array in enumerate(calibration)])
     with _quiet_preprocess_advice():
         quantize_static(
             fp32_path,
@@ -307,13 +307,33 @@ def _quiet_preprocess_advice() -> Iterator[None]:
         logger.removeFilter(keep)
 
 
+def graph_feeds(inputs: Sequence[tuple[str, int]], array: np.ndarray, index: int) -> dict[str, np.ndarray]:
+    """The feeds of one run of a graph whose inputs are ``(name, channels)``: ``array`` as the first and, for a graph
+    with a style-code input (a SPADE generator with a style encoder: ``export.STYLE_NAME``, ``(N, z_dim)``), the
+    code of a sampled style (N(0, I) drawn with seed ``index``; index 0: the zero code, the default), so that
+    calibration and the gate see the codes users pick."""
+    feeds = {inputs[0][0]: array}
+    if len(inputs) > 1:
+        name, dim = inputs[1]
+        rng = np.random.default_rng(index)
+        code = np.zeros((1, dim)) if index == 0 else rng.standard_normal((1, dim))
+        feeds[name] = np.ascontiguousarray(np.broadcast_to(code, (len(array), dim)), dtype=np.float32)
+    return feeds
+
+
+def session_inputs(session: Any) -> list[tuple[str, int]]:
+    """An onnxruntime session's inputs as ``graph_feeds`` takes them: ``(name, size of axis 1)``."""
+    return [(item.name, item.shape[1]) for item in session.get_inputs()]
+
+
 def _compare(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray]) -> dict[str, Any]:
     """PSNR (dB, per image) and the largest difference of the int8 outputs from the fp32 outputs."""
-    name = fp32_session.get_inputs()[0].name
+    names = session_inputs(fp32_session)
     psnrs, worst_diff = [], 0.0
-    for array in inputs:
-        expected = fp32_session.run(None, {name: array})[0]
-        actual = int8_session.run(None, {int8_session.get_inputs()[0].name: array})[0]
+    for index, array in enumerate(inputs):
+        feeds = graph_feeds(names, array, index + 1)
+        expected = fp32_session.run(None, feeds)[0]
+        actual = int8_session.run(None, feeds)[0]
         psnrs.append(float(psnr_per_image(torch.from_numpy(actual), torch.from_numpy(expected))[0]))
         worst_diff = max(worst_diff, float(np.abs(actual - expected).max()))
     return {
@@ -331,17 +351,17 @@ def _time_sessions(fp32_session: Any, int8_session: Any, inputs: list[np.ndarray
     both are timed with warm caches and under the same load from whatever else the machine runs.
     """
     sessions = {"fp32": fp32_session, "int8": int8_session}
-    names = {key: session.get_inputs()[0].name for key, session in sessions.items()}
+    names = session_inputs(fp32_session)
     for _ in range(SPEED_WARMUP_RUNS):
-        for key, session in sessions.items():
-            session.run(None, {names[key]: inputs[0]})
+        for session in sessions.values():
+            session.run(None, graph_feeds(names, inputs[0], 0))
     times: dict[str, list[float]] = {key: [] for key in sessions}
     for index in range(SPEED_TIMED_RUNS):
-        array = inputs[index % len(inputs)]
+        feeds = graph_feeds(names, inputs[index % len(inputs)], 0)
         for key, session in sessions.items():
-            session.run(None, {names[key]: array})  # untimed: the timed run below finds warm caches
+            session.run(None, feeds)  # untimed: the timed run below finds warm caches
             start = time.perf_counter()
-            session.run(None, {names[key]: array})
+            session.run(None, feeds)
             times[key].append(time.perf_counter() - start)
     fp32_ms, int8_ms = (1000 * statistics.median(times[key]) for key in sessions)
     return {

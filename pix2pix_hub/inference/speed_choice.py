@@ -153,9 +153,12 @@ def time_sessions(
 
 
 def _timed(session: Any, array: np.ndarray) -> float:
-    name = session.get_inputs()[0].name
+    inputs = session.get_inputs()
+    feeds = {inputs[0].name: array}
+    if len(inputs) > 1:  # a style-code input (a SPADE generator with a style encoder): the zero code
+        feeds[inputs[1].name] = np.zeros((len(array), inputs[1].shape[1]), np.float32)
     start = time.perf_counter()
-    session.run(None, {name: array})
+    session.run(None, feeds)
     return time.perf_counter() - start
 
 
