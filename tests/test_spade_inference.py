@@ -238,7 +238,7 @@ onnx_only = pytest.mark.skipif(not onnxruntime_available(), reason="needs onnx a
 def test_onnx_graph_takes_the_style_code_as_input_z_within_1e4_of_torch(tmp_path):
     generator = spade_generator()
     report = export_onnx(generator, tmp_path / "spade.onnx")
-    assert report["max_abs_diff"] < 1e-4
+    assert report["max_abs_diff"] < 1e-4 and report["style_dim"] == Z_DIM
     session = onnx_session(tmp_path / "spade.onnx")
     inputs = {item.name: item.shape for item in session.get_inputs()}
     assert list(inputs) == [INPUT_NAME, STYLE_NAME] and inputs[STYLE_NAME][1] == Z_DIM

@@ -119,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
         pix2pix.generator, args.output, opset=args.opset, check=not args.no_check, tolerance=args.tolerance
     )
     print(json.dumps(report, indent=2))
+    if "style_dim" in report:
+        print(
+            f"Inputs: input (N, {pix2pix.in_channels}, H, W) and the style code z (N, {report['style_dim']}); "
+            "zeros are the default style.",
+            file=sys.stderr,
+        )
     if "max_abs_diff" in report:
         print(
             f"Parity with torch: max abs diff {report['max_abs_diff']:.3g} (tolerance {report['tolerance']:g}).",

@@ -64,8 +64,8 @@ def export_onnx(
             cache skips it).
 
     Returns:
-        ``path``, ``opset``, ``size_multiple`` and ``bytes``; with ``check`` also ``max_abs_diff``, ``tolerance``
-        and ``checked_shapes``.
+        ``path``, ``opset``, ``size_multiple`` and ``bytes`` (and ``style_dim`` for a graph with a style input);
+        with ``check`` also ``max_abs_diff``, ``tolerance`` and ``checked_shapes``.
 
     Raises:
         ParityError: the difference exceeds ``tolerance``; nothing is written.
@@ -78,6 +78,8 @@ def export_onnx(
     side = parity_side(generator)
     shapes = [(1, generator.in_channels, side, side), (2, generator.in_channels, side, 2 * side)]
     report: dict[str, Any] = {"path": str(path), "opset": opset, "size_multiple": multiple}
+    if style_dim(generator):
+        report["style_dim"] = style_dim(generator)  # the graph's second input, "z" (N, style_dim)
     # The temporary file is opened first, so an unwritable destination fails before the export, not after it.
     with atomic_file(path) as file:
         graph = onnx_bytes(fixed_weights(generator), shapes[0], opset)
