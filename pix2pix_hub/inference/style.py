@@ -14,6 +14,7 @@ runs on onnxruntime: the exported graph takes the code as its second input (``ex
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -46,7 +47,7 @@ def check_style_arguments(generator: nn.Module, style: Any, seed: Any) -> None:
         )
     if style is not None and seed is not None:
         raise ValueError("Give style= (an image) or seed= (an integer), not both: each picks the style code.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed= must be an integer; got {type(seed).__name__} {seed!r}.")
 
 
@@ -74,7 +75,7 @@ def style_code(
     if not dim:
         return None
     if seed is not None:
-        return torch.randn(1, dim, generator=torch.Generator().manual_seed(seed))
+        return torch.randn(1, dim, generator=torch.Generator().manual_seed(int(seed)))
     if style is None:
         return torch.zeros(1, dim)
     return encode_style(generator, style_tensor(style, max_pixels))
