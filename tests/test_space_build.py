@@ -37,6 +37,8 @@ from pix2pix_hub.hub.static_space import ISOLATION_HEADERS, PAGE_FILES, build_st
 from pix2pix_hub.images.labels import label_palette
 from pix2pix_hub.images.palettes import FACADES
 from pix2pix_hub.images.reading import DEFAULT_MAX_PIXELS
+from pix2pix_hub.inference.style import style_dim
+from pix2pix_hub.models.spade import SPADEGenerator
 
 gradio = pytest.importorskip("gradio")
 
@@ -258,6 +260,7 @@ def test_a_static_space_has_the_page_its_front_matter_and_the_models_facts(tmp_p
         "out_channels": generator.out_channels,
         "size_multiple": generator.size_multiple,
         "min_size": generator.min_size,
+        "style_dim": 0,
     }
     assert config["info"] == info.to_dict() and config["max_pixels"] == DEFAULT_MAX_PIXELS
     assert config["model_base"] == "https://huggingface.co/alice/facades/resolve/main"
@@ -278,6 +281,15 @@ def test_a_label_map_model_paints_its_classes_and_an_image_model_of_another_kind
     model = model_with_graph(tmp_path / "n", unet_128(ngf=8), maps)
     config = json.loads((build_static_space(tmp_path / "t", "a/c", model_dir=model) / "space.json").read_text())
     assert config["painter"] is None
+
+
+def test_a_style_encoders_code_length_reaches_the_page(tmp_path, fake_ort_web):
+    generator = SPADEGenerator(in_channels=6, ngf=4, use_vae=True, z_dim=8, spade_hidden=8)
+    info = ModelInfo(direction="AtoB", label_nc=5, contain_dontcare_label=True)
+    model = model_with_graph(tmp_path / "m", generator, info)
+    config = json.loads((build_static_space(tmp_path / "s", "a/b", model_dir=model) / "space.json").read_text())
+    assert config["generator"]["style_dim"] == style_dim(generator) == 8  # the page feeds the zero code
+    assert config["info"]["contain_dontcare_label"] is True and config["generator"]["class"] == "SPADEGenerator"
 
 
 def test_a_static_space_needs_the_models_onnx_graph(tmp_path, fake_ort_web, capsys):

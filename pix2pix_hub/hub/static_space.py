@@ -30,6 +30,7 @@ from ..images.labels import label_palette
 from ..images.palettes import FACADES
 from ..images.reading import DEFAULT_MAX_PIXELS
 from ..inference.quantize import REPORT_KEY, graph_facts, int8_quality_problem, int8_report
+from ..inference.style import style_dim
 from ..models.hub import read_config
 from ..models.registry import GENERATOR_CLASSES
 from .ids import is_hub_id
@@ -76,6 +77,7 @@ def generator_facts(config_path: Path) -> dict[str, Any]:
         "out_channels": int(generator.out_channels),
         "size_multiple": int(generator.size_multiple),
         "min_size": int(generator.min_size),
+        "style_dim": style_dim(generator),  # a style encoder's code: the page feeds the zero code, Pix2Pix's default
     }
 
 

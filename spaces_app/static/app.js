@@ -189,8 +189,10 @@ function modelInput(rgba, width, height) {
   const { generator, info } = config;
   if (info.label_nc) {
     const colors = config.painter.classes.map((c) => c.color);
-    const indices = classIndices(rgba, width, height, colors);
-    const planes = oneHotPlanes(indices, width, height, info.label_nc, Boolean(info.instance));
+    const dontcare = Boolean(info.contain_dontcare_label);
+    const indices = classIndices(rgba, width, height, colors, dontcare);
+    const classes = info.label_nc + (dontcare ? 1 : 0);
+    const planes = oneHotPlanes(indices, width, height, classes, Boolean(info.instance));
     return padInput(planes, width, height, generator.size_multiple, generator.min_size, false);
   }
   const planes = imageChannels(rgba, width, height, generator.in_channels);
@@ -218,6 +220,11 @@ async function translate(rgba, width, height, preview) {
   let output;
   try {
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input.data, input.dims) };
+    const styleDim = config.generator.style_dim || 0;
+    if (session.inputNames.length > 1 && styleDim) {
+      // A style encoder's generator: the zero code, the prior's mean, as Pix2Pix uses without style= or seed=.
+      feeds[session.inputNames[1]] = new ort.Tensor("float32", new Float32Array(styleDim), [1, styleDim]);
+    }
     output = (await session.run(feeds))[session.outputNames[0]];
   } catch (error) {
     status("Ready.", "ready");

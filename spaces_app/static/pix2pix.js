@@ -117,10 +117,11 @@ export function outputPixels(output, dims, box) {
 
 /**
  * A label-map model's input: class indices from an RGBA image whose pixels are all exactly the model's class
- * colours (labels.label_indices), or else all gray (r = g = b: the index itself, as a grayscale index PNG reads).
+ * colours (labels.label_indices), or else all gray (r = g = b: the index itself, as a grayscale index PNG reads;
+ * with `dontcare`, index label_nc or 255 is the don't-care class, as labels.dontcare_to_index reads it).
  * Throws an Error saying which rule failed. Returns an Int32Array of indices.
  */
-export function classIndices(rgba, width, height, colors) {
+export function classIndices(rgba, width, height, colors, dontcare = false) {
   const count = width * height;
   const lookup = new Map(colors.map(([r, g, b], k) => [(r << 16) | (g << 8) | b, k]));
   const indices = new Int32Array(count);
@@ -139,24 +140,25 @@ export function classIndices(rgba, width, height, colors) {
           "image painted in the model's class colours only.",
       );
     }
-    if (v >= colors.length) {
-      throw new Error(`The class-index map holds ${v}; this model has classes 0..${colors.length - 1}.`);
+    const last = colors.length - (dontcare ? 0 : 1);
+    if (v > last && !(dontcare && v === 255)) {
+      throw new Error(`The class-index map holds ${v}; this model has classes 0..${last}.`);
     }
-    indices[p] = v;
+    indices[p] = v === 255 && dontcare ? colors.length : v;
   }
   return indices;
 }
 
 /**
- * One-hot planes (label_nc [+ 1 boundary channel], as labels.encode_label_map with no instance map: the class
- * boundaries serve) as float32 planes in {0, 1}.
+ * One-hot planes (`classes` = label_nc [+ 1 don't-care], then with `instance` the boundary channel, as
+ * labels.encode_label_map with no instance map: the class boundaries serve) as float32 planes in {0, 1}.
  */
-export function oneHotPlanes(indices, width, height, labelNc, instance) {
+export function oneHotPlanes(indices, width, height, classes, instance) {
   const count = width * height;
-  const planes = Array.from({ length: labelNc + (instance ? 1 : 0) }, () => new Float32Array(count));
+  const planes = Array.from({ length: classes + (instance ? 1 : 0) }, () => new Float32Array(count));
   for (let p = 0; p < count; p++) planes[indices[p]][p] = 1;
   if (instance) {
-    const edges = planes[labelNc];
+    const edges = planes[classes];
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const p = y * width + x;
