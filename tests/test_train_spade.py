@@ -22,6 +22,7 @@ from pix2pix_hub import Pix2Pix
 from pix2pix_hub.data import PairedTransform
 from pix2pix_hub.hub.model_info import ModelInfo
 from pix2pix_hub.images.labels import LabelMapError, check_label_channels, encode_label_map, input_channels
+from pix2pix_hub.inference import pipeline
 from pix2pix_hub.models.registry import build_generator
 from pix2pix_hub.training import checkpoint as ckpt
 from pix2pix_hub.training import config_from_args, trainer
@@ -73,6 +74,13 @@ def spade_config(data: Path, output: Path, **overrides):
         dataloader_num_workers=0, report_to="none", output_dir=str(output),
     )  # fmt: skip
     return preset_config("spade", **{**values, **overrides})
+
+
+@pytest.fixture
+def no_onnx_export(monkeypatch):
+    """The model folders of these runs ship no model.onnx (the preset run's does): the state, not the export,
+    is under test, and each export costs seconds."""
+    monkeypatch.setattr(pipeline, "onnxruntime_available", lambda: False)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +163,7 @@ def test_preset_run_with_style_encoder_and_instances_saves_a_loadable_model(pres
     assert generator.in_channels == input_channels(0, LABEL_NC, instance=True)
     assert json.loads((result.output_dir / "config.json").read_text())["use_vae"] is True
     assert ModelInfo.load(result.output_dir).to_dict()["label_nc"] == LABEL_NC
+    assert (result.output_dir / "model.onnx").is_file() == pipeline.onnxruntime_available()
     assert_same_state(
         state_of(result), {**state_of(result), **{f"G.{k}": v for k, v in generator.state_dict().items()}}
     )
@@ -244,7 +253,7 @@ def test_step_adds_the_kl_of_the_encoded_target_and_is_reproducible():
 
 
 # ----- resume ------------------------------------------------------------------------------------------------------
-def test_resume_restores_the_encoder_and_both_ttur_optimizers_exactly(data, tmp_path):
+def test_resume_restores_the_encoder_and_both_ttur_optimizers_exactly(data, tmp_path, no_onnx_export):
     small = {"load_size": WIDTH // 3, "crop_size": HEIGHT // 3, "n_layers_D": 2}  # 64x32: the state, not the size
     straight = run(spade_config(data, tmp_path / "straight", max_train_steps=4, **small))
     run(spade_config(data, tmp_path / "resumed", max_train_steps=2, **small))
@@ -276,7 +285,7 @@ def test_dontcare_class_gets_its_own_channel_from_index_label_nc_and_255():
         check_label_channels(LABEL_NC + 1, LABEL_NC, True, dontcare=True)
 
 
-def test_dontcare_run_records_the_class_and_names_a_bad_file(tmp_path):
+def test_dontcare_run_records_the_class_and_names_a_bad_file(tmp_path, no_onnx_export):
     data = make_label_pairs(tmp_path / "dontcare", count=4, dontcare=True)
     transform = PairedTransform(preprocess="none", label_nc=LABEL_NC, dontcare=True, instance=True)
     assert transform.input_channels == LABEL_NC + 2
