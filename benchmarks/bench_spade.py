@@ -13,7 +13,9 @@ fresh process so one case's peak memory cannot hide another's):
 at 256x256 and 512x256 (W x H), ``--ngf``/``--ndf`` 16 by default (the papers use 64). What is timed is the
 trainer's own ``train_step`` on networks and optimizers from its own set-up (bench_hd.py's ``build_step``).
 Figures per case as bench_hd.py: ``step_s`` (median seconds per update), ``peak_rss_mb``, ``rss_before_steps_mb``,
-``step_peak_mb`` (what training adds); ``checkpointing`` compares each case with its ``-ckpt`` twin.
+``step_peak_mb`` (what training adds); ``checkpointing`` compares each case with its ``-ckpt`` twin. Also
+``step_cpu_s`` (the process's CPU seconds per update) and ``load_average_1min`` before and after the updates: on a
+shared machine a high load inflates ``step_s``, and with more threads than free cores also ``step_cpu_s``.
 
     python benchmarks/bench_spade.py [--steps 2] [--warmup 1] [--ngf 16] [--ndf 16] [--label_nc 12]
                                      [--only spade-256x256 ...] [--max_seconds 30] [--json_out FILE]
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -99,17 +102,20 @@ def run_case(case: Case, args: argparse.Namespace) -> dict:
     batch = one_hot_batch(config, case)
     before = rss_mb()
     bound = TimeBound(args.max_seconds)
-    times = []
+    times, cpu_times, load_before = [], [], os.getloadavg()[0]
     for index in bound.loop(args.warmup + args.steps, minimum=args.warmup + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         losses = train_step(batch, parts, accelerator)
         if index >= args.warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     peak = peak_rss_mb()
     flags = ("--preset spade " if case.model == "spade" else "") + as_flags(settings)
     result = {**asdict(case), "name": case.name, "flags": flags, "losses": sorted(losses)}
     result["step_s"] = round(statistics.median(times), 3)
     result["step_s_all"] = [round(t, 3) for t in times]
+    result["step_cpu_s"] = round(statistics.median(cpu_times), 3)
+    result["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["peak_rss_mb"] = round(peak, 1)
     result["rss_before_steps_mb"] = None if before is None else round(before, 1)
     result["step_peak_mb"] = None if before is None else round(peak - before, 1)
