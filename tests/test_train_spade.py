@@ -24,8 +24,8 @@ from pix2pix_hub.hub.model_info import ModelInfo
 from pix2pix_hub.images.labels import LabelMapError, check_label_channels, encode_label_map, input_channels
 from pix2pix_hub.inference import pipeline
 from pix2pix_hub.models.registry import build_generator
+from pix2pix_hub.training import TrainingConfig, config_from_args, trainer
 from pix2pix_hub.training import checkpoint as ckpt
-from pix2pix_hub.training import config_from_args, trainer
 from pix2pix_hub.training.arguments import preset_config
 from pix2pix_hub.training.errors import ConfigError
 from pix2pix_hub.training.losses import GANLoss, kl_divergence, reparameterize
@@ -307,3 +307,17 @@ def test_dontcare_run_records_the_class_and_names_a_bad_file(tmp_path, no_onnx_e
             )
         )
     assert f"{LABEL_NC + 3}" in str(error.value)
+
+
+def test_init_from_a_spade_model_adopts_its_style_encoder_and_options(data, preset_run, tmp_path, no_onnx_export):
+    result, _ = preset_run
+    config = TrainingConfig(
+        dataset=str(data), init_from=str(result.output_dir), preprocess="scale_width", load_size=WIDTH,
+        crop_size=HEIGHT, batch_size=2, val_size=2, max_train_steps=1, dataloader_num_workers=0, report_to="none",
+        output_dir=str(tmp_path / "tuned"),
+    )  # fmt: skip
+    tuned = run(config)
+    saved = ckpt.read_json(ckpt.list_checkpoints(tmp_path / "tuned")[-1] / ckpt.CONFIG_FILE)
+    assert (saved["netG"], saved["use_vae"], saved["z_dim"], saved["spectral_norm_G"]) == ("spade", True, 8, True)
+    assert (saved["norm_D"], saved["label_nc"], saved["instance"]) == ("spectralinstance", LABEL_NC, True)
+    assert tuned.pix2pix.generator.encoder is not None

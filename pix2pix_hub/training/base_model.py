@@ -26,11 +26,16 @@ from ..models.registry import build_discriminator, build_generator, preset_optio
 from .config import DISCRIMINATORS, GENERATORS, TrainingConfig, default_gan_mode
 from .errors import ConfigError
 
+# SPADE's generator options that are training flags: {flag: constructor argument} (adopted from the model).
+SPADE_OPTIONS = {
+    "num_upsampling_layers": "num_upsampling_layers", "use_vae": "use_vae", "z_dim": "z_dim",
+    "spade_hidden": "spade_hidden", "spectral_norm_G": "spectral_norm",
+}  # fmt: skip
 # Constructor arguments that vary within a preset (widths, channels, norm, dropout, init), so they do not tell
 # presets apart; every other key (num_downs, n_blocks, n_layers, whole_image...) must match the preset's.
 WITHIN_PRESET = {
     "in_channels", "out_channels", "ngf", "ndf", "norm", "dropout", "num_dropout", "dropout_offset", "init_type",
-    "init_gain",
+    "init_gain", *SPADE_OPTIONS.values(),
 }  # fmt: skip
 
 
@@ -85,7 +90,8 @@ def input_of(pix2pix: Pix2Pix, config: TrainingConfig) -> dict[str, Any]:
     input is a label map (a model without that record); else ``input_nc`` of an image model."""
     info = pix2pix.info
     if info.label_nc:
-        return {"label_nc": info.label_nc, "instance": bool(info.instance)}
+        dontcare = bool(info.contain_dontcare_label)
+        return {"label_nc": info.label_nc, "instance": bool(info.instance), "contain_dontcare_label": dontcare}
     return {} if config.label_nc else {"input_nc": pix2pix.generator.config["in_channels"]}
 
 
@@ -102,6 +108,9 @@ def architecture_of(pix2pix: Pix2Pix, source: str, config: TrainingConfig | None
         )
     found = {"netG": net_g, "ngf": g["ngf"], "norm": g["norm"], **input_of(pix2pix, config or TrainingConfig())}
     found.update(output_nc=g["out_channels"], no_dropout=not g.get("dropout", 0))
+    if net_g == "spade":
+        found.update({flag: g[argument] for flag, argument in SPADE_OPTIONS.items()})
+        found["no_spectral_norm_G"] = not g["spectral_norm"]
     if discriminator is not None:
         d = discriminator.config
         net_d = discriminator_preset(discriminator)
@@ -112,6 +121,8 @@ def architecture_of(pix2pix: Pix2Pix, source: str, config: TrainingConfig | None
                 f"({g['in_channels']} + {g['out_channels']} channels)."
             )
         found.update(netD=net_d, ndf=d["ndf"])
+        if d.get("norm", g["norm"]) != g["norm"]:
+            found["norm_D"] = d["norm"]
         options = preset_options(net_d)  # the depth and scales are flags only where the preset takes them
         if "n_layers" in options:
             found["n_layers_D"] = d["n_layers"]
@@ -159,7 +170,7 @@ def adopt_architecture(config: TrainingConfig, pix2pix: Pix2Pix) -> TrainingConf
     if "gan_mode" not in given:  # it follows the discriminator, as --netD does
         found["gan_mode"] = default_gan_mode(found.get("netD", config.netD))
     adopted = replace(config, **found)
-    wanted = input_channels(adopted.input_nc, adopted.label_nc, adopted.instance)
+    wanted = input_channels(adopted.input_nc, adopted.label_nc, adopted.instance, adopted.contain_dontcare_label)
     if wanted != pix2pix.generator.config["in_channels"]:
         raise ConfigError(
             f"--init_from {source}: its generator takes {pix2pix.generator.config['in_channels']} input channels, "
