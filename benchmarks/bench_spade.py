@@ -18,7 +18,7 @@ Figures per case as bench_hd.py: ``step_s`` (median seconds per update), ``peak_
 shared machine a high load inflates ``step_s``, and with more threads than free cores also ``step_cpu_s``.
 
     python benchmarks/bench_spade.py [--steps 2] [--warmup 1] [--ngf 16] [--ndf 16] [--label_nc 12]
-                                     [--only spade-256x256 ...] [--max_seconds 30] [--json_out FILE]
+                                     [--only spade-256x256 ...] [--max_seconds 30] [--json_out FILE] [--smoke]
 
 The last line on stdout is one JSON object. On a shared CPU the times are noisy; the memory figures are not.
 """
@@ -46,6 +46,7 @@ from pix2pix_hub.training.arguments import preset_config
 from pix2pix_hub.training.config import TrainingConfig
 
 SIZES = ((256, 256), (512, 256))  # (W, H)
+SMOKE_SIZES = ((128, 128),)  # --smoke: the script runs end to end in seconds; its figures are not the benchmark's
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class Case:
         return f"{self.model}-{self.width}x{self.height}{'-ckpt' if self.checkpointing else ''}"
 
 
-def all_cases() -> list[Case]:
-    return [Case(model, w, h, c) for w, h in SIZES for model in ("spade", "hd") for c in (False, True)]
+def all_cases(sizes: tuple[tuple[int, int], ...] = SIZES) -> list[Case]:
+    return [Case(model, w, h, c) for w, h in sizes for model in ("spade", "hd") for c in (False, True)]
 
 
 def case_settings(case: Case, args: argparse.Namespace) -> dict[str, Any]:
@@ -144,11 +145,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="case names to run (default: all)")
     parser.add_argument("--max_seconds", type=float, default=30.0, help="time bound of each case's updates")
     parser.add_argument("--json_out", help="also write the report to this file")
+    parser.add_argument("--smoke", action="store_true", help="128x128, ngf/ndf 4, 1 step, no warm-up: a quick check")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.ngf, args.ndf, args.steps, args.warmup = 4, 4, 1, 0
     if args.steps < 1 or args.max_seconds <= 0:
         parser.error("--steps must be at least 1 and --max_seconds positive")
-    cases = {case.name: case for case in all_cases()}
+    cases = {case.name: case for case in all_cases(SMOKE_SIZES if args.smoke else SIZES)}
     if args.worker:
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -160,6 +164,8 @@ def main() -> None:
     keys = ("steps", "warmup", "ngf", "ndf", "label_nc", "threads", "max_seconds")
     settings = {key: getattr(args, key) for key in keys}
     argv = [text for key, value in settings.items() for text in (f"--{key}", str(value))]
+    argv += ["--smoke"] if args.smoke else []
+    settings["smoke"] = args.smoke
     results, skipped = [], {}
     for name in args.only or cases:
         print(f"{name} ...", file=sys.stderr, flush=True)

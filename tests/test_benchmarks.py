@@ -186,3 +186,73 @@ def test_bench_gpu_reads_and_restores_tf32_whichever_api_set_it():
     finally:
         bench_gpu.restore_flags(initial)
     assert bench_gpu.backend_flags() == initial and bench_gpu.tf32_on() is False
+
+
+def run_benchmark(script: str, arguments: list[str], out: Path, timeout: float = 120) -> dict:
+    """Run ``benchmarks/<script>`` with ``arguments``; its report (stdout's last line, checked equal to ``out``)."""
+    command = [sys.executable, str(BENCHMARKS / script), *arguments, "--json_out", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == report
+    return report
+
+
+@pytest.mark.slow
+def test_bench_spade_smoke_runs_the_cases_asked_in_seconds(tmp_path):
+    """``bench_spade.py --smoke``: each asked case runs in its own process at 128x128, the report names them with
+    positive times and memory, and a case with its ``-ckpt`` twin gets a checkpointing comparison."""
+    cases = ["spade-128x128", "spade-128x128-ckpt", "hd-128x128"]
+    started = time.monotonic()
+    report = run_benchmark("bench_spade.py", ["--smoke", "--only", *cases], tmp_path / "spade.json")
+    assert report["settings"]["smoke"] and report["settings"]["steps"] == 1 and report["cases_skipped"] == {}
+    assert [case["name"] for case in report["cases"]] == cases
+    for case in report["cases"]:
+        assert case["step_s"] > 0 and case["step_cpu_s"] > 0 and case["peak_rss_mb"] > 0, case
+        assert (case["width"], case["height"]) == (128, 128) and "--ngf 4" in case["flags"]
+        assert "loss_G_GAN" in case["losses"] and ("loss_G_KL" in case["losses"]) == (case["model"] == "spade")
+    assert "--preset spade" in report["cases"][0]["flags"] and "--gradient_checkpointing" in report["cases"][1]["flags"]
+    (saving,) = report["checkpointing"]
+    assert saving["case"] == "spade-128x128" and saving["time_ratio"] > 0 and saving["memory_ratio"] > 0
+    assert time.monotonic() - started < 90
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+FACADES_TRAIN = ROOT.parent / "shared" / "data" / "facades" / "train"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: apt-get install -y chromium")
+@pytest.mark.skipif(not FACADES_TRAIN.is_dir(), reason=f"{FACADES_TRAIN} not found")
+def test_bench_static_space_smoke_measures_every_page_variant_and_python(tmp_path):
+    """``bench_static_space.py --smoke``: the page in headless chromium (fp32 and int8, with and without the
+    isolation headers) and ``Pix2Pix`` in Python on the same file, each with positive times; the download sizes
+    are the model files'; every page figure has its Python baseline and ratio; the CPU is named."""
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("onnxruntime")
+    started = time.monotonic()
+    report = run_benchmark("bench_static_space.py", ["--smoke"], tmp_path / "static.json")
+    assert report["settings"]["smoke"] and report["model"]["generator"] == "unet_256"
+    assert report["machine"]["cpu_model"] and report["machine"]["chromium"] and report["machine"]["onnxruntime"]
+    graphs = ["fp32", "int8"] if "int8_gate" in report["model"] else ["fp32"]
+    assert graphs == ["fp32", "int8"] or "below its gate" in report["model"]["int8_skipped"]
+    assert list(report["python"]) == graphs
+    assert sorted(report["download_bytes"]) == sorted(
+        {"fp32": "model.onnx", "int8": "model.int8.onnx"}[g] for g in graphs
+    )
+    assert all(size > 0 for size in report["download_bytes"].values())
+    assert sorted(report["page"]) == sorted(f"{g}-{mode}" for g in graphs for mode in ("threads", "1thread"))
+    for name, page in report["page"].items():
+        graph, mode = name.split("-")
+        assert page["graph"] == graph and page["engine"].startswith("WebAssembly SIMD"), page
+        assert (page["threads"] == 1) == (mode == "1thread" or (report["machine"]["cpu_count"] or 1) == 1)
+        assert page["median_ms"] > 0 and page["first_run_ms"] > 0 and len(page["runs_ms"]) == 1
+        assert 0 < page["download_ms"] < page["ready_ms"] < page["first_image_ms"]
+        assert report["page_vs_python"][name] == pytest.approx(
+            page["median_ms"] / report["python"][graph]["median_ms"], abs=0.01
+        )
+    assert all(python["median_ms"] > 0 for python in report["python"].values())
+    assert report["python"]["fp32"]["engine"] == "onnxruntime"
+    assert any("Pix2Pix" in text for text in report["compared_against"].values())
+    assert time.monotonic() - started < 90
