@@ -85,9 +85,10 @@ def check_labels(labels: np.ndarray, label_nc: int, hint: str = TRAINING_HINT, d
     shown = ", ".join(str(v) for v in values[:MAX_LISTED_VALUES])
     shown += f", ... ({len(values)} distinct)" if len(values) > MAX_LISTED_VALUES else ""
     noun = "value" if len(values) == 1 else "values"
-    allowed = f"0..{label_nc} or {DONTCARE_VALUE} (label_nc={label_nc} + don't care)" if dontcare else (
-        f"0..{label_nc - 1} (label_nc={label_nc})"
-    )
+    if dontcare:
+        allowed = f"0..{label_nc} or {DONTCARE_VALUE} (label_nc={label_nc} + don't care)"
+    else:
+        allowed = f"0..{label_nc - 1} (label_nc={label_nc})"
     raise LabelMapError(f"label {noun} {shown} outside {allowed}; {hint}.")
 
 
