@@ -289,18 +289,26 @@ def test_a_saved_folder_ships_model_onnx_and_onnxruntime_runs_the_styles(tmp_pat
 
 
 @onnx_only
-def test_int8_graph_of_a_styled_generator_takes_z_and_passes_the_gate(tmp_path):
+def test_int8_graph_of_a_styled_generator_takes_z_and_passes_the_gate(tmp_path, capsys):
     from pix2pix_hub.inference.onnx_engine import OnnxGenerator, PrebuiltGraph, weights_fingerprint
-    from pix2pix_hub.inference.quantize import quantize_generator
 
-    generator = spade_generator()
-    maps = [encode_label_input(label_map(seed=i), LABEL_NC, False).numpy() for i in range(4)]
-    report = quantize_generator(generator, tmp_path / "model.int8.onnx", maps)
+    pix2pix = spade_model()
+    generator = pix2pix.generator
+    folder = pix2pix.save_pretrained(tmp_path / "model", onnx=False)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for index in range(4):
+        label_map(seed=index).save(maps / f"{index}.png")
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(maps / "colour.png")  # not a class-index map: skipped
+    # The CLI route: class-index maps calibrate a label-map model (one-hot encoded as its calls encode them).
+    argv = ["export-onnx", str(folder), str(tmp_path / "model.int8.onnx"), "--int8", "--calibration", str(maps)]
+    assert main([*argv, "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert report["psnr_db"] >= 40
-    runner = OnnxGenerator(
-        generator, PrebuiltGraph(tmp_path / "model.int8.onnx", weights_fingerprint(generator), report)
-    )
-    batch = torch.from_numpy(np.stack(maps[:2]))
+    graph = PrebuiltGraph(tmp_path / "model.int8.onnx", weights_fingerprint(generator), report)
+    runner = OnnxGenerator(generator, graph)
+    assert [item.name for item in runner.open_session().get_inputs()] == [INPUT_NAME, STYLE_NAME]
+    batch = torch.stack([encode_label_input(label_map(seed=i), LABEL_NC, False) for i in range(2)])
     code = torch.randn(1, Z_DIM, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         expected = generator(batch, code.expand(2, -1))

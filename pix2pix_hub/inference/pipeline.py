@@ -31,7 +31,6 @@ from ..constants import (
 from ..fileio import atomic_directory, write_bytes
 from ..hub.model_card import render_model_card
 from ..hub.model_info import ModelInfo
-from ..images.labels import check_label_channels
 from ..images.reading import DEFAULT_MAX_PIXELS
 from ..models import DISCRIMINATOR_CLASSES, GENERATOR_CLASSES, PatchDiscriminator
 from .calibration import DEFAULT_NUM_CALIBRATION, CalibrationSource
@@ -111,11 +110,7 @@ class Pix2Pix:
         self.batch_size = batch_size
         self.backend = backend
         self.info = ModelInfo() if info is None else info
-        labels = {"label_nc": self.info.label_nc or 0, "instance": bool(self.info.instance)}
-        labels["dontcare"] = bool(self.info.contain_dontcare_label)
-        check_label_channels(generator.in_channels, *labels.values())
-        sizes = {"size_multiple": generator.size_multiple, "min_size": generator.min_size, "max_pixels": max_pixels}
-        self.processor = ImageProcessor(in_channels=generator.in_channels, **sizes, **labels)
+        self.processor = ImageProcessor.for_generator(generator, self.info, max_pixels)
         self.onnx_engine = OnnxEngine(generator, backend, resolution=self.info.resolution)
 
     # ----- loading and saving -------------------------------------------------------------------------
@@ -172,6 +167,7 @@ class Pix2Pix:
             )
         pix2pix = cls(generator, discriminator, info=ModelInfo.load(folder), **options)
         build_into = folder if local and writable_folder(folder) else None  # never into the Hugging Face cache
+        calibration = pix2pix.processor.calibration_maps(calibration)  # a label-map model's maps, one-hot encoded
         pix2pix.onnx_engine.choose(folder, precision, calibration, build_into, pix2pix.max_pixels, defer=True)
         return pix2pix
 
@@ -272,7 +268,8 @@ class Pix2Pix:
         than fp32 here (else ``precision_note`` says why not), and ``save_pretrained(..., onnx=True)`` ships it.
 
         Args:
-            calibration: a folder of typical input images or a list of them (``calibration.calibration_inputs``).
+            calibration: a folder of typical input images or a list of them (``calibration.calibration_inputs``);
+                for a label-map model, class-index maps (``processor.calibration_maps`` encodes them).
             path: where the graph goes (default: the ONNX cache, reused for the same weights and inputs).
             num_calibration: inputs used, spread evenly over ``calibration``; a quarter are held back for the gate.
             min_psnr_db: the gate: int8 outputs below this PSNR from fp32's raise ``QuantizationQualityError``
@@ -281,6 +278,7 @@ class Pix2Pix:
         Returns:
             The graph's report (``psnr_db``, ``path``, ``bytes``, ...).
         """
+        calibration = self.processor.calibration_maps(calibration, num_calibration)
         return self.onnx_engine.build_int8(
             calibration, path, max_pixels=self.max_pixels, count=num_calibration, min_psnr=min_psnr_db
         )

@@ -19,8 +19,11 @@ torch one, for the path that never touches torch (onnxruntime on uint8 images) a
 from __future__ import annotations
 
 import enum
+import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..hub.model_info import ModelInfo
 from ..images.arrays import (
     check_range,
     convert_image,
@@ -38,12 +42,14 @@ from ..images.arrays import (
     uint8_to_tensor,
     upright,
 )
-from ..images.labels import encode_label_input, label_map_size
-from ..images.reading import DEFAULT_MAX_PIXELS, check_max_pixels, check_still
+from ..images.labels import check_label_channels, encode_label_input, label_map_size
+from ..images.reading import DEFAULT_MAX_PIXELS, check_max_pixels, check_still, open_image, read_header
+from .calibration import DEFAULT_NUM_CALIBRATION, CalibrationSource, image_files, spread_evenly
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 # (N, C, H, W) in [-1, 1]: a tensor, or a float32 array on the numpy path.
 Batch = torch.Tensor | np.ndarray
+logger = logging.getLogger(__name__)
 
 
 # ----- size rules -------------------------------------------------------------------------------------------------
@@ -326,6 +332,35 @@ class ImageProcessor:
         if size_mode == "resize":
             size = resize_target(height, width, self.size_multiple, self.min_size)
         return encode_label_input(labels, self.label_nc, self.instance, instance, size, dontcare=self.dontcare)
+
+    @classmethod
+    def for_generator(cls, generator: Any, info: ModelInfo, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProcessor:
+        """The processor of ``generator`` (its channels and size rules) for a model recorded as ``info`` (label maps:
+        ``label_nc``, ``instance``, ``contain_dontcare_label``, checked against the generator's channels)."""
+        labels = {"label_nc": info.label_nc or 0, "instance": bool(info.instance)}
+        labels["dontcare"] = bool(info.contain_dontcare_label)
+        check_label_channels(generator.in_channels, *labels.values())
+        sizes = {"size_multiple": generator.size_multiple, "min_size": generator.min_size, "max_pixels": max_pixels}
+        return cls(in_channels=generator.in_channels, **sizes, **labels)
+
+    def calibration_maps(self, source: CalibrationSource | None, count: int = DEFAULT_NUM_CALIBRATION) -> Any:
+        """What int8 calibration reads (``calibration.calibration_inputs``): for a label-map model, up to ``count``
+        class-index maps spread over ``source`` (a folder, or a list of maps or their files) encoded as the
+        generator's one-hot inputs ``(C, H, W)`` (tensors are taken as encoded; unreadable or bad maps are skipped
+        with a warning, as unreadable images are); for other models (or None) ``source`` as it is."""
+        if not self.label_nc or source is None:
+            return source
+        from_folder = isinstance(source, (str, os.PathLike))
+        encoded = []
+        for item in spread_evenly(image_files(Path(source)) if from_folder else list(source), count):
+            try:
+                if isinstance(item, (str, os.PathLike)):
+                    read_header(Path(item), self.max_pixels)
+                    item = open_image(str(item))
+                encoded.append(item if isinstance(item, torch.Tensor) else self.encode_label_map(item, None, "pad"))
+            except (OSError, ValueError) as error:
+                logger.warning("calibration: skipped %s (%s)", item if from_folder else "a label map", error)
+        return encoded
 
     # ----- out ----------------------------------------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[Batch], prepared: Prepared) -> list[ImageLike]:
