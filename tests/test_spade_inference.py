@@ -305,6 +305,14 @@ def test_int8_graph_of_a_styled_generator_takes_z_and_passes_the_gate(tmp_path, 
     assert main([*argv, "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["psnr_db"] >= 40
+    for side in "AB":  # the input side of a paired dataset calibrates it too
+        (tmp_path / "data" / side).mkdir(parents=True)
+    for index in range(3):
+        label_map(seed=index).save(tmp_path / "data" / "A" / f"{index}.png")
+        photo(32, 64, seed=index).save(tmp_path / "data" / "B" / f"{index}.png")
+    argv = ["export-onnx", str(folder), str(tmp_path / "data.int8.onnx"), "--int8", "--dataset", str(tmp_path / "data")]
+    assert main([*argv, "--split", "train", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["held_out_inputs"] >= 1
     graph = PrebuiltGraph(tmp_path / "model.int8.onnx", weights_fingerprint(generator), report)
     runner = OnnxGenerator(generator, graph)
     assert [item.name for item in runner.open_session().get_inputs()] == [INPUT_NAME, STYLE_NAME]

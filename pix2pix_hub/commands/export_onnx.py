@@ -163,4 +163,5 @@ def calibration_source(args: argparse.Namespace, pix2pix: Pix2Pix) -> Any:
     if args.direction is None:
         raise CommandError("The model does not record its direction: pass --direction AtoB or BtoA.")
     pairs = open_dataset(args, args.calibration if args.dataset is DATASET_IS_INPUT else args.dataset)
-    return dataset_calibration_images(pairs, args.num_calibration, pix2pix.in_channels, pix2pix.max_pixels)
+    channels = None if pix2pix.label_nc else pix2pix.in_channels  # class-index maps are read as stored
+    return dataset_calibration_images(pairs, args.num_calibration, channels, pix2pix.max_pixels)

@@ -232,10 +232,10 @@ def load_row(rows: Any, index: int, channels: int | None, max_pixels: int) -> Im
     return image if channels is None else convert_image(image, channels)
 
 
-def dataset_calibration_images(pairs: Any, count: int, channels: int, max_pixels: int) -> list[Image.Image]:
+def dataset_calibration_images(pairs: Any, count: int, channels: int | None, max_pixels: int) -> list[Image.Image]:
     """The ``input`` images of up to ``count`` rows of ``pairs`` (``data.load_pairs`` output), spread evenly over
-    it, as ``channels``-channel PIL images: calibration inputs for ``Pix2Pix.quantize``. Unreadable rows are
-    skipped."""
+    it, as ``channels``-channel PIL images (None: as stored, a label-map model's class-index maps): calibration
+    inputs for ``Pix2Pix.quantize``. Unreadable rows are skipped."""
     rows = raw_rows(pairs)
     images = []
     for index in spread_indices(len(rows), count):
