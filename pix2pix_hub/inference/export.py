@@ -143,10 +143,17 @@ def check_export_target(path: str | os.PathLike, model: str | os.PathLike) -> No
 
 
 def fixed_weights(generator: nn.Module) -> nn.Module:
-    """``generator`` itself, or for one with parametrized weights (spectral norm) an eval-mode copy whose weights
-    are the fixed ones the parametrizations give now: the exporter cannot trace the power iteration's ops, and
-    in eval mode the weights are constants anyway. (``parametrize.remove_parametrizations`` is not used: on a copy
-    it deletes the property from the parametrized class the copy shares with the original.)"""
+    """The generator as the exporter traces it: the exporter cannot trace spectral norm's power iteration, and in
+    eval mode the weights it gives are constants anyway.
+
+    Args:
+        generator: the network; never changed (``parametrize.remove_parametrizations`` is not used: on a copy it
+            deletes the property from the parametrized class the copy shares with the original).
+
+    Returns:
+        ``generator`` itself, or for one with parametrized weights an eval-mode copy whose weights are the fixed
+        ones the parametrizations give now.
+    """
     if not any(parametrize.is_parametrized(module) for module in generator.modules()):
         return generator
     baked = copy.deepcopy(generator).eval()

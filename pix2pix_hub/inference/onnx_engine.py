@@ -220,10 +220,9 @@ class OnnxGenerator:
         return path
 
     def __call__(self, batch: torch.Tensor | np.ndarray, code: torch.Tensor | None = None) -> torch.Tensor | np.ndarray:
-        """``(N, C, H, W)`` in [-1, 1] -> the generator's output: a float32 array for an array, without one torch
-        op on the way (torch's worker threads, once woken, would compete with onnxruntime's on a CPU with few
-        cores); a tensor for a tensor. ``code``: the style code ``(1, z_dim)`` of every input, for a graph with a
-        style input (``export.STYLE_NAME``); None there means the zero code."""
+        """``(N, C, H, W)`` in [-1, 1] (and a style graph's ``code`` ``(1, z_dim)``, None: zeros) -> the output: an
+        array for an array, without one torch op on the way (torch's worker threads, once woken, would compete with
+        onnxruntime's on a CPU with few cores); a tensor for a tensor."""
         session = self.open_session()
         inputs = session.get_inputs()
         array = batch if isinstance(batch, np.ndarray) else batch.detach().float().contiguous().numpy()

@@ -344,10 +344,17 @@ class ImageProcessor:
         return cls(in_channels=generator.in_channels, **sizes, **labels)
 
     def calibration_maps(self, source: CalibrationSource | None, count: int = DEFAULT_NUM_CALIBRATION) -> Any:
-        """What int8 calibration reads (``calibration.calibration_inputs``): for a label-map model, up to ``count``
-        class-index maps spread over ``source`` (a folder, or a list of maps or their files) encoded as the
-        generator's one-hot inputs ``(C, H, W)`` (tensors are taken as encoded; unreadable or bad maps are skipped
-        with a warning, as unreadable images are); for other models (or None) ``source`` as it is."""
+        """What int8 calibration reads (``calibration.calibration_inputs``).
+
+        Args:
+            source: for a label-map model, class-index maps: a folder, or a list of maps, their files or encoded
+                tensors; unreadable or bad maps are skipped with a warning, as unreadable images are.
+            count: how many, spread evenly over ``source``.
+
+        Returns:
+            For a label-map model the maps as the generator's one-hot inputs ``(C, H, W)``; for other models (or
+            None) ``source`` as it is.
+        """
         if not self.label_nc or source is None:
             return source
         from_folder = isinstance(source, (str, os.PathLike))

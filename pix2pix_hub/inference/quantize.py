@@ -308,10 +308,18 @@ def _quiet_preprocess_advice() -> Iterator[None]:
 
 
 def graph_feeds(inputs: Sequence[tuple[str, int]], array: np.ndarray, index: int) -> dict[str, np.ndarray]:
-    """The feeds of one run of a graph whose inputs are ``(name, channels)``: ``array`` as the first and, for a graph
-    with a style-code input (a SPADE generator with a style encoder: ``export.STYLE_NAME``, ``(N, z_dim)``), the
-    code of a sampled style (N(0, I) drawn with seed ``index``; index 0: the zero code, the default), so that
-    calibration and the gate see the codes users pick."""
+    """The feeds of one run of a graph.
+
+    Args:
+        inputs: the graph's inputs as ``(name, size of axis 1)``.
+        array: the first input, ``(N, C, H, W)``.
+        index: which style code a style-code input (a SPADE generator with a style encoder: ``export.STYLE_NAME``,
+            ``(N, z_dim)``) gets: 0 the zero code (the default), else N(0, I) drawn with this seed, so that
+            calibration and the gate see the codes users pick.
+
+    Returns:
+        ``{name: array}`` for every input.
+    """
     feeds = {inputs[0][0]: array}
     if len(inputs) > 1:
         name, dim = inputs[1]
