@@ -11,10 +11,12 @@ after it), so with Python's start it takes under 8 minutes:
                  skipped where bf16 is emulated unless ``--include_emulated``): switches off (``baseline``), each
                  switch alone, then ``fast`` (the switches that measured faster, not compile) and ``all``; images/s
                  at ``--batch_sizes`` (1 16 64) for ``baseline`` and ``fast``; ``plain_eager`` (default Adam, D
-                 not frozen) as the reference loop
+                 not frozen) as the reference loop; ``compile`` (mode default) and ``cuda_graphs`` (compile mode
+                 reduce-overhead, CUDA only) at batch 1, compared in ``train.cuda_graphs`` (why not, on a CPU)
     switches     probed on ``TrainingConfig`` at run time: channels_last, cudnn_benchmark, tf32, compile,
                  cuda_graphs (the field names tried are in ``SWITCHES``; a ``no_<name>`` field means the library
-                 turns it on by default). A switch the library lacks is reported "not available"; where the library
+                 turns it on by default; ``MODE_SWITCHES``: cuda_graphs is ``compile_mode`` "reduce-overhead",
+                 with compile on). A switch the library lacks is reported "not available"; where the library
                  has the field but building through ``training.setup`` shows no effect of it, the benchmark applies
                  the switch itself (the usual torch call) and says so (``applied_by``)
     projection   the facades schedule (200 epochs of 400 pairs at batch 1 = 80,000 steps) at each batch-1 case's
@@ -74,6 +76,12 @@ SWITCHES: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
     "compile": (("compile", "torch_compile"), ("no_compile",), False),
     "cuda_graphs": (("cuda_graphs", "cuda_graph"), ("no_cuda_graphs",), True),
 }
+# Switches set by a value of a str field where no bool field is found: (field, value that turns it on, switches it
+# needs on too). CUDA graphs are torch.compile's "reduce-overhead" mode.
+MODE_SWITCHES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "cuda_graphs": ("compile_mode", "reduce-overhead", ("compile",)),
+}
+COMPILED = ("compile", "cuda_graphs")  # the switches whose cases compile (timed last, with --compile_case_s left)
 
 
 # ----- the switches ---------------------------------------------------------------------------------------------
@@ -93,14 +101,21 @@ def probe_switches() -> dict[str, dict[str, Any]]:
                 break
             if field is not None:
                 entry["unusable_field"] = f"{field_name} is not a bool field (default {field.default!r})"
+        mode = MODE_SWITCHES.get(name)
+        field = fields.get(mode[0]) if mode and entry["field"] is None else None
+        if field is not None and isinstance(field.default, str):
+            entry = {"field": mode[0], "on": mode[1], "off": field.default, "default_on": field.default == mode[1]}
+            entry["needs"] = list(mode[2])
         found[name] = entry
     return found
 
 
-def switch_settings(switches: dict[str, dict], wanted: tuple[str, ...]) -> dict[str, bool]:
-    """``TrainingConfig`` values with the ``wanted`` switches on and every other available one off."""
+def switch_settings(switches: dict[str, dict], wanted: tuple[str, ...]) -> dict[str, Any]:
+    """``TrainingConfig`` values with the ``wanted`` switches (and those they need) on and every other available
+    one off (a mode switch's ``off`` value: its field's default)."""
+    wanted = (*wanted, *(need for name in wanted for need in switches.get(name, {}).get("needs", ())))
     return {
-        entry["field"]: entry["on"] if name in wanted else not entry["on"]
+        entry["field"]: entry["on"] if name in wanted else entry.get("off", not entry["on"])
         for name, entry in switches.items()
         if entry["field"] is not None
     }
@@ -244,6 +259,7 @@ def library_step(case: Case, args: argparse.Namespace, switches: dict) -> tuple[
     from accelerate.state import AcceleratorState
 
     from pix2pix_hub.training import TrainingConfig, train_step
+    from pix2pix_hub.training.speed import graph_step_marker
 
     AcceleratorState._reset_state(True)  # each case its own mixed precision, in one process
     mixed = {"fp32": "no", "bf16": "bf16"}[case.precision]
@@ -264,7 +280,13 @@ def library_step(case: Case, args: argparse.Namespace, switches: dict) -> tuple[
             applied[name] = "benchmark (the library's field showed no effect through training.setup)"
         else:
             applied[name] = "library" if effect else "library (effect not visible from outside)"
-    return (lambda: train_step(batch, parts, accelerator)), applied
+    mark_step = graph_step_marker(config, accelerator.device)  # as the trainer calls it before each step
+
+    def step() -> Any:
+        mark_step()
+        return train_step(batch, parts, accelerator)
+
+    return step, applied
 
 
 def plain_step(case: Case, args: argparse.Namespace) -> Callable[[], Any]:
@@ -350,7 +372,7 @@ def case_cost(case: Case, args: argparse.Namespace) -> float:
     """Seconds of budget a case must find left before it starts."""
     if args.smoke:
         return 2.0
-    return args.compile_case_s if "compile" in case.switches else args.case_seconds + 10
+    return args.compile_case_s if set(COMPILED) & set(case.switches) else args.case_seconds + 10
 
 
 class TrainCases:
@@ -382,7 +404,7 @@ class TrainCases:
     def basic(self) -> None:
         """The plain loop, the baselines, each switch but compile alone, then images/s at each batch size for the
         baseline and for the switches that won (``fast``)."""
-        run, usable = self.precisions, [name for name in self.usable if name != "compile"]
+        run, usable = self.precisions, [name for name in self.usable if name not in COMPILED]
         self.run([Case("fp32", plain_eager=True, label="plain_eager")] if "fp32" in run else [])
         self.run([Case(precision) for precision in run])
         self.run([Case(p, (name,), label=name) for p in run for name in usable])
@@ -392,16 +414,43 @@ class TrainCases:
         self.run([Case(p, faster[p], b, "fast") for p in run for b in self.args.batch_sizes if faster[p]])
 
     def compiled(self) -> None:
-        """``torch.compile`` alone, then every available switch together (``all``)."""
-        if "compile" in self.usable:
-            self.run([Case(p, ("compile",), label="compile") for p in self.precisions])
+        """Per precision ``torch.compile`` alone (mode default), then CUDA graphs (``cuda_graphs``: compile mode
+        reduce-overhead) at batch 1, compared in ``train["cuda_graphs"]``; then every available switch together
+        (``all``)."""
+        alone = [name for name in COMPILED if name in self.usable]
+        self.run([Case(p, (name,), label=name) for p in self.precisions for name in alone])
+        self.train["cuda_graphs"] = graphs_comparison(self.train, self.precisions)
         if len(self.usable) > 1:
             self.run([Case(p, tuple(self.usable), label="all") for p in self.precisions])
 
 
-def wins(cases: dict[str, dict], precision: str, switch: str, margin: float = 0.03) -> bool:
-    """Whether ``switch`` alone measured more than ``margin`` faster than the baseline at batch 1."""
-    base, alone = cases.get(f"{precision}-baseline-b1", {}), cases.get(f"{precision}-{switch}-b1", {})
+def graphs_comparison(train: dict[str, Any], precisions: list[str]) -> dict[str, Any]:
+    """Per precision, the batch-1 step under CUDA graphs against the plain step (``baseline``: switches off;
+    ``plain_eager``) and ``compile`` (mode default): step times, speed-ups (> 1: CUDA graphs faster) and ``pays``
+    (more than 3% faster than both the baseline and compile); why not, where it did not run."""
+    reason = train["switches_not_measured"].get("cuda_graphs")
+    if reason:
+        return {"skipped": f"{reason} (CUDA graphs: torch.compile mode reduce-overhead)"}
+    cases, compared = train["cases"], {}
+    for precision in precisions:
+        graphs = cases.get(f"{precision}-cuda_graphs-b1", {})
+        row: dict[str, Any] = {"cuda_graphs_step_s": graphs.get("step_s")}
+        if "step_s" not in graphs:
+            skipped = train["cases_skipped"].get(f"{precision}-cuda_graphs-b1")
+            row["not_measured"] = graphs.get("error") or skipped or "not run"
+        for label in ("baseline", "plain_eager", "compile"):
+            other = cases.get(f"{precision}-{label}-b1", {})
+            row[f"{label}_step_s"] = other.get("step_s")
+            if "step_s" in graphs and "step_s" in other:
+                row[f"speedup_vs_{label}"] = round(other["step_s"] / graphs["step_s"], 3)
+        row["pays"] = all(wins(cases, precision, "cuda_graphs", against=label) for label in ("baseline", "compile"))
+        compared[precision] = row
+    return compared
+
+
+def wins(cases: dict[str, dict], precision: str, switch: str, margin: float = 0.03, against: str = "baseline") -> bool:
+    """Whether ``switch`` alone measured more than ``margin`` faster than ``against`` (the baseline) at batch 1."""
+    base, alone = cases.get(f"{precision}-{against}-b1", {}), cases.get(f"{precision}-{switch}-b1", {})
     return "step_s" in base and "step_s" in alone and alone["step_s"] < base["step_s"] * (1 - margin)
 
 

@@ -16,6 +16,8 @@ DIRECTIONS = ("AtoB", "BtoA")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 TRACKERS = ("tensorboard", "trackio", "wandb", "none")
 MIXED_PRECISION = ("no", "fp16", "bf16")
+# torch.compile modes of --compile_mode; "reduce-overhead" adds CUDA graphs (CUDA only).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 SIZE_MODES = ("pad", "resize")
 BACKENDS = ("auto", "onnxruntime", "torch")
 # The generator's number format on onnxruntime: "auto" uses a shipped int8 graph where the CPU makes it faster.

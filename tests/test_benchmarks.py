@@ -118,6 +118,29 @@ def test_bench_gpu_applies_channels_last_itself_where_the_library_did_not():
     assert batch["input"].is_contiguous(memory_format=torch.channels_last)
 
 
+def test_bench_gpu_cuda_graphs_case_is_compile_reduce_overhead_compared_with_plain_and_compile():
+    import bench_gpu
+
+    switches = bench_gpu.probe_switches()
+    assert switches["cuda_graphs"]["field"] == "compile_mode" and not switches["cuda_graphs"]["default_on"]
+    settings = bench_gpu.switch_settings(switches, ("cuda_graphs",))
+    assert settings["compile"] is True and settings["compile_mode"] == "reduce-overhead"
+    assert bench_gpu.switch_settings(switches, ("compile",))["compile_mode"] == "default"
+    cpu = bench_gpu.parse_args(["--smoke", "--device", "cpu"])
+    reason = bench_gpu.usable_switches(cpu, switches)[1]["cuda_graphs"]
+    train = {"switches_not_measured": {"cuda_graphs": reason}, "cases": {}, "cases_skipped": {}}
+    assert bench_gpu.graphs_comparison(train, ["fp32"])["skipped"].startswith("needs CUDA")
+    cases = {f"fp32-{label}-b1": {"step_s": s} for label, s in (("baseline", 0.02), ("compile", 0.015))}
+    cases["fp32-cuda_graphs-b1"] = {"step_s": 0.01}
+    train = {"switches_not_measured": {}, "cases": cases, "cases_skipped": {"bf16-cuda_graphs-b1": "time budget"}}
+    compared = bench_gpu.graphs_comparison(train, ["fp32", "bf16"])
+    assert compared["fp32"]["speedup_vs_baseline"] == 2.0 and compared["fp32"]["speedup_vs_compile"] == 1.5
+    assert compared["fp32"]["pays"] and "speedup_vs_plain_eager" not in compared["fp32"]
+    assert compared["bf16"]["not_measured"] == "time budget" and not compared["bf16"]["pays"]
+    cases["fp32-cuda_graphs-b1"] = {"step_s": 0.0149}  # faster than compile by under 3%: does not pay
+    assert not bench_gpu.graphs_comparison(train, ["fp32"])["fp32"]["pays"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU smoke run; a GPU runs the full check")
 def test_bench_gpu_smoke_runs_on_cpu_in_seconds(tmp_path):
     """``bench_gpu.py --smoke``: every section runs on a CPU, the report names what ran, and the CUDA-marked test

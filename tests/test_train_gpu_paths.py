@@ -287,6 +287,60 @@ def test_compile_gives_the_same_training_steps_and_reports_its_time():
     reset_accelerate()
 
 
+def record_compile_modes(monkeypatch) -> list[tuple[str, str | None]]:
+    """``nn.Module.compile`` replaced by a recorder of ``(class name, mode)``: nothing is compiled."""
+    modes: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **kw: modes.append((type(self).__name__, kw["mode"])))
+    return modes
+
+
+def test_compile_mode_flag_is_off_by_default_and_its_mistakes_get_one_line_errors():
+    from pix2pix_hub.training.arguments import config_from_args, training_parser
+
+    assert TrainingConfig().compile_mode == "default"
+    parsed = config_from_args(["--compile", "--compile_mode", "reduce-overhead"], training_parser())
+    assert parsed.compile and parsed.compile_mode == "reduce-overhead"
+    parsed.check()
+    for mode in ("reduce-overhead", "max-autotune"):
+        with pytest.raises(ConfigError, match=f"^--compile_mode {mode} without --compile: add --compile") as error:
+            TrainingConfig(compile_mode=mode).check()
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="--compile_mode 'fast' is not supported; choose one of default, "):
+        TrainingConfig(compile=True, compile_mode="fast").check()
+    with pytest.raises(SystemExit):
+        config_from_args(["--compile", "--compile_mode", "fast"], training_parser())
+
+
+def test_compile_mode_reaches_torch_compile_and_cuda_graphs_need_cuda(monkeypatch):
+    generator, discriminator = tiny_networks()
+    modes, said = record_compile_modes(monkeypatch), []
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")  # only the choice is made here: nothing runs on CUDA
+    speed.compile_networks(TrainingConfig(compile_mode="max-autotune"), generator, discriminator, device=cpu)
+    assert modes == []  # no --compile: nothing compiled
+    graphs = TrainingConfig(compile=True, compile_mode="reduce-overhead")
+    for config, device in ((TrainingConfig(compile=True, compile_mode="max-autotune"), cpu), (graphs, gpu)):
+        speed.compile_networks(config, generator, discriminator, device=device, say=said.append)
+        assert modes[-2:] == [("UNetGenerator", config.compile_mode), ("PatchDiscriminator", config.compile_mode)]
+    assert said == []
+    speed.compile_networks(graphs, generator, discriminator, device=cpu, say=said.append)
+    assert [mode for _, mode in modes[-2:]] == ["default", "default"]
+    assert len(said) == 1 and "CUDA graphs need a CUDA device" in said[0] and "compiles as default" in said[0]
+    # The mark of a new CUDA-graph iteration before each step: only where CUDA graphs run.
+    assert speed.graph_step_marker(graphs, gpu) is torch.compiler.cudagraph_mark_step_begin
+    for config, device in ((graphs, cpu), (TrainingConfig(compile=True), gpu), (TrainingConfig(), gpu)):
+        assert speed.graph_step_marker(config, device) is not torch.compiler.cudagraph_mark_step_begin
+
+
+def test_a_cpu_run_with_cuda_graphs_asked_compiles_as_default_and_says_so(data, tmp_path, monkeypatch, capsys):
+    modes, marks = record_compile_modes(monkeypatch), []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    result = run(tiny_config(data, tmp_path, max_train_steps=2, compile=True, compile_mode="reduce-overhead"))
+    assert result.global_step == 2
+    assert [mode for _, mode in modes] == ["default", "default"] and len(modes) == 2  # G and D, once each
+    assert "--compile_mode reduce-overhead: CUDA graphs need a CUDA device" in capsys.readouterr().out
+    assert marks == []
+
+
 # ----- on a GPU -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -313,6 +367,40 @@ def test_gpu_switches_train_on_cuda(data, tmp_path, capsys):
     result = run(tiny_config(data, tmp_path, max_train_steps=2, **switches))
     assert "torch.compile: the first step" in capsys.readouterr().out
     assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_graphs_train_the_same_steps_as_eager_on_cuda(data, tmp_path, monkeypatch):
+    """``--compile --compile_mode reduce-overhead``: three steps with the losses of the eager run (within float
+    noise of other kernels), the step marked before each, and no graph skipped by CUDA graphs."""
+    from torch._dynamo.utils import counters
+
+    from pix2pix_hub.training import trainer
+
+    losses, marks, original_step = [], [], trainer.train_step
+    mark = torch.compiler.cudagraph_mark_step_begin
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1) or mark())
+
+    def recording_step(*args):
+        step_losses = original_step(*args)
+        losses[-1].append({name: float(value) for name, value in step_losses.items()})
+        return step_losses
+
+    monkeypatch.setattr(trainer, "train_step", recording_step)
+    common = {"max_train_steps": 3, "no_dropout": True}  # compiled code draws dropout masks with its own generator
+    for settings in ({}, {"compile": True, "compile_mode": "reduce-overhead"}):
+        torch._dynamo.reset()
+        counters.clear()
+        losses.append([])
+        run(tiny_config(data, tmp_path / str(len(losses)), **common, **settings))
+    eager, graphed = losses
+    assert len(eager) == len(graphed) == 3 and len(marks) == 3
+    for step, (a, b) in enumerate(zip(eager, graphed)):
+        tolerance = 1e-3 if step == 0 else 2e-2  # Adam's first steps amplify float noise
+        assert a.keys() == b.keys()
+        assert all(b[name] == pytest.approx(a[name], rel=tolerance, abs=tolerance) for name in a), (step, a, b)
+    assert counters["inductor"]["cudagraph_skips"] == 0, dict(counters["inductor"])
 
 
 def test_checkpoint_exports_see_the_fp32_eager_forward_and_training_gets_its_wrapper_back():

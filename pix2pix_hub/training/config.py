@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..constants import (
+    COMPILE_MODES,
     DIRECTIONS,
     GAN_MODES,
     INIT_TYPES,
@@ -271,6 +272,10 @@ class TrainingConfig:
     compile: bool = field(
         default=False,
         metadata=_arg("torch.compile both networks (the compile time is printed after the first step)."),
+    )
+    compile_mode: str = field(
+        default="default",
+        metadata=_arg("With --compile: torch.compile's mode; reduce-overhead: CUDA graphs (CUDA).", COMPILE_MODES),
     )
     ddp_timeout: int = field(
         default=3600,

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from ..constants import CHANNEL_COUNTS, MIXED_PRECISION, TRACKERS
+from ..constants import CHANNEL_COUNTS, COMPILE_MODES, MIXED_PRECISION, TRACKERS
 from ..data.streaming import stream_args_error
 from ..models.registry import (
     GENERATOR_PRESETS,
@@ -40,8 +40,21 @@ def check_config(config: TrainingConfig) -> None:
             "--compile with --gan_mode wgangp: torch.compile has no double backward, which the gradient penalty "
             "needs. Drop --compile, or choose another --gan_mode."
         )
+    check_compile_mode(config)
     if not config.init_from:
         check_shapes(config)
+
+
+def check_compile_mode(config: TrainingConfig) -> None:
+    """``--compile_mode`` is one of torch.compile's modes and comes with ``--compile`` (it changes nothing alone).
+    ``reduce-overhead`` on a CPU is not refused: the device is known only at the start of training, which compiles
+    as ``default`` there and says so (``speed.compile_networks``)."""
+    if config.compile_mode not in COMPILE_MODES:
+        raise ConfigError(
+            f"--compile_mode {config.compile_mode!r} is not supported; choose one of {', '.join(COMPILE_MODES)}."
+        )
+    if config.compile_mode != "default" and not config.compile:
+        raise ConfigError(f"--compile_mode {config.compile_mode} without --compile: add --compile, or drop the mode.")
 
 
 def check_finite(config: TrainingConfig) -> None:

@@ -2,7 +2,8 @@
 
 ``--channels_last`` (networks and batches in channels_last memory format), ``--cudnn_benchmark`` (cuDNN times its
 convolution algorithms once per size; the sizes of a run are fixed), ``--tf32`` (fp32 matmuls and convolutions on
-TF32 tensor cores, Ampere and later) and ``--compile`` (``torch.compile`` of both networks). The process-wide ones
+TF32 tensor cores, Ampere and later) and ``--compile`` (``torch.compile`` of both networks; ``--compile_mode
+reduce-overhead`` adds CUDA graphs of their forward and backward passes). The process-wide ones
 (cuDNN autotuning, TF32) are set only while the run trains and put back after (``backend_switches``).
 """
 
@@ -62,12 +63,45 @@ def backend_switches(config: TrainingConfig) -> Iterator[None]:
             setattr(owner, name, value)
 
 
-def compile_networks(config: TrainingConfig, *networks: nn.Module) -> None:
+def compile_mode(config: TrainingConfig, device: torch.device | None) -> str:
+    """The torch.compile mode of a run: ``--compile_mode``, but ``default`` for ``reduce-overhead`` (CUDA graphs)
+    off CUDA, where there are no CUDA graphs to capture (``device`` None: the mode as given)."""
+    if config.compile_mode == "reduce-overhead" and device is not None and device.type != "cuda":
+        return "default"
+    return config.compile_mode
+
+
+def compile_networks(
+    config: TrainingConfig,
+    *networks: nn.Module,
+    device: torch.device | None = None,
+    say: Callable[[str], None] | None = None,
+) -> None:
     """``--compile``: each (unwrapped) network compiled in place (``nn.Module.compile``), so DDP, Accelerate's
-    unwrapping and the state dict see the same modules; compiled lazily, at the first step (``FirstStepClock``)."""
-    if config.compile:
-        for network in networks:
-            network.compile()
+    unwrapping and the state dict see the same modules; compiled lazily, at the first step (``FirstStepClock``).
+
+    Args:
+        config: the run's ``--compile`` and ``--compile_mode``.
+        networks: the unwrapped networks (G, D).
+        device: where the run trains; ``reduce-overhead`` compiles as ``default`` off CUDA (``compile_mode``).
+        say: prints that fallback; nothing else is said.
+    """
+    if not config.compile:
+        return
+    mode = compile_mode(config, device)
+    if mode != config.compile_mode and say is not None:
+        say(f"--compile_mode {config.compile_mode}: CUDA graphs need a CUDA device; on {device} it compiles as {mode}.")
+    for network in networks:
+        network.compile(mode=mode)
+
+
+def graph_step_marker(config: TrainingConfig, device: torch.device) -> Callable[[], None]:
+    """What to call before each training step: under CUDA graphs (``--compile --compile_mode reduce-overhead`` on
+    CUDA) torch's mark of a new iteration, so the graphs' output memory of the step before may be reused; a no-op
+    otherwise. The step itself stays as it is."""
+    if config.compile and compile_mode(config, device) == "reduce-overhead":
+        return torch.compiler.cudagraph_mark_step_begin
+    return lambda: None
 
 
 def fp32_eager(accelerator: Any, prepared: nn.Module) -> nn.Module:

@@ -161,7 +161,8 @@ class Trainer:
         self.parts = make_step_parts(config, generator, discriminator, optimizer_g, optimizer_d, accelerator.device)
         speed.give_generator_its_scaler(self.parts, accelerator)
         self.generator = accelerator.unwrap_model(generator)  # what validation scores and the model folder holds
-        speed.compile_networks(config, self.generator, accelerator.unwrap_model(discriminator))
+        unwrapped_d, device = accelerator.unwrap_model(discriminator), accelerator.device
+        speed.compile_networks(config, self.generator, unwrapped_d, device=device, say=accelerator.print)
         # --niter_fix_global: the local enhancer's global generator, held fixed for its first epochs (fix_global)
         self.global_parameters = tuple(self.generator.global_body.parameters()) if config.niter_fix_global else ()
         self.updates_per_epoch = self.data.updates_per_epoch
@@ -209,10 +210,12 @@ class Trainer:
         """Train to ``total_steps``: a D-then-G step per batch; after each update, log, checkpoint, validate, and
         stop with a checkpoint if SIGTERM/SIGINT came (``TrainingInterrupted``)."""
         clock = speed.FirstStepClock(self.config.compile)
+        mark_step = speed.graph_step_marker(self.config, self.accelerator.device)  # CUDA graphs: a new iteration
         with self.signals, speed.backend_switches(self.config):
             for epoch, batch in self.batches():
                 self.fix_global(epoch)
                 clock.start()
+                mark_step()
                 losses = train_step(batch, self.parts, self.accelerator)
                 clock.stop(self.say)
                 self.throughput.add(batch["input"].shape[0] * self.accelerator.num_processes)
