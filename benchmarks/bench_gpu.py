@@ -41,6 +41,7 @@ import dataclasses
 import faulthandler
 import gc
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -532,13 +533,19 @@ def tests_section(args: argparse.Namespace, budget: TimeBound) -> dict[str, Any]
     timeout = max(1.0, min(args.tests_timeout, budget.left() - 60))
     with tempfile.TemporaryDirectory() as scratch:
         junit = Path(scratch) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+        # -v: a line per test as it ends, so a run stopped by the timeout still says which tests passed or failed
+        command = [sys.executable, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider", f"--junitxml={junit}"]
         command += ["--continue-on-collection-errors", *args.tests]
         start = time.perf_counter()
         try:
             completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"command": " ".join(command[1:]), "error": f"stopped after {timeout:.0f} s"}
+        except subprocess.TimeoutExpired as stopped:
+            output = stopped.stdout.decode(errors="replace") if isinstance(stopped.stdout, bytes) else stopped.stdout
+            return {
+                "command": " ".join(command[1:]),
+                "error": f"stopped after {timeout:.0f} s (--tests_timeout)",
+                "ended_before_the_stop": tests_ended(output or ""),
+            }
         result = {"command": " ".join(command[1:]), "returncode": completed.returncode}
         result["seconds"] = round(time.perf_counter() - start, 1)
         result |= junit_counts(junit) if junit.is_file() else {"output_tail": completed.stdout[-2000:]}
@@ -547,6 +554,12 @@ def tests_section(args: argparse.Namespace, budget: TimeBound) -> dict[str, Any]
     if not result["ok"] or result.get("collection_errors"):
         result["output_tail"] = (completed.stdout + completed.stderr)[-3000:]
     return result
+
+
+def tests_ended(verbose_output: str) -> dict[str, str]:
+    """``{test id: PASSED | FAILED | SKIPPED | ERROR}`` for each test ``pytest -v`` reported as ended."""
+    ended = re.findall(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR)", verbose_output, flags=re.MULTILINE)
+    return dict(ended)
 
 
 def junit_counts(path: Path) -> dict[str, Any]:
@@ -583,7 +596,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget_s", type=float, default=420.0, help="time bound of the whole run, in seconds")
     parser.add_argument("--json_out", default=None, help="the report file (default: benchmarks/results/gpu-check.json)")
     parser.add_argument("--tests", nargs="*", default=["tests"], help="where pytest -m cuda looks (none: skip)")
-    parser.add_argument("--tests_timeout", type=float, default=150.0, help="seconds for the CUDA-marked tests")
+    parser.add_argument("--tests_timeout", type=float, default=200.0, help="seconds for the CUDA-marked tests")
     parser.add_argument("--steps", type=int, default=30, help="timed updates per case at most")
     parser.add_argument("--warmup", type=int, default=5, help="untimed updates per case (the first is timed apart)")
     parser.add_argument("--case_seconds", type=float, default=5.0, help="time bound of each case's timed updates")

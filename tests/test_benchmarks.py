@@ -55,6 +55,27 @@ def test_bench_train_report_without_bf16_has_no_bf16_ratio():
     assert bench_train.speedups(results, [4])["bf16_train_step"] == pytest.approx(2.0)
 
 
+def test_bench_gpu_keeps_what_the_cuda_tests_said_when_their_timeout_stops_them(tmp_path):
+    import bench_gpu
+
+    slow = tmp_path / "test_slow_cuda.py"
+    slow.write_text(
+        "import time, pytest\n"
+        "pytestmark = pytest.mark.cuda\n"
+        "def test_quick():\n    pass\n"
+        "def test_broken():\n    assert False\n"
+        "def test_stuck():\n    time.sleep(60)\n"
+    )
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_configure(config):\n    config.addinivalue_line('markers', 'cuda: a GPU test')\n"
+    )
+    args = bench_gpu.parse_args(["--smoke", "--device", "cpu", "--tests", str(slow), "--tests_timeout", "5"])
+    result = bench_gpu.tests_section(args, bench_gpu.TimeBound(600))
+    assert "stopped after 5 s" in result["error"]
+    ended = {name.split("::")[-1]: outcome for name, outcome in result["ended_before_the_stop"].items()}
+    assert ended == {"test_quick": "PASSED", "test_broken": "FAILED"}
+
+
 def test_bench_gpu_precisions_follow_native_bf16(monkeypatch):
     import bench_common
     import bench_gpu
