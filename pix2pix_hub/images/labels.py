@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .palettes import nearest_classes
+
 # Modes whose pixel values are integers as stored: palette indices, 8-bit, 16-bit and 32-bit grey, 1-bit.
 INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I;16N", "I", "1")
 MAX_LISTED_VALUES = 5
@@ -257,10 +259,4 @@ def labels_to_image(labels: np.ndarray | torch.Tensor, label_nc: int) -> Image.I
 def colors_to_labels(rgb: np.ndarray, label_nc: int) -> np.ndarray:
     """``(H, W, 3)`` uint8 painted in ``label_palette`` colours -> ``(H, W)`` class indices of the nearest palette
     colour (a brush's anti-aliased edges snap to a class; the Space's drawing tab)."""
-    palette = label_palette(label_nc).astype(np.int32)
-    pixels = np.asarray(rgb)[..., :3].reshape(-1, 1, 3).astype(np.int32)
-    nearest = np.empty(pixels.shape[0], dtype=np.int64)
-    for start in range(0, pixels.shape[0], 65536):  # bounded memory: chunk x classes distances at a time
-        chunk = pixels[start : start + 65536]
-        nearest[start : start + 65536] = ((chunk - palette[None]) ** 2).sum(axis=2).argmin(axis=1)
-    return nearest.reshape(np.asarray(rgb).shape[:2])
+    return nearest_classes(np.asarray(rgb)[..., :3], label_palette(label_nc))[0]
