@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -146,6 +147,17 @@ def machine() -> dict[str, Any]:
         description["gpu_capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
         description["cuda"] = torch.version.cuda
     return description
+
+
+def run_worker(script: str, worker: str, argv: list[str], timeout: float | None) -> dict | None:
+    """``script --worker worker`` in a fresh Python process (a case's memory and threads start clean there): the
+    JSON object on its last stdout line; None when it ran past ``timeout`` seconds (it is stopped)."""
+    command = [sys.executable, script, *argv, "--worker", worker]
+    try:
+        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike | None) -> None:

@@ -39,7 +39,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -47,7 +46,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from bench_common import TimeBound, write_report  # this folder is on sys.path when the script runs
+from bench_common import TimeBound, run_worker, write_report  # this folder is on sys.path when the script runs
 
 from pix2pix_hub.performance import cpu_capabilities, peak_rss_mb, rss_mb, tune_allocator
 from pix2pix_hub.training import StepParts, TrainingConfig, train_step
@@ -140,16 +139,6 @@ def run_case(case: Case, args: argparse.Namespace) -> dict:
     return result
 
 
-def run_in_fresh_process(case: Case, argv: list[str], timeout: float | None) -> dict | None:
-    """The case's figures from a fresh process; None when it ran past ``timeout`` seconds (it is stopped)."""
-    command = [sys.executable, __file__, *argv, "--worker", case.name]
-    try:
-        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def savings(results: list[dict]) -> list[dict]:
     """Per case, checkpointing's effect: memory added by training and step time, with / without."""
     by_name = {result["name"]: result for result in results}
@@ -210,7 +199,7 @@ def main() -> None:
     results, skipped = [], {}
     for name in args.only or cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        result = run_in_fresh_process(cases[name], argv, timeout=2 * args.max_seconds + 300)
+        result = run_worker(__file__, name, argv, timeout=2 * args.max_seconds + 300)
         if result is None:
             skipped[name] = f"stopped after 2 x --max_seconds + 300 s ({2 * args.max_seconds + 300:.0f} s)"
             print(f"  {skipped[name]}", file=sys.stderr)
