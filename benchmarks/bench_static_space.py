@@ -55,18 +55,12 @@ from pix2pix_hub.hub.static_space import ISOLATION_HEADERS, build_static_space
 from pix2pix_hub.inference.quantize import DEFAULT_MIN_PSNR_DB, QuantizationQualityError
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "spaces_app"))
+from local_server import BROWSER_ARGS, CHROMIUM  # noqa: E402  (the browser the tests check the page in)
+
 FACADES = ROOT.parent / "shared" / "data" / "facades" / "train"
-CHROMIUM = Path("/usr/bin/chromium")
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "static-space.json"
 MODEL_ID = "someone/facades"  # the name the page shows; the files come from --model_base (this script's server)
-BROWSER_ARGS = [  # as tests/test_space_static.py launches it
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GRAPHS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 MODES = {"threads": True, "1thread": False}  # page variant -> cross-origin isolated
 UPLOAD_FILE = "1.jpg"

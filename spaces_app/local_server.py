@@ -1,4 +1,5 @@
-"""Start ``app.py`` as its own process on a free local port and wait until it answers (tests, benchmarks).
+"""Start ``app.py`` as its own process on a free local port and wait until it answers, and the headless browser
+the pages are checked in (tests, benchmarks).
 
 Running the real script, rather than importing it, exercises exactly what ``python spaces_app/app.py`` does,
 including the environment variables it reads.
@@ -19,6 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium: the browser the pages are checked in (no download)
+BROWSER_ARGS = [  # headless in a container, nothing fetched beside the page
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+sys.path.insert(0, str(ROOT / "spaces_app"))
+from local_server import BROWSER_ARGS, CHROMIUM, running_app  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,20 +28,9 @@ pytestmark = [
 pytest.importorskip("gradio")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-sys.path.insert(0, str(ROOT / "spaces_app"))
 from facade_palette import draw_facade  # noqa: E402
-from local_server import running_app  # noqa: E402
 
 from pix2pix_hub import Pix2Pix, unet_128  # noqa: E402
-
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def output_image(page, elem_id: str, timeout_ms: int = 60_000) -> Image.Image:

@@ -34,18 +34,12 @@ from pix2pix_hub.inference.quantize import int8_report
 from pix2pix_hub.models import UNetGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
+sys.path.insert(0, str(ROOT / "spaces_app"))
+from local_server import BROWSER_ARGS, CHROMIUM  # noqa: E402
+
 FACADES_TRAIN = ROOT.parent / "shared" / "data" / "facades" / "train"
 ARTIFACTS = ROOT / "test-artifacts"
 MODEL_ID = "someone/facades-tiny"
-BROWSER_ARGS = [  # as tests/test_space_browser.py launches it
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # WebGPU without a GPU: Chromium's SwiftShader implements Vulkan on the CPU, and WebGPU runs on it.
 WEBGPU_ARGS = [
     "--no-sandbox",
