@@ -31,7 +31,7 @@ ALLOWED = {
     f"{P}.hub.model_card": (*NETWORKS, *MODEL_FACTS),
     f"{P}.hub.space_build": (*MODEL_FACTS, f"{P}.hub.model_card"),
     f"{P}.hub.ort_web": FACTS,
-    f"{P}.hub.static_space": (*PIPELINE, f"{P}.hub.ort_web"),
+    f"{P}.hub.static_space": (*PIPELINE, f"{P}.hub.ort_web", f"{P}.hub.space_build"),  # its push_space
     f"{P}.data": (*IMAGES, *MODEL_FACTS, f"{P}.data"),
     f"{P}.inference": tuple(m for m in PIPELINE if m != f"{P}.inference")
     + tuple(

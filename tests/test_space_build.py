@@ -320,6 +320,7 @@ def test_from_the_hub_the_page_loads_the_commit_read_and_the_space_is_pushed_sta
 
     asked = []
     monkeypatch.setattr("pix2pix_hub.hub.static_space.HfApi", HubModelApi)
+    monkeypatch.setattr("pix2pix_hub.hub.space_build.HfApi", HubModelApi)  # the push (space_build.push_space)
     monkeypatch.setattr(
         "pix2pix_hub.hub.static_space.hf_hub_download",
         lambda model_id, name, revision, token: asked.append((model_id, name, revision)) or str(repo / name),

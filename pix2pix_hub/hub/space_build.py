@@ -261,11 +261,13 @@ def build_space(
     return target
 
 
-def push_space(folder: Path, space_id: str, *, private: bool | None = None, token: str | None = None) -> str:
-    """Create the Gradio Space ``space_id`` if needed and upload ``folder``; returns the Space's URL."""
+def push_space(
+    folder: Path, space_id: str, *, sdk: str = "gradio", private: bool | None = None, token: str | None = None
+) -> str:
+    """Create the Space ``space_id`` (``sdk``: ``gradio`` or ``static``) if needed and upload ``folder``; returns the
+    Space's URL."""
     api = HfApi(token=token)
-    repo = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo.repo_id, repo_type="space", folder_path=str(folder), commit_message="Build the pix2pix Space"
-    )
+    repo = api.create_repo(space_id, repo_type="space", space_sdk=sdk, private=private, exist_ok=True)
+    message = "Build the static Space" if sdk == "static" else "Build the pix2pix Space"
+    api.upload_folder(repo_id=repo.repo_id, repo_type="space", folder_path=str(folder), commit_message=message)
     return f"https://huggingface.co/spaces/{repo.repo_id}"

@@ -36,6 +36,7 @@ from ..models.registry import GENERATOR_CLASSES
 from .ids import is_hub_id
 from .model_info import ModelInfo
 from .ort_web import ORT_WEB_FILES, ORT_WEB_VERSION, WASM_FILES, WEBGPU_FILES, ort_web_files
+from .space_build import push_space
 
 PAGE_FILES = ("index.html", "app.js", "pix2pix.js", "style.css")
 CONFIG_FILE = "space.json"
@@ -259,15 +260,5 @@ def build_static_space(
         write_json(staging / CONFIG_FILE, config)
         write_text(staging / "README.md", readme_text(model_id, config, license=license))
     if push:
-        push_static_space(target, push, private=private, token=token)
+        push_space(target, push, sdk="static", private=private, token=token)
     return target
-
-
-def push_static_space(folder: Path, space_id: str, *, private: bool | None = None, token: str | None = None) -> str:
-    """Create the static Space ``space_id`` if needed and upload ``folder``; returns the Space's URL."""
-    api = HfApi(token=token)
-    repo = api.create_repo(space_id, repo_type="space", space_sdk="static", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo.repo_id, repo_type="space", folder_path=str(folder), commit_message="Build the static Space"
-    )
-    return f"https://huggingface.co/spaces/{repo.repo_id}"
