@@ -246,3 +246,22 @@ def test_onnx_export_with_baked_spectral_norm():
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     (output,) = session.run(None, {"labels": labels.numpy(), "z": z.numpy()})
     assert np.abs(output - expected).max() < 1e-4
+
+
+def test_the_papers_widths_run_a_non_square_map_with_the_encoder_and_save_load(tmp_path):
+    """The preset at its defaults (ngf 64, SPADE hidden 128, 16 ngf = 1024 channels at the lowest resolution, spectral
+    norm, the style encoder): a non-square 256x128 map goes through, and the encoder's code steers it."""
+    torch.manual_seed(0)
+    generator = build_generator("spade", in_channels=13, use_vae=True).eval()
+    assert generator.config["ngf"] == 64 and generator.config["spade_hidden"] == 128
+    labels = F.one_hot(torch.randint(0, 13, (1, 128, 256)), 13).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        mu, logvar = generator.encode(torch.rand(1, 3, 128, 256) * 2 - 1)
+        styled, plain = generator(labels, mu), generator(labels)
+    assert mu.shape == logvar.shape == (1, 256)
+    assert styled.shape == plain.shape == (1, 3, 128, 256)
+    assert styled.abs().max() <= 1 and not torch.equal(styled, plain)
+    generator.save_pretrained(tmp_path)
+    loaded = SPADEGenerator.from_pretrained(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(loaded(labels, mu), styled)
